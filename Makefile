@@ -21,7 +21,7 @@ BPFTOOL ?= bpftool
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE $(SAN) \
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE $(SAN) \
 	  -Iuser -Icache -Ibpf -I$(B)
 LDFLAGS += $(SAN)
 LIBS := -levent -levent_openssl -levent_pthreads -lssl -lcrypto -lbpf -lelf -lz -lpthread

@@ -1,0 +1,27 @@
+/* Logging: one line per event on stderr, in a form journald and `kubectl logs` read well
+ * ("2026-11-22T00:50:13.123Z info  lotad: message"). The level can change at runtime. */
+#ifndef LOTA_LOG_H
+#define LOTA_LOG_H
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+int log_level_parse(const char *s, enum log_level *out);
+const char *log_level_name(enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)                                                                              \
+	do {                                                                                       \
+		if (log_get_level() >= LOG_INFO)                                                   \
+			log_msg(LOG_INFO, __VA_ARGS__);                                            \
+	} while (0)
+#define log_debug(...)                                                                             \
+	do {                                                                                       \
+		if (log_get_level() >= LOG_DEBUG)                                                  \
+			log_msg(LOG_DEBUG, __VA_ARGS__);                                           \
+	} while (0)
+
+#endif

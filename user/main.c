@@ -1,0 +1,102 @@
+/* lotad: parse the configuration, start the workers, run the control thread (admin
+ * endpoint, signals, periodic tasks) until SIGTERM or SIGINT. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "admin.h"
+#include "log.h"
+#include "lotad.h"
+#include "metrics.h"
+
+static int config_check(struct lotad *d, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	enum log_level lv;
+
+	if (log_level_parse(d->cfg.log_level, &lv) < 0) {
+		snprintf(err, errlen, "log-level: '%s' is not error, warn, info or debug", d->cfg.log_level);
+		return -EINVAL;
+	}
+	log_set_level(lv);
+	if (!d->cfg.origin[0]) {
+		snprintf(err, errlen, "origin: required (e.g. --origin http://127.0.0.1:7480)");
+		return -EINVAL;
+	}
+	if (addr_parse(d->cfg.listen, &ss, &len) < 0) {
+		snprintf(err, errlen, "listen: '%s' is not a HOST:PORT address", d->cfg.listen);
+		return -EINVAL;
+	}
+	if (addr_parse(d->cfg.admin, &ss, &len) < 0) {
+		snprintf(err, errlen, "admin: '%s' is not a HOST:PORT address", d->cfg.admin);
+		return -EINVAL;
+	}
+	if (!d->cfg.max_connections || !d->cfg.client_timeout || !d->cfg.origin_timeout) {
+		snprintf(err, errlen, "max-connections, client-timeout and origin-timeout must be > 0");
+		return -EINVAL;
+	}
+	return origin_init(&d->origin, d->cfg.origin, d->cfg.ca_file, err, errlen);
+}
+
+void lotad_refresh_gauges(struct lotad *d)
+{
+}
+
+void lotad_render_extra_metrics(struct lotad *d, struct evbuffer *out)
+{
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct lotad *d = arg;
+
+	log_info("signal %d: stopping", (int)sig);
+	event_base_loopbreak(d->control_base);
+}
+
+int main(int argc, char **argv)
+{
+	static struct lotad d;
+	struct event *sigterm = NULL, *sigint = NULL;
+	char err[1024];
+	int r;
+
+	r = config_load(&d.cfg, argc, argv, err, sizeof(err));
+	if (r == 1)
+		return 0;
+	if (r < 0 || config_check(&d, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lotad: %s\n", err);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads();
+	d.control_base = event_base_new();
+	if (!d.control_base || admin_start(&d, err, sizeof(err)) < 0) {
+		log_error("admin: %s", err);
+		return 1;
+	}
+	r = server_start(&d);
+	if (r < 0) {
+		log_error("cannot start workers: %s", strerror(-r));
+		return 1;
+	}
+	sigterm = evsignal_new(d.control_base, SIGTERM, on_signal, &d);
+	sigint = evsignal_new(d.control_base, SIGINT, on_signal, &d);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	log_info("listening on %s (%d workers), origin %s, admin %s", d.cfg.listen, d.nworkers,
+		 d.cfg.origin, d.cfg.admin);
+	event_base_dispatch(d.control_base);
+	server_stop(&d);
+	event_free(sigterm);
+	event_free(sigint);
+	origin_free(&d.origin);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,77 @@
+/* Process-wide counters, updated with relaxed atomics from any thread and rendered in
+ * Prometheus text format by the admin endpoint. */
+#ifndef LOTA_METRICS_H
+#define LOTA_METRICS_H
+
+#include <stdint.h>
+
+struct evbuffer;
+
+#define METRICS(X)                                                                                  \
+	X(requests_total, counter, "client requests parsed")                                      \
+	X(responses_2xx, counter, "responses with a 2xx status")                                  \
+	X(responses_3xx, counter, "responses with a 3xx status")                                  \
+	X(responses_4xx, counter, "responses with a 4xx status")                                  \
+	X(responses_5xx, counter, "responses with a 5xx status")                                  \
+	X(bad_requests, counter, "requests refused as malformed, oversize or ambiguous")          \
+	X(connections_accepted, counter, "client connections accepted")                            \
+	X(connections_refused, counter, "client connections refused at max-connections")          \
+	X(connections_open, gauge, "client connections open now")                                 \
+	X(client_timeouts, counter, "client connections closed for silence")                      \
+	X(client_aborts, counter, "client connections closed before their response ended")        \
+	X(origin_requests, counter, "requests sent to the origin")                                \
+	X(origin_errors, counter, "origin connect, TLS or protocol failures")                     \
+	X(origin_timeouts, counter, "origin requests that timed out")                             \
+	X(origin_aborts, counter, "responses cut because the origin failed mid-body")            \
+	X(origin_retries, counter, "requests resent after a stale keep-alive connection")         \
+	X(bytes_from_client, counter, "request body bytes received from clients")                 \
+	X(bytes_to_client, counter, "response body bytes sent to clients")                        \
+	X(bytes_from_origin, counter, "response body bytes received from the origin")             \
+	X(cache_hits, counter, "object reads served from the cache")                              \
+	X(cache_misses, counter, "object reads filled from the origin")                           \
+	X(cache_bypasses, counter, "object reads not cached (size, no-store, no credentials)")     \
+	X(cache_bytes_served, counter, "body bytes served from the cache")                        \
+	X(cache_fills_started, counter, "cache fills started")                                    \
+	X(cache_fills_committed, counter, "cache fills committed")                                \
+	X(cache_fills_aborted, counter, "cache fills abandoned")                                  \
+	X(cache_coalesced, counter, "readers that followed another request's fill")               \
+	X(cache_invalidations, counter, "entries dropped after a write or a 404")                 \
+	X(cache_evictions, counter, "entries evicted by LRU")                                     \
+	X(cache_bytes_used, gauge, "bytes held by committed cache entries")                       \
+	X(cache_capacity_bytes, gauge, "cache capacity")                                          \
+	X(cache_entries, gauge, "committed cache entries")
+
+enum metric {
+#define X(name, type, help) M_##name,
+	METRICS(X)
+#undef X
+	M__COUNT
+};
+
+extern uint64_t metrics[M__COUNT];
+
+static inline void metric_add(enum metric m, uint64_t v)
+{
+	__atomic_fetch_add(&metrics[m], v, __ATOMIC_RELAXED);
+}
+
+static inline void metric_sub(enum metric m, uint64_t v)
+{
+	__atomic_fetch_sub(&metrics[m], v, __ATOMIC_RELAXED);
+}
+
+static inline void metric_set(enum metric m, uint64_t v)
+{
+	__atomic_store_n(&metrics[m], v, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t metric_get(enum metric m)
+{
+	return __atomic_load_n(&metrics[m], __ATOMIC_RELAXED);
+}
+
+void metric_status(int status);
+/* Appends every metric as `lota_<name> <value>` with HELP and TYPE lines. */
+void metrics_render(struct evbuffer *out);
+
+#endif

@@ -1,0 +1,221 @@
+/* Connections to the origin. TLS verifies the certificate chain and the host name and
+ * sends SNI; a plain http:// origin gets a plain socket. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "origin.h"
+
+static int split_host_port(const char *s, char *host, size_t hcap, char *port, size_t pcap,
+			   const char *def_port)
+{
+	const char *colon, *hs = s, *he;
+
+	if (*s == '[') {
+		he = strchr(s, ']');
+		if (!he)
+			return -EINVAL;
+		hs = s + 1;
+		colon = he[1] == ':' ? he + 1 : NULL;
+		if (he[1] && !colon)
+			return -EINVAL;
+	} else {
+		colon = strrchr(s, ':');
+		he = colon ? colon : s + strlen(s);
+	}
+	if (he == hs || (size_t)(he - hs) >= hcap)
+		return -EINVAL;
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
+	if (colon) {
+		if (!colon[1] || strlen(colon + 1) >= pcap || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+			return -EINVAL;
+		strcpy(port, colon + 1);
+	} else {
+		if (!def_port)
+			return -EINVAL;
+		snprintf(port, pcap, "%s", def_port);
+	}
+	return 0;
+}
+
+static int resolve(const char *host, const char *port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	int r = getaddrinfo(host, port, &hints, &res);
+
+	if (r != 0)
+		return -EHOSTUNREACH;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[256], port[8];
+
+	if (split_host_port(s, host, sizeof(host), port, sizeof(port), NULL) < 0)
+		return -EINVAL;
+	return resolve(host, port, ss, len);
+}
+
+const char *addr_str(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
+	} else {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
+	}
+	return buf;
+}
+
+static int tls_setup(struct origin *o, const char *ca_file, char *err, size_t errlen)
+{
+	o->ssl_ctx = SSL_CTX_new(TLS_client_method());
+	if (!o->ssl_ctx) {
+		snprintf(err, errlen, "origin: TLS context: %s", ERR_reason_error_string(ERR_get_error()));
+		return -ENOMEM;
+	}
+	SSL_CTX_set_min_proto_version(o->ssl_ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(o->ssl_ctx, SSL_VERIFY_PEER, NULL);
+	if (ca_file && *ca_file) {
+		if (SSL_CTX_load_verify_locations(o->ssl_ctx, ca_file, NULL) != 1) {
+			snprintf(err, errlen, "ca-file: %s: cannot load certificates", ca_file);
+			return -EINVAL;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(o->ssl_ctx) != 1) {
+		snprintf(err, errlen, "origin: cannot load the system's CA certificates");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int origin_init(struct origin *o, const char *url, const char *ca_file, char *err, size_t errlen)
+{
+	const char *rest;
+	char hostport[300];
+	size_t n;
+
+	memset(o, 0, sizeof(*o));
+	if (strncasecmp(url, "http://", 7) == 0) {
+		rest = url + 7;
+	} else if (strncasecmp(url, "https://", 8) == 0) {
+		rest = url + 8;
+		o->is_tls = true;
+	} else {
+		snprintf(err, errlen, "origin: '%s' is not an http:// or https:// URL", url);
+		return -EINVAL;
+	}
+	n = strcspn(rest, "/");
+	if (n == 0 || n >= sizeof(hostport) || (rest[n] && strcmp(rest + n, "/") != 0)) {
+		snprintf(err, errlen, "origin: '%s': want scheme://host[:port] with no path", url);
+		return -EINVAL;
+	}
+	memcpy(hostport, rest, n);
+	hostport[n] = '\0';
+	if (split_host_port(hostport, o->host, sizeof(o->host), o->port, sizeof(o->port),
+			    o->is_tls ? "443" : "80") < 0) {
+		snprintf(err, errlen, "origin: '%s': bad host or port", url);
+		return -EINVAL;
+	}
+	snprintf(o->label, sizeof(o->label), "%s", hostport);
+	if (resolve(o->host, o->port, &o->addr, &o->addrlen) < 0) {
+		snprintf(err, errlen, "origin: %s: cannot resolve host", o->host);
+		return -EHOSTUNREACH;
+	}
+	return o->is_tls ? tls_setup(o, ca_file, err, errlen) : 0;
+}
+
+void origin_free(struct origin *o)
+{
+	SSL_CTX_free(o->ssl_ctx);
+	o->ssl_ctx = NULL;
+}
+
+static SSL *tls_session(struct origin *o)
+{
+	SSL *ssl = SSL_new(o->ssl_ctx);
+	struct in6_addr ip;
+	bool is_ip = inet_pton(AF_INET, o->host, &ip) == 1 || inet_pton(AF_INET6, o->host, &ip) == 1;
+
+	if (!ssl)
+		return NULL;
+	if (!is_ip)
+		SSL_set_tlsext_host_name(ssl, o->host);
+	/* Check the certificate names the origin: a DNS name or an IP address SAN. */
+	if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), o->host) != 1
+		  : SSL_set1_host(ssl, o->host) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	return ssl;
+}
+
+struct bufferevent *origin_connect(struct origin *o, struct event_base *base)
+{
+	struct bufferevent *bev;
+	int one = 1;
+
+	if (o->is_tls) {
+		SSL *ssl = tls_session(o);
+
+		if (!ssl) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+		if (!bev) {
+			SSL_free(ssl);
+			errno = ENOMEM;
+			return NULL;
+		}
+	} else {
+		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+		if (!bev) {
+			errno = ENOMEM;
+			return NULL;
+		}
+	}
+	if (bufferevent_socket_connect(bev, (struct sockaddr *)&o->addr, (int)o->addrlen) < 0) {
+		int e = errno ? errno : ECONNREFUSED;
+
+		bufferevent_free(bev);
+		errno = e;
+		return NULL;
+	}
+	setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return bev;
+}
+
+const char *origin_tls_error(struct bufferevent *bev, char *buf, size_t len)
+{
+	unsigned long e;
+
+	buf[0] = '\0';
+	while ((e = bufferevent_get_openssl_error(bev)) != 0)
+		ERR_error_string_n(e, buf, len);
+	return buf;
+}

@@ -1,0 +1,36 @@
+/* The origin: its URL, its resolved address, the TLS context that verifies it, and a
+ * way to open a (TLS) bufferevent to it. */
+#ifndef LOTA_ORIGIN_H
+#define LOTA_ORIGIN_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct bufferevent;
+typedef struct ssl_ctx_st SSL_CTX;
+
+struct origin {
+	bool is_tls;
+	char host[256]; /* name for SNI and certificate checks, without brackets */
+	char port[8];
+	char label[300]; /* "host:port" for logs */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	SSL_CTX *ssl_ctx;
+};
+
+/* Parses http://HOST[:PORT] or https://HOST[:PORT], resolves HOST once, and sets up
+ * certificate and host-name verification (ca_file, or the system's CAs). */
+int origin_init(struct origin *o, const char *url, const char *ca_file, char *err, size_t errlen);
+void origin_free(struct origin *o);
+/* A bufferevent connecting to the origin (TLS if https); NULL with errno on failure. */
+struct bufferevent *origin_connect(struct origin *o, struct event_base *base);
+/* Why the last TLS operation on bev failed, for a log line; "" if it was not TLS. */
+const char *origin_tls_error(struct bufferevent *bev, char *buf, size_t len);
+/* Splits "HOST:PORT" or "[V6]:PORT" into a socket address (numeric or resolved). */
+int addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+/* "HOST:PORT" text of a socket address. */
+const char *addr_str(const struct sockaddr *sa, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,613 @@
+/* The request path of one client connection: parse the head, relay the request to the
+ * origin byte-for-byte (signed headers intact), stream both bodies with backpressure,
+ * and keep the connection alive between requests. Errors before the response started
+ * become S3-style XML errors; after that, the client's connection is cut so that a
+ * short body can never pass as complete. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "conn.h"
+#include "http.h"
+#include "log.h"
+#include "lotad.h"
+#include "metrics.h"
+#include "reply.h"
+
+static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void origin_read_cb(struct bufferevent *bev, void *arg);
+static void origin_write_cb(struct bufferevent *bev, void *arg);
+static void origin_event_cb(struct bufferevent *bev, short what, void *arg);
+static void pump_request(struct conn *c);
+static void pump_response(struct conn *c);
+
+static double elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static void exchange_free(struct exchange *x)
+{
+	if (!x)
+		return;
+	free(x->head);
+	free(x);
+}
+
+static void origin_drop(struct conn *c)
+{
+	if (c->obev)
+		bufferevent_free(c->obev);
+	c->obev = NULL;
+	c->origin_reused = false;
+	c->origin_read_paused = false;
+}
+
+static void conn_free(struct conn *c)
+{
+	origin_drop(c);
+	exchange_free(c->x);
+	bufferevent_free(c->cbev);
+	metric_sub(M_connections_open, 1);
+	free(c);
+}
+
+/* Stop reading from the client and free the connection once its output is flushed. */
+static void conn_close_after_flush(struct conn *c)
+{
+	c->closing = true;
+	bufferevent_disable(c->cbev, EV_READ);
+	bufferevent_set_timeouts(c->cbev, NULL, NULL);
+	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
+		conn_free(c);
+}
+
+/* The origin failed after the response had started: cut the client off. */
+static void conn_abort(struct conn *c, const char *why)
+{
+	struct exchange *x = c->x;
+
+	if (x)
+		log_warn("%s %.*s: %s after %llu body bytes; connection closed", c->peer,
+			 (int)x->req.target.n, x->req.target.p, why, (unsigned long long)x->bytes_out);
+	conn_free(c);
+}
+
+static void log_exchange(struct conn *c)
+{
+	struct exchange *x = c->x;
+
+	metric_status(x->status);
+	log_info("%.*s bucket=%s key=%s status=%d bytes=%llu ms=%.1f route=%s client=%s",
+		 (int)x->req.method.n, x->req.method.p, x->s3.bucket[0] ? x->s3.bucket : "-",
+		 x->s3.key[0] ? x->s3.key : "-", x->status, (unsigned long long)x->bytes_out,
+		 elapsed_ms(&x->t0), x->route, c->peer);
+}
+
+/* A reply of our own (an error) ends the exchange; the connection closes after it when
+ * the request body was not read or the framing cannot be trusted. */
+static void reply_and_finish(struct conn *c, int status, const char *code, const char *msg,
+			     bool close_conn)
+{
+	struct exchange *x = c->x;
+	const char *resource = "";
+	char rbuf[HTTP_LINE_MAX + 1];
+
+	if (x) {
+		size_t n = x->req.target.n < HTTP_LINE_MAX ? x->req.target.n : HTTP_LINE_MAX;
+
+		memcpy(rbuf, x->req.target.p, n);
+		rbuf[strcspn(rbuf, "?") < n ? strcspn(rbuf, "?") : n] = '\0';
+		resource = rbuf;
+		x->status = status;
+	}
+	reply_error(bufferevent_get_output(c->cbev), status, code, msg, resource, close_conn);
+	if (x) {
+		log_exchange(c);
+		exchange_free(x);
+		c->x = NULL;
+	} else {
+		metric_status(status);
+	}
+	if (close_conn) {
+		origin_drop(c);
+		conn_close_after_flush(c);
+	}
+}
+
+static void set_client_timeout(struct conn *c, bool reading)
+{
+	struct timeval tv = {.tv_sec = (time_t)c->w->d->cfg.client_timeout};
+
+	bufferevent_set_timeouts(c->cbev, reading ? &tv : NULL, &tv);
+}
+
+static void set_origin_timeout(struct conn *c, bool active)
+{
+	struct timeval tv = {.tv_sec = (time_t)c->w->d->cfg.origin_timeout};
+
+	bufferevent_set_timeouts(c->obev, active ? &tv : NULL, active ? &tv : NULL);
+}
+
+static int origin_open(struct conn *c)
+{
+	struct lotad *d = c->w->d;
+
+	c->obev = origin_connect(&d->origin, c->w->base);
+	if (!c->obev)
+		return -errno;
+	c->origin_reused = false;
+	bufferevent_setcb(c->obev, origin_read_cb, origin_write_cb, origin_event_cb, c);
+	bufferevent_setwatermark(c->obev, EV_WRITE, CONN_PIPE_HIGH / 2, 0);
+	bufferevent_set_max_single_read(c->obev, CONN_READ_MAX);
+	bufferevent_set_max_single_write(c->obev, CONN_READ_MAX);
+	bufferevent_enable(c->obev, EV_READ | EV_WRITE);
+	return 0;
+}
+
+/* Sends the request head to the origin: exactly the client's bytes, so signatures hold. */
+static int origin_send_request(struct conn *c)
+{
+	struct exchange *x = c->x;
+	char msg[256];
+	int r;
+
+	if (!c->obev && (r = origin_open(c)) < 0) {
+		metric_add(M_origin_errors, 1);
+		snprintf(msg, sizeof(msg), "origin %s: connect: %s", c->w->d->origin.label, strerror(-r));
+		log_warn("%s", msg);
+		reply_and_finish(c, 502, "BadGateway", msg, true);
+		return r;
+	}
+	metric_add(M_origin_requests, 1);
+	set_origin_timeout(c, true);
+	evbuffer_add(bufferevent_get_output(c->obev), x->head, x->head_len);
+	return 0;
+}
+
+static void start_relay(struct conn *c)
+{
+	struct exchange *x = c->x;
+
+	x->route = "relay";
+	if (origin_send_request(c) < 0)
+		return;
+	pump_request(c);
+}
+
+static void route_request(struct conn *c)
+{
+	struct exchange *x = c->x;
+	struct lotad *d = c->w->d;
+
+	if (s3_classify(&x->req, d->cfg.host, &x->s3) < 0) {
+		reply_and_finish(c, 400, "InvalidURI", "the request target could not be parsed", true);
+		return;
+	}
+	start_relay(c);
+}
+
+/* A complete request head is in the client's input: take it and start the exchange. */
+static int take_head(struct conn *c, const char *buf, size_t head_len)
+{
+	struct exchange *x = calloc(1, sizeof(*x));
+
+	if (!x)
+		return -ENOMEM;
+	x->head = malloc(head_len);
+	if (!x->head) {
+		free(x);
+		return -ENOMEM;
+	}
+	memcpy(x->head, buf, head_len);
+	x->head_len = head_len;
+	/* Re-parse the copy so that every pointer refers to memory the exchange owns. */
+	http_parse_request(x->head, head_len, &x->req);
+	clock_gettime(CLOCK_MONOTONIC, &x->t0);
+	x->req_left = x->req.content_length;
+	x->req_body_done = x->req.body == HTTP_BODY_NONE;
+	http_chunked_init(&x->req_chunked);
+	evbuffer_drain(bufferevent_get_input(c->cbev), head_len);
+	c->x = x;
+	return 0;
+}
+
+static void on_request_head(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	size_t len = evbuffer_get_length(in), want = len < HTTP_HEAD_MAX + 2 ? len : HTTP_HEAD_MAX + 2;
+	const char *buf;
+	struct http_msg *m;
+	int r;
+
+	if (len == 0)
+		return;
+	buf = (const char *)evbuffer_pullup(in, (ssize_t)want);
+	m = malloc(sizeof(*m));
+	if (!m) {
+		conn_free(c);
+		return;
+	}
+	r = http_parse_request(buf, want, m);
+	if (r == -EAGAIN && want > HTTP_HEAD_MAX)
+		r = -EMSGSIZE;
+	if (r == 0)
+		r = take_head(c, buf, m->head_len);
+	free(m);
+	if (r == -EAGAIN)
+		return;
+	if (r < 0) {
+		metric_add(M_bad_requests, 1);
+		log_info("%s: bad request: %s (status %d)", c->peer, strerror(-r), http_error_status(r));
+		reply_and_finish(c, http_error_status(r), "BadRequest",
+				 r == -ENOMEM ? "out of memory" : "malformed or oversize request head", true);
+		return;
+	}
+	metric_add(M_requests_total, 1);
+	set_client_timeout(c, !c->x->req_body_done);
+	route_request(c);
+}
+
+/* Moves body bytes from src to dst as the framing allows; returns 1 when the body is
+ * complete, 0 if more is to come, -EBADMSG on bad chunked framing. */
+static int move_body(struct evbuffer *src, struct evbuffer *dst, enum http_body framing,
+		     uint64_t *left, struct http_chunked *ch, uint64_t *moved)
+{
+	size_t avail = evbuffer_get_length(src), take = 0;
+	int done = 0;
+
+	if (framing == HTTP_BODY_LENGTH) {
+		take = *left < avail ? (size_t)*left : avail;
+		*left -= take;
+		done = *left == 0;
+	} else if (framing == HTTP_BODY_CHUNKED) {
+		struct evbuffer_iovec v[16];
+		int n = evbuffer_peek(src, (ssize_t)avail, NULL, v, 16);
+
+		for (int i = 0; i < n && i < 16 && !done; i++) {
+			size_t used;
+
+			done = http_chunked_scan(ch, v[i].iov_base, v[i].iov_len, &used);
+			take += used;
+			if (done < 0)
+				return done;
+		}
+	} else if (framing == HTTP_BODY_CLOSE) {
+		take = avail;
+	} else {
+		return 1;
+	}
+	if (take)
+		evbuffer_remove_buffer(src, dst, take);
+	*moved += take;
+	return done;
+}
+
+static void pump_request(struct conn *c)
+{
+	struct exchange *x = c->x;
+	struct evbuffer *out;
+	uint64_t moved = 0;
+	int r;
+
+	if (!x || x->req_body_done || !c->obev)
+		return;
+	out = bufferevent_get_output(c->obev);
+	r = move_body(bufferevent_get_input(c->cbev), out, x->req.body, &x->req_left,
+		      &x->req_chunked, &moved);
+	metric_add(M_bytes_from_client, moved);
+	if (r < 0) {
+		metric_add(M_bad_requests, 1);
+		if (!x->resp_head_sent)
+			reply_and_finish(c, 400, "IncompleteBody", "malformed chunked request body", true);
+		else
+			conn_abort(c, "malformed chunked request body");
+		return;
+	}
+	if (r == 1) {
+		x->req_body_done = true;
+		set_client_timeout(c, false);
+	}
+	if (evbuffer_get_length(out) >= CONN_PIPE_HIGH) {
+		bufferevent_disable(c->cbev, EV_READ);
+		c->client_read_paused = true;
+	}
+}
+
+/* The exchange is over: log it and either wait for the next request or close. */
+static void finish_exchange(struct conn *c)
+{
+	struct exchange *x = c->x;
+	bool keep = x->req.keep_alive && x->resp_keep_alive && x->req_body_done;
+
+	log_exchange(c);
+	if (!x->resp_keep_alive || !x->req_body_done)
+		origin_drop(c);
+	else if (c->obev)
+		set_origin_timeout(c, false);
+	exchange_free(x);
+	c->x = NULL;
+	if (!keep) {
+		conn_close_after_flush(c);
+		return;
+	}
+	c->origin_reused = c->obev != NULL;
+	set_client_timeout(c, true);
+	if (c->client_read_paused) {
+		c->client_read_paused = false;
+		bufferevent_enable(c->cbev, EV_READ);
+	}
+	/* A pipelined request may already be waiting. */
+	on_request_head(c);
+}
+
+/* Forwards the origin's head; when we must close after this response (the request body
+ * was not read), tell the client so in the head. */
+static void send_response_head(struct conn *c, const char *buf, struct http_msg *m)
+{
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	struct exchange *x = c->x;
+
+	if (x->req_body_done || !x->req.keep_alive || http_find(m, "connection")) {
+		evbuffer_add(out, buf, m->head_len);
+		return;
+	}
+	evbuffer_add(out, buf, m->head_len - 2);
+	evbuffer_add(out, "Connection: close\r\n\r\n", 21);
+	x->req.keep_alive = false;
+}
+
+/* Parses response heads from the origin; interim 1xx heads go to the client as they are. */
+static int on_response_head(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->obev);
+	struct exchange *x = c->x;
+	struct http_msg *m = malloc(sizeof(*m));
+	int r = -EAGAIN;
+
+	if (!m)
+		return -ENOMEM;
+	while (!x->resp_head_sent) {
+		size_t len = evbuffer_get_length(in);
+		size_t want = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
+		const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)want);
+
+		r = len ? http_parse_response(buf, want, &x->req.method, m) : -EAGAIN;
+		if (r == -EAGAIN && len >= HTTP_HEAD_MAX)
+			r = -EMSGSIZE;
+		if (r < 0)
+			break;
+		if (m->status >= 100 && m->status < 200) {
+			if (m->status != 101)
+				evbuffer_add(bufferevent_get_output(c->cbev), buf, m->head_len);
+			evbuffer_drain(in, m->head_len);
+			continue;
+		}
+		x->status = m->status;
+		x->resp_body = m->body;
+		x->resp_left = m->content_length;
+		x->resp_keep_alive = m->keep_alive;
+		http_chunked_init(&x->resp_chunked);
+		send_response_head(c, buf, m);
+		evbuffer_drain(in, m->head_len);
+		x->resp_head_sent = true;
+	}
+	free(m);
+	return x->resp_head_sent ? 0 : r;
+}
+
+static void pump_response(struct conn *c)
+{
+	struct exchange *x = c->x;
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	uint64_t moved = 0;
+	int r;
+
+	r = move_body(bufferevent_get_input(c->obev), out, x->resp_body, &x->resp_left,
+		      &x->resp_chunked, &moved);
+	x->bytes_out += moved;
+	metric_add(M_bytes_from_origin, moved);
+	metric_add(M_bytes_to_client, moved);
+	if (r < 0) {
+		metric_add(M_origin_errors, 1);
+		conn_abort(c, "malformed chunked response from origin");
+		return;
+	}
+	if (r == 1) {
+		x->resp_done = true;
+		finish_exchange(c);
+		return;
+	}
+	if (evbuffer_get_length(out) >= CONN_PIPE_HIGH) {
+		bufferevent_disable(c->obev, EV_READ);
+		c->origin_read_paused = true;
+	}
+}
+
+static void origin_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	int r;
+
+	if (!c->x) {
+		/* Bytes from an idle origin connection: it is not in a state we can reuse. */
+		origin_drop(c);
+		return;
+	}
+	if (!c->x->resp_head_sent) {
+		r = on_response_head(c);
+		if (r == -EAGAIN)
+			return;
+		if (r < 0) {
+			metric_add(M_origin_errors, 1);
+			log_warn("origin %s: bad response head: %s", c->w->d->origin.label, strerror(-r));
+			reply_and_finish(c, 502, "BadGateway", "the origin sent a malformed response", true);
+			return;
+		}
+	}
+	pump_response(c);
+}
+
+/* A reused keep-alive connection may have been closed by the origin just as we sent on
+ * it; a request without a body can safely go again on a fresh connection, once. */
+static bool retry_on_fresh_connection(struct conn *c)
+{
+	struct exchange *x = c->x;
+
+	if (!c->origin_reused || x->origin_retried || x->req.body != HTTP_BODY_NONE)
+		return false;
+	x->origin_retried = true;
+	metric_add(M_origin_retries, 1);
+	origin_drop(c);
+	return origin_send_request(c) == 0;
+}
+
+static void origin_failed(struct conn *c, short what)
+{
+	struct exchange *x = c->x;
+	char msg[512], tls[256];
+	const char *why;
+
+	if (x->resp_head_sent && x->resp_body == HTTP_BODY_CLOSE && (what & BEV_EVENT_EOF)) {
+		pump_response(c);
+		if (c->x == x) {
+			x->resp_done = true;
+			x->resp_keep_alive = false;
+			finish_exchange(c);
+		}
+		return;
+	}
+	if (x->resp_head_sent) {
+		metric_add(M_origin_aborts, 1);
+		conn_abort(c, "origin closed mid-response");
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_input(c->obev)) == 0 && retry_on_fresh_connection(c))
+		return;
+	why = (what & BEV_EVENT_TIMEOUT) ? "timed out"
+	      : (what & BEV_EVENT_EOF)   ? "closed the connection before responding"
+	      : *origin_tls_error(c->obev, tls, sizeof(tls)) ? tls
+	      : strerror(EVUTIL_SOCKET_ERROR());
+	snprintf(msg, sizeof(msg), "origin %s: %s", c->w->d->origin.label, why);
+	log_warn("%s", msg);
+	if (what & BEV_EVENT_TIMEOUT) {
+		metric_add(M_origin_timeouts, 1);
+		reply_and_finish(c, 504, "GatewayTimeout", msg, true);
+	} else {
+		metric_add(M_origin_errors, 1);
+		reply_and_finish(c, 502, "BadGateway", msg, true);
+	}
+}
+
+static void origin_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (!c->x) {
+		origin_drop(c);
+		return;
+	}
+	origin_failed(c, what);
+}
+
+static void origin_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->client_read_paused && !c->closing) {
+		c->client_read_paused = false;
+		bufferevent_enable(c->cbev, EV_READ);
+		pump_request(c);
+	}
+}
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->closing) {
+		evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+		return;
+	}
+	if (!c->x)
+		on_request_head(c);
+	else if (!c->x->req_body_done)
+		pump_request(c);
+}
+
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_free(c);
+		return;
+	}
+	if (c->origin_read_paused && c->obev) {
+		c->origin_read_paused = false;
+		bufferevent_enable(c->obev, EV_READ);
+		if (c->x)
+			pump_response(c);
+	}
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	bool has_bytes = evbuffer_get_length(bufferevent_get_input(bev)) > 0;
+
+	if ((what & BEV_EVENT_TIMEOUT) && !c->closing) {
+		metric_add(M_client_timeouts, 1);
+		if (c->x || has_bytes) {
+			log_info("%s: client timed out mid-request", c->peer);
+			reply_and_finish(c, 408, "RequestTimeout", "the client was silent for too long", true);
+			return;
+		}
+	} else if (c->x && !c->closing) {
+		metric_add(M_client_aborts, 1);
+		log_info("%s: client closed mid-request", c->peer);
+	}
+	conn_free(c);
+}
+
+void conn_accept(struct worker *w, int fd, const char *peer)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->w = w;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	c->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->cbev) {
+		close(fd);
+		free(c);
+		return;
+	}
+	metric_add(M_connections_open, 1);
+	bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
+	/* Bound what a client can make us buffer: reading stops at the high watermark. */
+	bufferevent_setwatermark(c->cbev, EV_READ, 0, CONN_READ_MAX + HTTP_HEAD_MAX);
+	bufferevent_setwatermark(c->cbev, EV_WRITE, CONN_PIPE_HIGH / 2, 0);
+	bufferevent_set_max_single_read(c->cbev, CONN_READ_MAX);
+	bufferevent_set_max_single_write(c->cbev, 4 * CONN_PIPE_HIGH);
+	set_client_timeout(c, true);
+	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+}

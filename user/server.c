@@ -1,0 +1,132 @@
+/* Worker threads: each has its own event base and its own SO_REUSEPORT listener on the
+ * listen address, so the kernel spreads connections and no lock sits on the accept path. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "conn.h"
+#include "log.h"
+#include "lotad.h"
+#include "metrics.h"
+
+#define LISTEN_BACKLOG 4096
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+		      void *arg)
+{
+	struct worker *w = arg;
+	char peer[64];
+	int one = 1;
+
+	metric_add(M_connections_accepted, 1);
+	if (metric_get(M_connections_open) >= w->d->cfg.max_connections) {
+		metric_add(M_connections_refused, 1);
+		log_warn("max-connections (%llu) reached: refusing %s",
+			 (unsigned long long)w->d->cfg.max_connections, addr_str(sa, peer, sizeof(peer)));
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	evutil_make_socket_nonblocking(fd);
+	conn_accept(w, fd, addr_str(sa, peer, sizeof(peer)));
+}
+
+/* A listening socket of our own, so that SO_REUSEPORT is set before bind. */
+int listen_socket(const char *addr, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1;
+
+	if (addr_parse(addr, &ss, &len) < 0) {
+		snprintf(err, errlen, "'%s' is not a HOST:PORT address", addr);
+		return -EINVAL;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
+		goto fail;
+	return fd;
+fail:
+	snprintf(err, errlen, "%s: %s", addr, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -errno;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+static int worker_init(struct lotad *d, struct worker *w, int id)
+{
+	char err[256];
+	int fd;
+
+	w->d = d;
+	w->id = id;
+	w->base = event_base_new();
+	if (!w->base)
+		return -ENOMEM;
+	fd = listen_socket(d->cfg.listen, err, sizeof(err));
+	if (fd < 0) {
+		log_error("listen: %s", err);
+		return fd;
+	}
+	w->listener = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!w->listener) {
+		close(fd);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int server_start(struct lotad *d)
+{
+	int n = (int)d->cfg.workers, r;
+
+	if (n <= 0)
+		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (n <= 0)
+		n = 1;
+	d->workers = calloc((size_t)n, sizeof(*d->workers));
+	if (!d->workers)
+		return -ENOMEM;
+	d->nworkers = n;
+	for (int i = 0; i < n; i++) {
+		r = worker_init(d, &d->workers[i], i);
+		if (r < 0)
+			return r;
+	}
+	for (int i = 0; i < n; i++) {
+		r = pthread_create(&d->workers[i].thread, NULL, worker_main, &d->workers[i]);
+		if (r != 0)
+			return -r;
+	}
+	return 0;
+}
+
+void server_stop(struct lotad *d)
+{
+	for (int i = 0; i < d->nworkers; i++)
+		if (d->workers[i].base)
+			event_base_loopexit(d->workers[i].base, NULL);
+	for (int i = 0; i < d->nworkers; i++)
+		if (d->workers[i].thread)
+			pthread_join(d->workers[i].thread, NULL);
+}
