@@ -35,6 +35,7 @@ struct steer {
 	struct bpf_link *links[LINK_MAX];
 	bool is_msg_attached;
 	bool is_pin_links;
+	bool is_pin_dir_ours;	/* on bpffs and ours to clean: only then unpin */
 	int cgroup_fd;
 	char cgroup[PATH_MAX];
 	char pin_dir[PATH_MAX];
@@ -323,8 +324,10 @@ int steer_start(const struct steer_opts *o, struct steer **out, char *err, size_
 	if (rc)
 		goto err;
 	rc = pin_dir_prepare(s->pin_dir, err, errlen);
-	if (!rc)
-		rc = pins_clear(s->pin_dir, err, errlen);
+	if (rc)
+		goto err;
+	s->is_pin_dir_ours = true;
+	rc = pins_clear(s->pin_dir, err, errlen);
 	if (!rc)
 		rc = pin_all(s, err, errlen);
 	if (!rc)
@@ -367,7 +370,7 @@ void steer_stop(struct steer *s)
 	if (s->is_msg_attached)
 		bpf_prog_detach2(bpf_program__fd(s->skel->progs.steer_msg),
 				 bpf_map__fd(s->skel->maps.steer_clients), BPF_SK_MSG_VERDICT);
-	if (s->skel)
+	if (s->is_pin_dir_ours)
 		unpin_all(s->pin_dir);
 	steer_bpf__destroy(s->skel);
 	if (s->cgroup_fd >= 0)
