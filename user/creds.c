@@ -18,13 +18,13 @@ struct parser {
 	char *err;
 	size_t errlen;
 	size_t line;
-	bool in_section;    /* after the first [section] */
-	bool in_profile;    /* inside [profile] */
+	bool in_section; /* after the first [section] */
+	bool in_profile; /* inside [profile] */
 	bool seen_profile;
 	const char *last_key; /* the key a continuation line would extend, or NULL */
 	size_t key_indent;    /* leading blanks of that key's line */
 	size_t indent;	      /* leading blanks of the current line */
-	unsigned seen_keys; /* bit per known key, to refuse duplicates */
+	unsigned seen_keys;   /* bit per known key, to refuse duplicates */
 };
 
 static int fail(struct parser *p, int rc, const char *fmt, ...)
@@ -82,12 +82,12 @@ static int parse_section(struct parser *p, const char *s, size_t n)
 /* Where a known key's value goes; NULL for keys we ignore (output, aws_security_token...). */
 static char *field(struct parser *p, const char *key, size_t klen, size_t *cap, unsigned *bit)
 {
-	static const char *const keys[] = { "aws_access_key_id", "aws_secret_access_key",
-					    "aws_session_token", "region" };
-	char *const fields[] = { p->out->access_key, p->out->secret_key, p->out->session_token,
-				 p->out->region };
-	const size_t caps[] = { sizeof(p->out->access_key), sizeof(p->out->secret_key),
-				sizeof(p->out->session_token), sizeof(p->out->region) };
+	static const char *const keys[] = {"aws_access_key_id", "aws_secret_access_key",
+					   "aws_session_token", "region"};
+	char *const fields[] = {p->out->access_key, p->out->secret_key, p->out->session_token,
+				p->out->region};
+	const size_t caps[] = {sizeof(p->out->access_key), sizeof(p->out->secret_key),
+			       sizeof(p->out->session_token), sizeof(p->out->region)};
 
 	for (size_t i = 0; i < 4; i++) {
 		if (strlen(keys[i]) == klen && memcmp(keys[i], key, klen) == 0) {
@@ -200,10 +200,10 @@ static int finish(struct parser *p)
 int creds_parse(const char *text, size_t len, const char *profile, struct creds *out, char *err,
 		size_t errlen)
 {
-	struct parser p = { .profile = profile ? profile : CREDS_DEFAULT_PROFILE,
-			    .out = out,
-			    .err = err,
-			    .errlen = errlen };
+	struct parser p = {.profile = profile ? profile : CREDS_DEFAULT_PROFILE,
+			   .out = out,
+			   .err = err,
+			   .errlen = errlen};
 	size_t pos = 0;
 	int rc = 0;
 
@@ -256,8 +256,8 @@ static int read_file(int fd, const struct stat *st, char *buf, size_t *len)
 
 /* Read and parse the file at path. The stamp (optional) is taken from the descriptor
  * that was read, so a file replaced during the load is seen as changed next time. */
-int creds_load(const char *path, const char *profile, struct creds *out,
-	       struct creds_stamp *stamp, char *err, size_t errlen)
+int creds_load(const char *path, const char *profile, struct creds *out, struct creds_stamp *stamp,
+	       char *err, size_t errlen)
 {
 	struct stat st;
 	char *buf = NULL;

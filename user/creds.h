@@ -12,7 +12,7 @@
 #define CREDS_FILE_MAX (64 * 1024) /* a credentials file larger than this is refused */
 #define CREDS_DEFAULT_PROFILE "default"
 #define CREDS_DEFAULT_REGION "us-east-1"
-#define CREDS_ERR_MAX 256	   /* room for an error message */
+#define CREDS_ERR_MAX 256 /* room for an error message */
 
 struct creds {
 	char access_key[128];
@@ -32,8 +32,8 @@ struct creds_stamp {
 
 int creds_parse(const char *text, size_t len, const char *profile, struct creds *out, char *err,
 		size_t errlen);
-int creds_load(const char *path, const char *profile, struct creds *out,
-	       struct creds_stamp *stamp, char *err, size_t errlen);
+int creds_load(const char *path, const char *profile, struct creds *out, struct creds_stamp *stamp,
+	       char *err, size_t errlen);
 int creds_changed(const char *path, struct creds_stamp *stamp);
 void creds_clear(struct creds *c);
 

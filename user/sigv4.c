@@ -63,7 +63,7 @@ static int hexval(unsigned char c)
 static int add_encoded_byte(struct sbuf *b, unsigned char c, bool keep_slash)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	char esc[3] = { '%', hex[c >> 4], hex[c & 15] };
+	char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
 
 	if (is_unreserved(c) || (keep_slash && c == '/'))
 		return sbuf_ch(b, (char)c);
@@ -74,7 +74,7 @@ static int add_encoded_byte(struct sbuf *b, unsigned char c, bool keep_slash)
  * when encoding a key for a path. */
 int sigv4_uri_encode(const char *in, size_t len, bool keep_slash, char *out, size_t cap)
 {
-	struct sbuf b = { out, 0, cap };
+	struct sbuf b = {out, 0, cap};
 	int rc;
 
 	if (cap == 0)
@@ -93,7 +93,7 @@ int sigv4_uri_encode(const char *in, size_t len, bool keep_slash, char *out, siz
  * path (a raw space, UTF-8, '$'...) are escaped. S3 does not normalize dot segments. */
 int sigv4_canonical_uri(const char *path, char *out, size_t cap)
 {
-	struct sbuf b = { out, 0, cap };
+	struct sbuf b = {out, 0, cap};
 	const unsigned char *p = (const unsigned char *)path;
 	int rc = 0;
 
@@ -183,8 +183,8 @@ static int query_split(const char *query, struct sbuf *scratch, struct qparam *q
 int sigv4_canonical_query(const char *query, char *out, size_t cap)
 {
 	char scratch[SIGV4_CANON_MAX];
-	struct sbuf sb = { scratch, 0, sizeof(scratch) };
-	struct sbuf b = { out, 0, cap };
+	struct sbuf sb = {scratch, 0, sizeof(scratch)};
+	struct sbuf b = {out, 0, cap};
 	struct qparam qp[SIGV4_MAX_QUERY_PARAMS];
 	size_t n;
 	int rc;
@@ -265,7 +265,7 @@ int sigv4_canonical_headers(const struct sigv4_header *h, size_t n, char *out, s
 {
 	char names[SIGV4_MAX_HEADERS][SIGV4_HNAME_MAX];
 	size_t order[SIGV4_MAX_HEADERS];
-	struct sbuf b = { out, 0, cap }, sh = { signed_headers, 0, sh_cap };
+	struct sbuf b = {out, 0, cap}, sh = {signed_headers, 0, sh_cap};
 	int rc = 0;
 
 	if (cap == 0 || sh_cap == 0)
@@ -323,7 +323,7 @@ static bool is_payload_hash(const char *s)
 int sigv4_canonical_request(const struct sigv4_request *r, char *out, size_t cap,
 			    char *signed_headers, size_t sh_cap)
 {
-	struct sbuf b = { out, 0, cap };
+	struct sbuf b = {out, 0, cap};
 	int rc;
 
 	if (cap == 0)
@@ -344,8 +344,9 @@ int sigv4_canonical_request(const struct sigv4_request *r, char *out, size_t cap
 		return rc;
 	b.len += strlen(b.p + b.len);
 	rc = sbuf_ch(&b, '\n');
-	rc = rc ? rc : sigv4_canonical_headers(r->headers, r->n_headers, b.p + b.len,
-					       b.cap - b.len, signed_headers, sh_cap);
+	rc = rc ? rc
+		: sigv4_canonical_headers(r->headers, r->n_headers, b.p + b.len, b.cap - b.len,
+					  signed_headers, sh_cap);
 	if (rc)
 		return rc;
 	b.len += strlen(b.p + b.len);
@@ -484,8 +485,9 @@ int sigv4_signature(const unsigned char key[SIGV4_KEY_LEN], const char *sts,
 int sigv4_authorization(const char *access_key, const char *scope, const char *signed_headers,
 			const char *signature, char *out, size_t cap)
 {
-	int n = snprintf(out, cap, SIGV4_ALGORITHM " Credential=%s/%s, SignedHeaders=%s, Signature=%s",
-			 access_key, scope, signed_headers, signature);
+	int n =
+	    snprintf(out, cap, SIGV4_ALGORITHM " Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+		     access_key, scope, signed_headers, signature);
 
 	return (n < 0 || (size_t)n >= cap) ? -ENOSPC : 0;
 }
@@ -494,8 +496,8 @@ int sigv4_authorization(const char *access_key, const char *scope, const char *s
  * ours with ',' and sign something the request does not carry. */
 static bool is_reserved_header(const char *name)
 {
-	static const char *const reserved[] = { "host", "x-amz-date", "x-amz-content-sha256",
-						"x-amz-security-token", "authorization" };
+	static const char *const reserved[] = {"host", "x-amz-date", "x-amz-content-sha256",
+					       "x-amz-security-token", "authorization"};
 
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
 		if (strcasecmp(name, reserved[i]) == 0)
@@ -532,23 +534,25 @@ int sigv4_sign(const struct sigv4_creds *c, const char *region, const char *serv
 	date8[8] = '\0';
 	strcpy(out->content_sha256, payload_hash);
 	out->security_token = has_token ? c->session_token : NULL;
-	h[n++] = (struct sigv4_header){ "host", host };
-	h[n++] = (struct sigv4_header){ "x-amz-content-sha256", out->content_sha256 };
-	h[n++] = (struct sigv4_header){ "x-amz-date", out->amz_date };
+	h[n++] = (struct sigv4_header){"host", host};
+	h[n++] = (struct sigv4_header){"x-amz-content-sha256", out->content_sha256};
+	h[n++] = (struct sigv4_header){"x-amz-date", out->amz_date};
 	if (has_token)
-		h[n++] = (struct sigv4_header){ "x-amz-security-token", c->session_token };
+		h[n++] = (struct sigv4_header){"x-amz-security-token", c->session_token};
 	for (size_t i = 0; i < n_extra; i++)
 		h[n++] = extra[i];
 
-	struct sigv4_request r = { method, path, query, h, n, payload_hash };
+	struct sigv4_request r = {method, path, query, h, n, payload_hash};
 
-	rc = sigv4_canonical_request(&r, creq, sizeof(creq), signed_headers, sizeof(signed_headers));
+	rc =
+	    sigv4_canonical_request(&r, creq, sizeof(creq), signed_headers, sizeof(signed_headers));
 	rc = rc ? rc : sigv4_scope(out->amz_date, region, service, scope, sizeof(scope));
 	rc = rc ? rc : sigv4_string_to_sign(out->amz_date, scope, creq, sts, sizeof(sts));
 	rc = rc ? rc : sigv4_signing_key(c->secret_key, date8, region, service, key);
 	rc = rc ? rc : sigv4_signature(key, sts, sig);
-	rc = rc ? rc : sigv4_authorization(c->access_key, scope, signed_headers, sig,
-					   out->authorization, sizeof(out->authorization));
+	rc = rc ? rc
+		: sigv4_authorization(c->access_key, scope, signed_headers, sig, out->authorization,
+				      sizeof(out->authorization));
 	OPENSSL_cleanse(key, sizeof(key));
 	return rc;
 }
@@ -660,9 +664,9 @@ static int parse_component(const char *s, size_t n, struct sigv4_auth *a, unsign
 		unsigned bit;
 		int (*parse)(const char *, size_t, struct sigv4_auth *);
 	} comps[] = {
-		{ "Credential=", SEEN_CREDENTIAL, parse_credential },
-		{ "SignedHeaders=", SEEN_SIGNED_HEADERS, parse_signed_headers },
-		{ "Signature=", SEEN_SIGNATURE, parse_signature },
+	    {"Credential=", SEEN_CREDENTIAL, parse_credential},
+	    {"SignedHeaders=", SEEN_SIGNED_HEADERS, parse_signed_headers},
+	    {"Signature=", SEEN_SIGNATURE, parse_signature},
 	};
 
 	for (size_t i = 0; i < sizeof(comps) / sizeof(comps[0]); i++) {

@@ -21,7 +21,7 @@
 #define SIGV4_CANON_MAX 16384	  /* canonical request, S3 keys are at most 1024 bytes */
 #define SIGV4_SCOPE_MAX 160
 #define SIGV4_SIGNED_HEADERS_MAX 1024
-#define SIGV4_AUTH_MAX 1536	  /* Authorization header value */
+#define SIGV4_AUTH_MAX 1536 /* Authorization header value */
 #define SIGV4_ACCESS_KEY_MAX 128
 #define SIGV4_REGION_MAX 64
 #define SIGV4_SERVICE_MAX 32
@@ -33,7 +33,7 @@ struct sigv4_creds {
 };
 
 struct sigv4_header {
-	const char *name; /* any case; lowered in the canonical form */
+	const char *name;  /* any case; lowered in the canonical form */
 	const char *value; /* trimmed, inner runs of spaces collapsed */
 };
 

@@ -92,29 +92,29 @@ static void test_errors(void)
 		     "line 3: duplicate key aws_access_key_id");
 	expect_error("[default]\naws_access_key_id = A\n  more\n", NULL, -EINVAL,
 		     "line 3: continuation line not allowed here");
-	expect_error("[default]\n  aws_access_key_id = A\n  aws_secret_access_key = S\n   x\n", NULL,
-		     -EINVAL, "line 4: continuation line not allowed here");
+	expect_error("[default]\n  aws_access_key_id = A\n  aws_secret_access_key = S\n   x\n",
+		     NULL, -EINVAL, "line 4: continuation line not allowed here");
 	expect_error("[default]\naws_access_key_id = A\r\r\n", NULL, -EINVAL,
 		     "line 2: stray CR or NUL byte");
 	expect_error("[default]\naws_access_key_id = A\n", NULL, -EINVAL,
 		     "profile [default] has no aws_secret_access_key");
 	expect_error("[default]\naws_secret_access_key = S\n", NULL, -EINVAL,
 		     "profile [default] has no aws_access_key_id");
-	expect_error("[default]\naws_access_key_id = A\naws_secret_access_key = S\n[default]\n", NULL,
-		     -EINVAL, "line 4: profile [default] appears twice");
+	expect_error("[default]\naws_access_key_id = A\naws_secret_access_key = S\n[default]\n",
+		     NULL, -EINVAL, "line 4: profile [default] appears twice");
 	memset(longval, 'x', sizeof(longval));
 	snprintf(longval, sizeof(longval), "[default]\naws_secret_access_key = %0300d\n", 0);
 	expect_error(longval, NULL, -E2BIG, "line 2: value longer than 255 bytes");
 	memset(big, '#', sizeof(big));
-	CU_ASSERT_EQUAL(creds_parse(big, sizeof(big), NULL, &(struct creds){ 0 }, err, sizeof(err)),
+	CU_ASSERT_EQUAL(creds_parse(big, sizeof(big), NULL, &(struct creds){0}, err, sizeof(err)),
 			-EFBIG);
 	/* NUL inside the text, and a tiny error buffer */
-	CU_ASSERT_EQUAL(creds_parse("[default]\nx\0y = 1\n", 17, NULL, &(struct creds){ 0 }, err,
-				    sizeof(err)),
-			-EINVAL);
-	CU_ASSERT_EQUAL(creds_parse("[default]\n", 10, NULL, &(struct creds){ 0 }, err, 4), -EINVAL);
+	CU_ASSERT_EQUAL(
+	    creds_parse("[default]\nx\0y = 1\n", 17, NULL, &(struct creds){0}, err, sizeof(err)),
+	    -EINVAL);
+	CU_ASSERT_EQUAL(creds_parse("[default]\n", 10, NULL, &(struct creds){0}, err, 4), -EINVAL);
 	CU_ASSERT_EQUAL(strlen(err), 3);
-	CU_ASSERT_EQUAL(creds_parse("[x]\n", 4, NULL, &(struct creds){ 0 }, NULL, 0), -ENOENT);
+	CU_ASSERT_EQUAL(creds_parse("[x]\n", 4, NULL, &(struct creds){0}, NULL, 0), -ENOENT);
 	(void)ok;
 }
 
@@ -130,7 +130,7 @@ static void write_file(const char *path, const char *text)
 static void test_load_and_changed(void)
 {
 	char dir[] = "/tmp/lota-creds-XXXXXX", path[64], tmp[64];
-	struct creds_stamp st = { 0 }, st2 = { 0 };
+	struct creds_stamp st = {0}, st2 = {0};
 	struct creds c;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));

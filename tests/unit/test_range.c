@@ -17,8 +17,8 @@ static void expect_partial(const char *v, uint64_t size, uint64_t first, uint64_
 	enum range_result res = rp(v, size, &r);
 
 	if (res != RANGE_PARTIAL || r.first != first || r.last != last)
-		fprintf(stderr, "\n'%s' size %llu: %d %llu-%llu\n", v, (unsigned long long)size, res,
-			(unsigned long long)r.first, (unsigned long long)r.last);
+		fprintf(stderr, "\n'%s' size %llu: %d %llu-%llu\n", v, (unsigned long long)size,
+			res, (unsigned long long)r.first, (unsigned long long)r.last);
 	CU_ASSERT_EQUAL(res, RANGE_PARTIAL);
 	CU_ASSERT_EQUAL(r.first, first);
 	CU_ASSERT_EQUAL(r.last, last);
@@ -44,13 +44,13 @@ static void test_single_ranges(void)
 	expect_partial("bytes=0-", 100, 0, 99);
 	expect_partial("bytes=-10", 100, 90, 99);
 	expect_partial("bytes=-100", 100, 0, 99);
-	expect_partial("bytes=-1000", 100, 0, 99);	/* suffix longer than the object */
-	expect_partial("bytes=50-1000", 100, 50, 99);	/* last clamped */
-	expect_partial("Bytes=1-2", 100, 1, 2);		/* the unit is case-insensitive */
-	expect_partial("  bytes=1-2\t", 100, 1, 2);	/* OWS around the field value */
-	expect_partial("bytes=0007-0009", 100, 7, 9);	/* leading zeros are digits */
+	expect_partial("bytes=-1000", 100, 0, 99);    /* suffix longer than the object */
+	expect_partial("bytes=50-1000", 100, 50, 99); /* last clamped */
+	expect_partial("Bytes=1-2", 100, 1, 2);	      /* the unit is case-insensitive */
+	expect_partial("  bytes=1-2\t", 100, 1, 2);   /* OWS around the field value */
+	expect_partial("bytes=0007-0009", 100, 7, 9); /* leading zeros are digits */
 	expect_partial("bytes=0-4194303", 256 * MiB, 0, 4 * MiB - 1);
-	CU_ASSERT_EQUAL(range_parse("bytes=0-9XYZ", 9, 100, &(struct range){ 0 }), RANGE_PARTIAL);
+	CU_ASSERT_EQUAL(range_parse("bytes=0-9XYZ", 9, 100, &(struct range){0}), RANGE_PARTIAL);
 }
 
 static void test_unsatisfiable(void)
@@ -65,14 +65,14 @@ static void test_unsatisfiable(void)
 
 static void test_ignored(void)
 {
-	struct range r = { 7, 7 };
+	struct range r = {7, 7};
 
 	expect("", 100, RANGE_WHOLE);
 	expect("bytes", 100, RANGE_WHOLE);
 	expect("bytes=", 100, RANGE_WHOLE);
 	expect("bytes=-", 100, RANGE_WHOLE);
 	expect("bytes=5", 100, RANGE_WHOLE);
-	expect("bytes=9-5", 100, RANGE_WHOLE);	/* last < first: invalid, not unsatisfiable */
+	expect("bytes=9-5", 100, RANGE_WHOLE); /* last < first: invalid, not unsatisfiable */
 	expect("bytes=a-b", 100, RANGE_WHOLE);
 	expect("bytes=1-2-3", 100, RANGE_WHOLE);
 	expect("bytes=+1-2", 100, RANGE_WHOLE);
@@ -89,7 +89,7 @@ static void test_ignored(void)
 	expect("bytes=0-1,", 100, RANGE_WHOLE);
 	CU_ASSERT_EQUAL(range_parse(NULL, 0, 100, &r), RANGE_WHOLE);
 	CU_ASSERT_EQUAL(r.first, 0);
-	CU_ASSERT_EQUAL(range_parse("bytes=0-9", 7, 100, &r), RANGE_WHOLE); /* "bytes=0" */
+	CU_ASSERT_EQUAL(range_parse("bytes=0-9", 7, 100, &r), RANGE_WHOLE);   /* "bytes=0" */
 	CU_ASSERT_EQUAL(range_parse("bytes=0-9", 8, 100, &r), RANGE_PARTIAL); /* "bytes=0-" */
 	CU_ASSERT_EQUAL(r.last, 99);
 }
@@ -112,18 +112,18 @@ static void test_overflow(void)
 static void test_format(void)
 {
 	char buf[RANGE_CONTENT_RANGE_MAX];
-	struct range r = { 0, 9 };
+	struct range r = {0, 9};
 
 	CU_ASSERT_EQUAL(range_format(&r, 100, buf, sizeof(buf)), 0);
 	CU_ASSERT_STRING_EQUAL(buf, "bytes 0-9/100");
-	r = (struct range){ UINT64_MAX - 2, UINT64_MAX - 1 };
+	r = (struct range){UINT64_MAX - 2, UINT64_MAX - 1};
 	CU_ASSERT_EQUAL(range_format(&r, UINT64_MAX, buf, sizeof(buf)), 0);
-	CU_ASSERT_STRING_EQUAL(buf,
-			       "bytes 18446744073709551613-18446744073709551614/18446744073709551615");
+	CU_ASSERT_STRING_EQUAL(
+	    buf, "bytes 18446744073709551613-18446744073709551614/18446744073709551615");
 	CU_ASSERT_EQUAL(range_format(&r, UINT64_MAX - 1, buf, sizeof(buf)), -EINVAL);
-	r = (struct range){ 5, 4 };
+	r = (struct range){5, 4};
 	CU_ASSERT_EQUAL(range_format(&r, 100, buf, sizeof(buf)), -EINVAL);
-	r = (struct range){ 0, 9 };
+	r = (struct range){0, 9};
 	CU_ASSERT_EQUAL(range_format(&r, 100, buf, 13), -ENOSPC);
 	CU_ASSERT_EQUAL(range_format_unsatisfied(100, buf, sizeof(buf)), 0);
 	CU_ASSERT_STRING_EQUAL(buf, "bytes */100");
@@ -149,15 +149,31 @@ static void test_content_range(void)
 	CU_ASSERT_TRUE(c.has_range && !c.size_known);
 	CU_ASSERT_EQUAL(cr("bytes */100", &c), 0);
 	CU_ASSERT_TRUE(!c.has_range && c.size_known && c.size == 100);
-	CU_ASSERT_EQUAL(cr("bytes 18446744073709551613-18446744073709551614/18446744073709551615", &c),
-			0);
+	CU_ASSERT_EQUAL(
+	    cr("bytes 18446744073709551613-18446744073709551614/18446744073709551615", &c), 0);
 	CU_ASSERT_EQUAL(c.size, UINT64_MAX);
 
 	static const char *const bad[] = {
-		"", "bytes", "bytes ", "bytes 0-9", "bytes 0-9/", "bytes 9-0/100", "bytes 0-100/100",
-		"bytes 0-9/100 ", "bytes  0-9/100", "bytes=0-9/100", "items 0-9/100", "bytes -9/100",
-		"bytes 0-/100", "bytes */*", "bytes * /100", "bytes 0-9/18446744073709551616",
-		"bytes 0-9/1x", "bytes 0-9/*x", "bytes */", "bytes 0-9/-1",
+	    "",
+	    "bytes",
+	    "bytes ",
+	    "bytes 0-9",
+	    "bytes 0-9/",
+	    "bytes 9-0/100",
+	    "bytes 0-100/100",
+	    "bytes 0-9/100 ",
+	    "bytes  0-9/100",
+	    "bytes=0-9/100",
+	    "items 0-9/100",
+	    "bytes -9/100",
+	    "bytes 0-/100",
+	    "bytes */*",
+	    "bytes * /100",
+	    "bytes 0-9/18446744073709551616",
+	    "bytes 0-9/1x",
+	    "bytes 0-9/*x",
+	    "bytes */",
+	    "bytes 0-9/-1",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int rc = cr(bad[i], &c);
@@ -171,7 +187,7 @@ static void test_content_range(void)
 
 static void test_round_trip(void)
 {
-	static const char *const specs[] = { "bytes=0-0", "bytes=3-", "bytes=-7", "bytes=5-50" };
+	static const char *const specs[] = {"bytes=0-0", "bytes=3-", "bytes=-7", "bytes=5-50"};
 	char buf[RANGE_CONTENT_RANGE_MAX];
 	struct content_range c;
 	struct range r;
@@ -194,8 +210,8 @@ int main(void)
 	s = CU_add_suite("range", NULL, NULL);
 	if (!s || !CU_add_test(s, "single ranges", test_single_ranges) ||
 	    !CU_add_test(s, "unsatisfiable", test_unsatisfiable) ||
-	    !CU_add_test(s, "ignored", test_ignored) || !CU_add_test(s, "overflow", test_overflow) ||
-	    !CU_add_test(s, "format", test_format) ||
+	    !CU_add_test(s, "ignored", test_ignored) ||
+	    !CU_add_test(s, "overflow", test_overflow) || !CU_add_test(s, "format", test_format) ||
 	    !CU_add_test(s, "Content-Range", test_content_range) ||
 	    !CU_add_test(s, "round trip", test_round_trip)) {
 		CU_cleanup_registry();
