@@ -7,6 +7,7 @@
 #   origin.sh env DIR
 # start prints shell-sourceable lines (ORIGIN_URL=..., AWS_ACCESS_KEY_ID=..., ...), also
 # kept in DIR/env. stop kills exactly the PIDs start recorded and removes DIR.
+# ORIGIN_CONF_EXTRA (lines, may open their own [section]) is appended to ceph.conf.
 set -euo pipefail
 
 DEMO_USER=lotademo
@@ -37,10 +38,16 @@ cli() {
 	timeout 30 "$@" -c "$conf" >>"$dir/log/cli.log" 2>&1
 }
 
-free_port() {
+# bind_port ADDR PORT: print PORT (0: a free one) if it can be bound on ADDR now.
+bind_port() {
 	/usr/bin/python3 -c 'import socket, sys
 s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
-s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$1"
+s.bind((sys.argv[1], int(sys.argv[2]))); print(s.getsockname()[1])' "$1" "$2" 2>/dev/null
+}
+
+# s3_answers URL: radosgw (not some other server on that port) answers there.
+s3_answers() {
+	curl -s --noproxy '*' -m 2 -o /dev/null -D - "$1" | grep -qi '^x-amz-request-id:'
 }
 
 # is_ours NAME: the PID recorded for NAME still runs with this DIR's config (a recycled
@@ -160,9 +167,14 @@ rgw_dns_name = cwlota.com
 # Level 1 logs one beast line per request: tests count the bodies the origin sent.
 debug_rgw = 1
 rgw_thread_pool_size = 128
+# A single PUT stream keeps only this many bytes of 4 MiB chunk writes in flight to the
+# OSD: the default 16 MiB makes a 512 MiB PUT take ~6 s, 64 MiB ~1.6 s. (Bigger
+# rgw_max_chunk_size also speeds up GET a little but costs radosgw ~300 MB more RSS.)
+rgw_put_obj_min_window_size = 67108864
 rgw_dynamic_resharding = false
 rgw_enable_usage_log = false
 rgw_enable_ops_log = false
+${ORIGIN_CONF_EXTRA:-}
 EOF
 }
 
@@ -181,8 +193,12 @@ start() {
 	if [[ $bind == *:* ]]; then
 		is_ipv6=true is_ipv4=false hostaddr="[$bind]"
 	fi
-	[ -n "$port" ] || port=$(free_port "$bind") || die "no free port on $bind"
-	[ -n "$mon_port" ] || mon_port=$(free_port "$bind") || die "no free port on $bind"
+	bind_port "$bind" "${port:-0}" >/dev/null || die "cannot bind $bind:${port:-0} (in use?)"
+	bind_port "$bind" "${mon_port:-0}" >/dev/null ||
+		die "cannot bind $bind:${mon_port:-0} (in use?)"
+	[ -n "$port" ] || port=$(bind_port "$bind" 0)
+	[ -n "$mon_port" ] || mon_port=$(bind_port "$bind" 0)
+	[ "$port" != "$mon_port" ] || die "S3 port and mon port are both $port"
 	fsid=$(cat /proc/sys/kernel/random/uuid)
 	deadline=$((SECONDS + START_TIMEOUT))
 	write_conf
@@ -209,11 +225,12 @@ start() {
 
 	spawn radosgw radosgw -n client.rgw
 	wait_for "radosgw on $hostaddr:$port" "$dir/log/client.rgw.log" radosgw \
-		curl -sf --noproxy '*' -m 2 -o /dev/null "http://$hostaddr:$port/"
+		s3_answers "http://$hostaddr:$port/"
 
 	cli radosgw-admin user create --uid "$DEMO_USER" --display-name "$DEMO_USER" \
 		--access-key "$DEMO_ACCESS" --secret-key "$DEMO_SECRET" ||
 		fail "radosgw-admin user create $DEMO_USER failed" "$dir/log/cli.log"
+	is_ours radosgw || fail "radosgw exited" "$dir/log/client.rgw.log"
 	cat >"$dir/env" <<EOF
 ORIGIN_URL=http://$hostaddr:$port
 ORIGIN_DIR=$dir
