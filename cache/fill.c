@@ -84,40 +84,47 @@ static void fill_finish(struct cache_fill *f, enum cache_fill_state state, int e
 	fill_unref(f);
 }
 
-/* Makes room for f and registers it as the fill of its key; see cache_fill_begin. */
-static int fill_register(struct cache *c, struct cache_fill *f)
+/* Reserves f's bytes. Past the high watermark it first evicts a few LRU entries inline
+ * (the rest is the control thread's job, which *is_over asks for); past the capacity it
+ * refuses, so concurrent fills never overshoot together. */
+static int reserve_locked(struct cache *c, struct cache_fill *f, bool *is_over)
 {
-	struct hnode *n;
-	bool is_pressure;
-	int err = 0;
-
-	pthread_mutex_lock(&c->mu);
-	n = htab_find(&c->fills, f->hn.hash);
-	if (n) {
-		err = is_same_key(&((struct cache_fill *)n)->meta.id, &f->meta.id) ? -EEXIST : -EBUSY;
-		goto out;
-	}
-	err = -EAGAIN;
 	if (c->fills.count >= CACHE_MAX_FILLS)
-		goto refused;
-	err = -EFBIG;
+		return -EAGAIN;
 	if (f->reserve > c->high)
-		goto refused;
+		return -EFBIG;
+	*is_over = c->used + c->reserved + f->reserve > c->high;
 	for (int i = 0; i < CACHE_EVICT_INLINE && c->used + c->reserved + f->reserve > c->high; i++)
 		if (evict_one_locked(c))
 			break;
-	err = -ENOSPC;
 	if (c->used + c->reserved > c->capacity - f->reserve)
-		goto refused;
+		return -ENOSPC;
 	c->reserved += f->reserve;
-	htab_insert(&c->fills, &f->hn);
-	c->st.fills_started++;
-	err = 0;
-	goto out;
-refused:
-	c->st.fills_refused++;
-out:
-	is_pressure = pressure_check_locked(c) || (err == -ENOSPC && !c->is_pressure_signaled);
+	return 0;
+}
+
+/* Registers f as the one fill of its key, with its space reserved. */
+static int fill_register(struct cache *c, struct cache_fill *f)
+{
+	bool is_pressure, is_over = false;
+	struct hnode *n;
+	int err;
+
+	pthread_mutex_lock(&c->mu);
+	n = htab_find(&c->fills, f->hn.hash);
+	if (n)
+		err = is_same_key(&((struct cache_fill *)n)->meta.id, &f->meta.id) ? -EEXIST : -EBUSY;
+	else
+		err = reserve_locked(c, f, &is_over);
+	if (!err) {
+		htab_insert(&c->fills, &f->hn);
+		c->st.fills_started++;
+	} else if (!n) {
+		c->st.fills_refused++;
+	}
+	is_pressure = pressure_check_locked(c);
+	if (is_over && !c->is_pressure_signaled)
+		is_pressure = c->is_pressure_signaled = true;
 	pthread_mutex_unlock(&c->mu);
 	if (is_pressure)
 		pressure_signal(c);

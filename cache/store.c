@@ -225,7 +225,8 @@ static int recover(struct cache *c)
 		err = scan_dir(c, i, &s);
 	if (err)
 		goto out;
-	qsort(s.v, s.n, sizeof(*s.v), by_recency);
+	if (s.n)
+		qsort(s.v, s.n, sizeof(*s.v), by_recency);
 	for (size_t i = 0; i < s.n; i++) {
 		index_add(c, s.v[i]);
 		lru_append(c, s.v[i]);
