@@ -4,13 +4,14 @@ in the steering cgroup) and a client (run in the pod). One connection per transf
   server -> client: "OK\\n" or "BAD <sha>\\n" once the upload is checked, then <down> bytes
 Bytes are the first N of one deterministic pattern; modes are write, writev, sendfile.
   steer_peer.py server IP PORT        steer_peer.py client IP PORT UP UPMODE DOWN DOWNMODE
-The client exits 0 and prints "ok" only if both directions arrived byte-exact."""
+The client exits 0 and prints "ok <seconds>" only if both directions arrived byte-exact."""
 import hashlib
 import os
 import random
 import socket
 import sys
 import tempfile
+import time
 
 MAX = 64 << 20
 CHUNK = 64 << 10
@@ -110,6 +111,7 @@ def client(ip, port, up, upmode, down, downmode):
     data = pattern()
     path = pattern_file(data)
     try:
+        t0 = time.monotonic()
         s = socket.create_connection((ip, port), timeout=60)
         s.settimeout(None)  # blocking: os.sendfile must not see EAGAIN; the caller times out
         s.sendall(("XFER %d %s %d %s\n" % (up, upmode, down, downmode)).encode())
@@ -123,7 +125,7 @@ def client(ip, port, up, upmode, down, downmode):
             print("download corrupted")
             return 1
         s.close()
-        print("ok")
+        print("ok %.4f" % (time.monotonic() - t0))
         return 0
     finally:
         os.unlink(path)

@@ -283,8 +283,9 @@ def transfer(net, up, upmode, down, downmode):
                         "client", VIP, "80", str(up), upmode, str(down), downmode],
                        capture_output=True, text=True, timeout=300,
                        preexec_fn=join_cgroup(net["cgroup"]))
-    assert r.returncode == 0 and r.stdout.strip() == "ok", (up, upmode, down, downmode,
-                                                           r.stdout, r.stderr)
+    assert r.returncode == 0 and r.stdout.startswith("ok "), (up, upmode, down, downmode,
+                                                             r.stdout, r.stderr)
+    return float(r.stdout.split()[1])
 
 
 @pytest.mark.parametrize("budget", [0, 0xffffffff], ids=["budget-default", "budget-unlimited"])
