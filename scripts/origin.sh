@@ -171,6 +171,10 @@ rgw_thread_pool_size = 128
 # OSD: the default 16 MiB makes a 512 MiB PUT take ~6 s, 64 MiB ~1.6 s. (Bigger
 # rgw_max_chunk_size also speeds up GET a little but costs radosgw ~300 MB more RSS.)
 rgw_put_obj_min_window_size = 67108864
+# Deleted and overwritten objects keep their data until garbage collection, by default
+# two hours later: in memstore that is RAM and the OSD fills up over a benchmark.
+rgw_gc_obj_min_wait = 2
+rgw_gc_processor_period = 5
 rgw_dynamic_resharding = false
 rgw_enable_usage_log = false
 rgw_enable_ops_log = false
@@ -273,7 +277,7 @@ usage() {
 [ $# -ge 2 ] || usage
 cmd=$1 dir=$2
 shift 2
-port="" bind=127.0.0.1 mon_port="" mem_gib=${ORIGIN_MEM_GIB:-4}
+port="" bind=127.0.0.1 mon_port="" mem_gib=${ORIGIN_MEM_GIB:-6}
 case "$cmd" in
 start)
 	while [ $# -gt 0 ]; do

@@ -12,6 +12,17 @@ Runs under Debian's /usr/bin/python3 (python3-boto3). Typical use:
     ...
     assert o.body_bytes("GET", "/bkt/key", since=mark) == size
     o.stop()
+
+What radosgw 16.2.15 does that a test may trip on:
+- Host: cwlota.com or an IP is path-style; Host: B.cwlota.com[:port] is bucket B, and
+  then the log shows the path without the bucket ("GET /key"); any other Host name is
+  taken as a bucket name too (CNAME style), so a proxy must keep a sane Host.
+- A PUT without Content-Length (chunked) gets 411 MissingContentLength.
+- Expect: 100-continue is honoured ("HTTP/1.1 100 CONTINUE").
+- CompleteMultipartUpload answers <ETag></ETag> (empty); HEAD/GET give "md5-of-md5s-N".
+- ?partNumber=N is ignored: the whole object comes back.
+- A beast line is written when the request ends: lines are in completion order, the
+  [time] in them is when the request started.
 """
 
 import json
