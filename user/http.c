@@ -178,6 +178,8 @@ static int parse_content_length(const struct http_str *v, bool *seen, uint64_t *
 {
 	size_t i = 0;
 
+	if (v->n == 0)
+		return -EBADMSG; /* an empty field must not hide behind an earlier one */
 	while (i < v->n) {
 		uint64_t x = 0;
 		size_t digits = 0;
@@ -392,7 +394,7 @@ int http_error_status(int err)
 }
 
 enum {
-	CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
+	CH_SIZE, CH_BWS, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
 	CH_TRAILER_START, CH_TRAILER, CH_TRAILER_LF, CH_END_LF, CH_DONE,
 };
 
@@ -413,6 +415,31 @@ static int hexval(unsigned char ch)
 	return -1;
 }
 
+/* A trailer field is held to the rules of a header field: a token name, a colon, then
+ * a value without control characters (no obs-fold, no bare CR or LF). */
+static int trailer_byte(struct http_chunked *c, unsigned char ch)
+{
+	if (++c->trailer_len > HTTP_TRAILER_MAX || ch == '\n')
+		return -EBADMSG;
+	c->line_len++;
+	if (ch == '\r') {
+		if (!c->digits)
+			return -EBADMSG;
+		c->state = CH_TRAILER_LF;
+		return 0;
+	}
+	if (!c->digits) {
+		if (ch == ':') {
+			if (c->line_len == 1)
+				return -EBADMSG;
+			c->digits = 1;
+			return 0;
+		}
+		return is_tchar(ch) ? 0 : -EBADMSG;
+	}
+	return (ch == '\t' || ch == ' ' || is_vchar_or_obs(ch)) ? 0 : -EBADMSG;
+}
+
 /* One framing byte (not chunk data). Returns 1 when the body ends, 0, or -EBADMSG. */
 static int chunked_byte(struct http_chunked *c, unsigned char ch)
 {
@@ -429,13 +456,20 @@ static int chunked_byte(struct http_chunked *c, unsigned char ch)
 		}
 		if (!c->digits)
 			return -EBADMSG;
-		if (ch == ';' || ch == ' ' || ch == '\t') {
-			c->state = CH_EXT;
-			return 0;
-		}
-		if (ch != '\r')
+		/* fall through */
+	case CH_BWS:
+		/* Only whitespace may sit between the size and ';': "1 2" or "1x" are sizes an
+		 * origin could read differently from us, which is how bodies get smuggled. */
+		if (++c->line_len > HTTP_CHUNK_LINE_MAX)
 			return -EBADMSG;
-		c->state = CH_SIZE_LF;
+		if (ch == ' ' || ch == '\t')
+			c->state = CH_BWS;
+		else if (ch == ';')
+			c->state = CH_EXT;
+		else if (ch == '\r')
+			c->state = CH_SIZE_LF;
+		else
+			return -EBADMSG;
 		return 0;
 	case CH_EXT:
 		if (++c->line_len > HTTP_CHUNK_LINE_MAX || ch == '\n' || (ch < 0x20 && ch != '\t' && ch != '\r'))
@@ -466,13 +500,11 @@ static int chunked_byte(struct http_chunked *c, unsigned char ch)
 			return 0;
 		}
 		c->state = CH_TRAILER;
+		c->line_len = 0;
+		c->digits = 0; /* in a trailer line: 1 once the colon was seen */
 		/* fall through */
 	case CH_TRAILER:
-		if (++c->trailer_len > HTTP_TRAILER_MAX || ch == '\n')
-			return -EBADMSG;
-		if (ch == '\r')
-			c->state = CH_TRAILER_LF;
-		return 0;
+		return trailer_byte(c, ch);
 	case CH_TRAILER_LF:
 		if (ch != '\n')
 			return -EBADMSG;
