@@ -190,24 +190,23 @@ int steer_connect6(struct bpf_sock_addr *ctx)
 /* volatile keeps each context read a load at a constant offset from ctx */
 #define CTX_U32(f) (*(volatile __u32 *)&(f))
 
-#define SOCK_KEY(k, c)                                                                     \
-	do {                                                                               \
-		__u32 f_ = (c)->family, l4_ = (c)->local_ip4, r4_ = (c)->remote_ip4;       \
-		__u32 lp_ = (c)->local_port, rp_ = (c)->remote_port, l_[4], r_[4];         \
-		l_[0] = CTX_U32((c)->local_ip6[0]);                                                 \
-		l_[1] = CTX_U32((c)->local_ip6[1]);                                                 \
-		l_[2] = CTX_U32((c)->local_ip6[2]);                                                 \
-		l_[3] = CTX_U32((c)->local_ip6[3]);                                                 \
-		r_[0] = CTX_U32((c)->remote_ip6[0]);                                                \
-		r_[1] = CTX_U32((c)->remote_ip6[1]);                                                \
-		r_[2] = CTX_U32((c)->remote_ip6[2]);                                                \
-		r_[3] = CTX_U32((c)->remote_ip6[3]);                                                \
-		sock_key(k, f_, l4_, r4_, l_, r_, lp_, rp_);                               \
+#define SOCK_KEY(k, c)                                                                             \
+	do {                                                                                       \
+		__u32 f_ = (c)->family, l4_ = (c)->local_ip4, r4_ = (c)->remote_ip4;               \
+		__u32 lp_ = (c)->local_port, rp_ = (c)->remote_port, l_[4], r_[4];                 \
+		l_[0] = CTX_U32((c)->local_ip6[0]);                                                \
+		l_[1] = CTX_U32((c)->local_ip6[1]);                                                \
+		l_[2] = CTX_U32((c)->local_ip6[2]);                                                \
+		l_[3] = CTX_U32((c)->local_ip6[3]);                                                \
+		r_[0] = CTX_U32((c)->remote_ip6[0]);                                               \
+		r_[1] = CTX_U32((c)->remote_ip6[1]);                                               \
+		r_[2] = CTX_U32((c)->remote_ip6[2]);                                               \
+		r_[3] = CTX_U32((c)->remote_ip6[3]);                                               \
+		sock_key(k, f_, l4_, r4_, l_, r_, lp_, rp_);                                       \
 	} while (0)
 
-static __always_inline void sock_key(struct steer_sock_key *k, __u32 family, __u32 lip4,
-				     __u32 rip4, const __u32 *lip6, const __u32 *rip6,
-				     __u32 lport, __u32 rport)
+static __always_inline void sock_key(struct steer_sock_key *k, __u32 family, __u32 lip4, __u32 rip4,
+				     const __u32 *lip6, const __u32 *rip6, __u32 lport, __u32 rport)
 {
 	if (family == AF_INET) {
 		addr_from_v4(k->local, lip4);
@@ -220,7 +219,8 @@ static __always_inline void sock_key(struct steer_sock_key *k, __u32 family, __u
 	k->rport = (__u16)(rport >> 16);
 }
 
-static __always_inline void sock_key_reverse(struct steer_sock_key *r, const struct steer_sock_key *k)
+static __always_inline void sock_key_reverse(struct steer_sock_key *r,
+					     const struct steer_sock_key *k)
 {
 	__builtin_memcpy(r->local, k->remote, 16);
 	__builtin_memcpy(r->remote, k->local, 16);
@@ -269,7 +269,8 @@ static __always_inline void sockops_active(struct bpf_sock_ops *skops, struct st
  * it sends the ACK that makes this end established, so a steered local client is already
  * in steer_pending; only its partner goes into peers (remote clients are left alone). */
 static __always_inline void sockops_passive(struct bpf_sock_ops *skops,
-					    const struct steer_config *cfg, struct steer_sock_key *k)
+					    const struct steer_config *cfg,
+					    struct steer_sock_key *k)
 {
 	struct steer_sock_key r;
 

@@ -35,7 +35,7 @@ struct steer {
 	struct bpf_link *links[LINK_MAX];
 	bool is_msg_attached;
 	bool is_pin_links;
-	bool is_pin_dir_ours;	/* on bpffs and ours to clean: only then unpin */
+	bool is_pin_dir_ours; /* on bpffs and ours to clean: only then unpin */
 	int cgroup_fd;
 	char cgroup[PATH_MAX];
 	char pin_dir[PATH_MAX];
@@ -48,15 +48,13 @@ struct pin {
 };
 
 static const struct pin pins[] = {
-	{ "targets", false },	    { "config", false },       { "stats", false },
-	{ "flows", false },	    { "clients", false },      { "peers", false },
-	{ "pending", false },	    { "connect4", false },     { "connect6", false },
-	{ "sockops", false },	    { "msg", false },	       { "link_connect4", true },
-	{ "link_connect6", true }, { "link_sockops", true },
+    {"targets", false},	     {"config", false},	     {"stats", false},	 {"flows", false},
+    {"clients", false},	     {"peers", false},	     {"pending", false}, {"connect4", false},
+    {"connect6", false},     {"sockops", false},     {"msg", false},	 {"link_connect4", true},
+    {"link_connect6", true}, {"link_sockops", true},
 };
 
-static const char *link_pin_names[LINK_MAX] = { "link_connect4", "link_connect6",
-						 "link_sockops" };
+static const char *link_pin_names[LINK_MAX] = {"link_connect4", "link_connect6", "link_sockops"};
 
 static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
@@ -167,10 +165,9 @@ static int pins_clear(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
-static int config_fill(struct steer_config *c, const struct steer_opts *o, char *err,
-		       size_t errlen)
+static int config_fill(struct steer_config *c, const struct steer_opts *o, char *err, size_t errlen)
 {
-	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
 	const struct sockaddr_in *s4 = (const void *)&o->redirect;
 	const struct sockaddr_in6 *s6 = (const void *)&o->redirect;
 
@@ -184,8 +181,7 @@ static int config_fill(struct steer_config *c, const struct steer_opts *o, char 
 		memcpy(c->redirect_v4, &s6->sin6_addr, 16);
 		c->redirect_port = s6->sin6_port;
 		c->flags |= STEER_CFG_HAS_V4;
-	} else if (o->redirect.ss_family == AF_INET6 &&
-		   !IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr)) {
+	} else if (o->redirect.ss_family == AF_INET6 && !IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr)) {
 		memcpy(c->redirect_v6, &s6->sin6_addr, 16);
 		c->redirect_port = s6->sin6_port;
 		c->flags |= STEER_CFG_HAS_V6;
@@ -208,17 +204,17 @@ static int pin_all(struct steer *s, char *err, size_t errlen)
 		struct bpf_map *map;
 		struct bpf_program *prog;
 	} objs[] = {
-		{ "targets", k->maps.steer_targets, NULL },
-		{ "config", k->maps.steer_config, NULL },
-		{ "stats", k->maps.steer_stats, NULL },
-		{ "flows", k->maps.steer_flows, NULL },
-		{ "clients", k->maps.steer_clients, NULL },
-		{ "peers", k->maps.steer_peers, NULL },
-		{ "pending", k->maps.steer_pending, NULL },
-		{ "connect4", NULL, k->progs.steer_connect4 },
-		{ "connect6", NULL, k->progs.steer_connect6 },
-		{ "sockops", NULL, k->progs.steer_sockops },
-		{ "msg", NULL, k->progs.steer_msg },
+	    {"targets", k->maps.steer_targets, NULL},
+	    {"config", k->maps.steer_config, NULL},
+	    {"stats", k->maps.steer_stats, NULL},
+	    {"flows", k->maps.steer_flows, NULL},
+	    {"clients", k->maps.steer_clients, NULL},
+	    {"peers", k->maps.steer_peers, NULL},
+	    {"pending", k->maps.steer_pending, NULL},
+	    {"connect4", NULL, k->progs.steer_connect4},
+	    {"connect6", NULL, k->progs.steer_connect6},
+	    {"sockops", NULL, k->progs.steer_sockops},
+	    {"msg", NULL, k->progs.steer_msg},
 	};
 	char path[PATH_MAX];
 	size_t i;
@@ -227,8 +223,8 @@ static int pin_all(struct steer *s, char *err, size_t errlen)
 	for (i = 0; i < sizeof(objs) / sizeof(objs[0]); i++) {
 		if (pin_path(path, sizeof(path), s->pin_dir, objs[i].name))
 			return fail(err, errlen, -ENAMETOOLONG, "bpf: pin dir %s", s->pin_dir);
-		rc = objs[i].map ? bpf_map__pin(objs[i].map, path) :
-				   bpf_program__pin(objs[i].prog, path);
+		rc = objs[i].map ? bpf_map__pin(objs[i].map, path)
+				 : bpf_program__pin(objs[i].prog, path);
 		if (rc)
 			return fail(err, errlen, rc, "bpf: pin %s", path);
 	}
@@ -417,7 +413,7 @@ static void target_sockaddr(struct sockaddr_storage *ss, const struct steer_targ
 
 int steer_target_add(struct steer *s, const struct sockaddr *sa)
 {
-	struct steer_target v = { .flags = STEER_TARGET_F_STATIC };
+	struct steer_target v = {.flags = STEER_TARGET_F_STATIC};
 	struct steer_target_key k;
 	int rc = target_key(&k, sa);
 
@@ -464,7 +460,7 @@ int steer_targets_list(struct steer *s, struct sockaddr_storage *out, size_t max
 
 int steer_stats(struct steer *s, struct steer_stats *st)
 {
-	uint64_t sums[STEER_STAT_MAX] = { 0 };
+	uint64_t sums[STEER_STAT_MAX] = {0};
 	int ncpu = libbpf_num_possible_cpus();
 	int fd = bpf_map__fd(s->skel->maps.steer_stats);
 	uint64_t *v;

@@ -15,13 +15,13 @@
 struct steer;
 
 struct steer_opts {
-	const char *cgroup;	/* cgroup2 directory; NULL: the cgroup2 mount itself */
-	const char *pin_dir;	/* NULL: STEER_PIN_DIR; bpffs is mounted if needed */
-	bool is_sockmap;	/* short-circuit local pairs with sockops + sk_msg */
-	bool is_pin_links;	/* keep steering after lotad exits (default: fail-open) */
+	const char *cgroup;		  /* cgroup2 directory; NULL: the cgroup2 mount itself */
+	const char *pin_dir;		  /* NULL: STEER_PIN_DIR; bpffs is mounted if needed */
+	bool is_sockmap;		  /* short-circuit local pairs with sockops + sk_msg */
+	bool is_pin_links;		  /* keep steering after lotad exits (default: fail-open) */
 	struct sockaddr_storage redirect; /* where steered connects go: lotad's address */
-	pid_t own_tgid;		/* never steered; 0: this process */
-	uint32_t msg_budget;	/* bytes a client sends by redirect before plain TCP; 0: default */
+	pid_t own_tgid;			  /* never steered; 0: this process */
+	uint32_t msg_budget; /* bytes a client sends by redirect before plain TCP; 0: default */
 };
 
 struct steer_stats {

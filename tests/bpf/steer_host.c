@@ -137,14 +137,15 @@ static int serve(const struct sockaddr_storage *addr)
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "cgroup", 1, 0, 'c' },   { "pin-dir", 1, 0, 'p' },	 { "redirect", 1, 0, 'r' },
-		{ "target", 1, 0, 't' },   { "sockmap", 0, 0, 's' },	 { "pin-links", 0, 0, 'l' },
-		{ "msg-budget", 1, 0, 'b' }, { "no-serve", 0, 0, 'n' }, { "self-check", 1, 0, 'x' },
-		{ 0, 0, 0, 0 },
+	    {"cgroup", 1, 0, 'c'},     {"pin-dir", 1, 0, 'p'},
+	    {"redirect", 1, 0, 'r'},   {"target", 1, 0, 't'},
+	    {"sockmap", 0, 0, 's'},    {"pin-links", 0, 0, 'l'},
+	    {"msg-budget", 1, 0, 'b'}, {"no-serve", 0, 0, 'n'},
+	    {"self-check", 1, 0, 'x'}, {0, 0, 0, 0},
 	};
-	struct steer_opts o = { 0 };
+	struct steer_opts o = {0};
 	struct sockaddr_storage targets[16], self;
-	struct sigaction sa = { .sa_handler = on_term };
+	struct sigaction sa = {.sa_handler = on_term};
 	int ntargets = 0, opt, rc, i;
 	bool is_serving = true, is_self_check = false;
 	struct steer_stats st;
@@ -153,8 +154,12 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (opt) {
-		case 'c': o.cgroup = optarg; break;
-		case 'p': o.pin_dir = optarg; break;
+		case 'c':
+			o.cgroup = optarg;
+			break;
+		case 'p':
+			o.pin_dir = optarg;
+			break;
 		case 'r':
 			if (parse_addr(optarg, &o.redirect))
 				goto usage;
@@ -163,16 +168,25 @@ int main(int argc, char **argv)
 			if (ntargets == 16 || parse_addr(optarg, &targets[ntargets++]))
 				goto usage;
 			break;
-		case 's': o.is_sockmap = true; break;
-		case 'l': o.is_pin_links = true; break;
-		case 'b': o.msg_budget = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 'n': is_serving = false; break;
+		case 's':
+			o.is_sockmap = true;
+			break;
+		case 'l':
+			o.is_pin_links = true;
+			break;
+		case 'b':
+			o.msg_budget = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'n':
+			is_serving = false;
+			break;
 		case 'x':
 			if (parse_addr(optarg, &self))
 				goto usage;
 			is_self_check = true;
 			break;
-		default: goto usage;
+		default:
+			goto usage;
 		}
 	}
 	sigaction(SIGTERM, &sa, NULL);

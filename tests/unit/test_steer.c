@@ -45,7 +45,7 @@ static int cgroup_drop(void)
 
 static struct sockaddr_in sin4(const char *ip, int port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 
 	inet_pton(AF_INET, ip, &a.sin_addr);
 	return a;
@@ -53,7 +53,7 @@ static struct sockaddr_in sin4(const char *ip, int port)
 
 static struct sockaddr_in6 sin6(const char *ip, int port)
 {
-	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port) };
+	struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
 
 	inet_pton(AF_INET6, ip, &a.sin6_addr);
 	return a;
@@ -61,8 +61,11 @@ static struct sockaddr_in6 sin6(const char *ip, int port)
 
 static struct steer_opts opts(bool is_sockmap, bool is_pin_links)
 {
-	struct steer_opts o = { .cgroup = cg, .pin_dir = pin_dir, .is_sockmap = is_sockmap,
-				.is_pin_links = is_pin_links, .own_tgid = 4242 };
+	struct steer_opts o = {.cgroup = cg,
+			       .pin_dir = pin_dir,
+			       .is_sockmap = is_sockmap,
+			       .is_pin_links = is_pin_links,
+			       .own_tgid = 4242};
 	struct sockaddr_in r = sin4("10.203.0.1", 8080);
 
 	memcpy(&o.redirect, &r, sizeof(r));
@@ -204,7 +207,8 @@ static void test_errors(void)
 	o.cgroup = "/nonexistent-cgroup";
 	CU_ASSERT_EQUAL(steer_start(&o, &s, err, sizeof(err)), -ENOENT);
 	CU_ASSERT_PTR_NULL(s);
-	CU_ASSERT_STRING_EQUAL(err, "bpf: open cgroup /nonexistent-cgroup: No such file or directory");
+	CU_ASSERT_STRING_EQUAL(err,
+			       "bpf: open cgroup /nonexistent-cgroup: No such file or directory");
 	o = opts(false, false);
 	memcpy(&o.redirect, &any, sizeof(any));
 	CU_ASSERT_EQUAL(steer_start(&o, &s, err, sizeof(err)), -EINVAL);
@@ -228,7 +232,8 @@ int main(void)
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	su = CU_add_suite("steer", cgroup_make, cgroup_drop);
-	if (!su || !CU_add_test(su, "start: pins, config, attach, stop", test_start_pins_and_config) ||
+	if (!su ||
+	    !CU_add_test(su, "start: pins, config, attach, stop", test_start_pins_and_config) ||
 	    !CU_add_test(su, "targets add/del/list", test_targets) ||
 	    !CU_add_test(su, "stats start at zero", test_stats_zero) ||
 	    !CU_add_test(su, "stale pins replaced", test_stale_pins_replaced) ||
