@@ -21,14 +21,19 @@ die() {
 	exit 1
 }
 
-# fail WHAT LOG: report what failed with the end of the log that explains it, stop
-# whatever already runs, keep DIR for a post-mortem.
-fail() {
+# report WHAT LOG: say what failed, with the end of the log that explains it.
+report() {
 	echo "origin.sh: $1" >&2
 	if [ -n "${2:-}" ] && [ -f "$2" ]; then
 		echo "--- last lines of $2:" >&2
 		tail -n 25 "$2" >&2
 	fi
+}
+
+# fail WHAT LOG: a start that went wrong: report, stop whatever already runs, keep DIR
+# for a post-mortem.
+fail() {
+	report "$@"
 	kill_daemons
 	exit 1
 }
@@ -266,11 +271,11 @@ user() {
 	is_ours radosgw || die "$dir: origin not running"
 	cli radosgw-admin user create --uid "$1" --display-name "$1" \
 		--access-key "$2" --secret-key "$3" ||
-		fail "radosgw-admin user create $1 failed" "$dir/log/cli.log"
+		{ report "radosgw-admin user create $1 failed" "$dir/log/cli.log"; exit 1; }
 }
 
 usage() {
-	sed -n '2,8p' "$0" >&2
+	sed -n '2,10p' "$0" >&2
 	exit 2
 }
 
