@@ -7,11 +7,19 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "bgfill.h"
+#include "herd.h"
 #include "http-t.h"
 #include "s3.h"
 
 struct bufferevent;
+struct evbuffer;
+struct event;
 struct worker;
+struct cache_obj;
+struct cache_fill;
+struct cache_follower;
+struct evbuffer_file_segment;
 
 /* Bytes queued towards a slow side before we stop reading from the fast side. */
 #define CONN_PIPE_HIGH (1024 * 1024)
@@ -37,6 +45,30 @@ struct exchange {
 	uint64_t bytes_out;
 	struct timespec t0;
 	const char *route;
+
+	/* object reads through the cache (objread.c, hit.c) */
+	bool is_cacheable;         /* a plain GET the cache may serve or fill */
+	bool no_cache;             /* Cache-Control: no-cache: serve, but store nothing */
+	char inm[300];             /* the ETag we asked the origin to confirm, or "" */
+	char extra_hdr[340];       /* "If-None-Match: <inm>\r\n" as sent to the origin */
+	struct cache_obj *obj;     /* committed entry awaiting the origin's 304 */
+	struct cache_follower *fl; /* running fill awaiting the origin's 304 */
+	struct cache_fill *fill;   /* the fill this exchange tees the origin body into */
+	bool herd_leader;
+	bool herd_waiting;
+	struct herd_waiter herd;
+	struct event *ev; /* wake-ups from other threads: herd release, fill progress */
+	/* a body served from a cache file: [file_pos, file_end) of file_fd */
+	bool serving_file;
+	uint64_t file_pos, file_end, body_offset;
+	struct evbuffer_file_segment *seg;
+	char origin_request_id[64];
+	bool taken_over; /* the cache path answers; the origin's part is over */
+	/* pre-staging: HEAD with Range: bytes=0-0 answers once the object is cached */
+	bool prestage, prestage_waiting;
+	struct bgfill_watch bgw;
+	char *held_head;
+	size_t held_len;
 };
 
 struct conn {
@@ -51,7 +83,30 @@ struct conn {
 	char peer[64];
 };
 
-/* proxy.c */
+/* proxy.c: the connection and the relay; the cache path calls back into these. */
 void conn_accept(struct worker *w, int fd, const char *peer);
+/* Sends the request head to the origin, with extra header lines (each ending in CRLF,
+ * or NULL) inserted before the empty line. Replies 502 itself on failure. */
+int exchange_send_origin(struct conn *c, const char *extra);
+void exchange_relay(struct conn *c, const char *route);
+void exchange_finish(struct conn *c);
+void exchange_abort(struct conn *c, const char *why);
+void exchange_reply_error(struct conn *c, int status, const char *code, const char *msg);
+void exchange_close_after(struct conn *c);
+
+/* objread.c: object reads through the cache. */
+void objread_start(struct conn *c);
+/* A final response head from the origin for an object read: 1 if the cache path took
+ * it over (the caller drains the head and stops), 0 to relay it, negative on error. */
+int objread_response(struct conn *c, const char *buf, const struct http_msg *m);
+/* Tee the body bytes about to be relayed into the running fill. */
+void objread_tee(struct conn *c, struct evbuffer *src, size_t n);
+/* The relayed body is complete (commit the fill) or failed (abort it). */
+void objread_body_done(struct conn *c, bool ok);
+void objread_cleanup(struct exchange *x);
+
+/* hit.c: serving a body from a cache file (committed, or growing under a fill). */
+int hit_serve(struct conn *c, const struct http_msg *resp304);
+void hit_pump(struct conn *c);
 
 #endif

@@ -11,6 +11,8 @@
 
 struct event_base;
 struct evconnlistener;
+struct cache;
+struct bgfill_pool;
 
 struct worker {
 	struct lotad *d;
@@ -26,7 +28,14 @@ struct lotad {
 	struct worker *workers;
 	int nworkers;
 	struct event_base *control_base;
+	struct cache *cache; /* NULL: relay only */
+	struct bgfill_pool *bgfill; /* NULL: no service credentials, no background fills */
 };
+
+/* control.c: the control thread's periodic work; wake it to evict now. */
+void control_wake_evict(struct lotad *d);
+void control_pressure(void *arg);
+int control_start(struct lotad *d);
 
 /* server.c: worker threads with SO_REUSEPORT listeners. */
 int server_start(struct lotad *d);

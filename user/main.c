@@ -10,6 +10,8 @@
 #include <event2/thread.h>
 
 #include "admin.h"
+#include "bgfill.h"
+#include "cache.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
@@ -44,12 +46,48 @@ static int config_check(struct lotad *d, char *err, size_t errlen)
 	return origin_init(&d->origin, d->cfg.origin, d->cfg.ca_file, err, errlen);
 }
 
-void lotad_refresh_gauges(struct lotad *d)
+void lotad_render_extra_metrics(struct lotad *d, struct evbuffer *out)
 {
 }
 
-void lotad_render_extra_metrics(struct lotad *d, struct evbuffer *out)
+static void cache_log(void *arg, const char *msg)
 {
+	log_warn("cache: %s", msg);
+}
+
+/* The cache is optional: without a cache-dir, or if it cannot open, lotad relays. */
+static void cache_setup(struct lotad *d)
+{
+	struct cache_opts o = {.capacity = d->cfg.capacity, .log = cache_log,
+			       .on_pressure = control_pressure, .pressure_arg = d};
+	char err[512];
+	int r;
+
+	if (!d->cfg.cache_dir[0]) {
+		log_warn("cache-dir is empty: relaying only, nothing is cached");
+		return;
+	}
+	r = cache_open(d->cfg.cache_dir, &o, &d->cache);
+	if (r < 0) {
+		log_error("cache: %s: %s; relaying only", d->cfg.cache_dir, strerror(-r));
+		d->cache = NULL;
+		return;
+	}
+	lotad_refresh_gauges(d);
+	log_info("cache: %s, %llu entries, %llu of %llu bytes used", d->cfg.cache_dir,
+		 (unsigned long long)metric_get(M_cache_entries),
+		 (unsigned long long)metric_get(M_cache_bytes_used),
+		 (unsigned long long)metric_get(M_cache_capacity_bytes));
+	if (!d->cfg.service_credentials[0]) {
+		log_warn("no service-credentials: ranged reads and pre-staging are not cached, "
+			 "only full-object GETs");
+		return;
+	}
+	r = bgfill_pool_new(d, &d->bgfill, err, sizeof(err));
+	if (r < 0) {
+		log_error("service-credentials: %s; ranged reads and pre-staging are not cached", err);
+		d->bgfill = NULL;
+	}
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -79,6 +117,11 @@ int main(int argc, char **argv)
 	d.control_base = event_base_new();
 	if (!d.control_base || admin_start(&d, err, sizeof(err)) < 0) {
 		log_error("admin: %s", err);
+		return 1;
+	}
+	cache_setup(&d);
+	if (control_start(&d) < 0) {
+		log_error("control thread: out of memory");
 		return 1;
 	}
 	r = server_start(&d);

@@ -29,6 +29,8 @@ static void origin_write_cb(struct bufferevent *bev, void *arg);
 static void origin_event_cb(struct bufferevent *bev, short what, void *arg);
 static void pump_request(struct conn *c);
 static void pump_response(struct conn *c);
+static void reply_and_finish(struct conn *c, int status, const char *code, const char *msg,
+			     bool close_conn);
 
 static double elapsed_ms(const struct timespec *t0)
 {
@@ -42,6 +44,7 @@ static void exchange_free(struct exchange *x)
 {
 	if (!x)
 		return;
+	objread_cleanup(x);
 	free(x->head);
 	free(x);
 }
@@ -74,8 +77,8 @@ static void conn_close_after_flush(struct conn *c)
 		conn_free(c);
 }
 
-/* The origin failed after the response had started: cut the client off. */
-static void conn_abort(struct conn *c, const char *why)
+/* The response cannot be completed: cut the client off. */
+void exchange_abort(struct conn *c, const char *why)
 {
 	struct exchange *x = c->x;
 
@@ -127,6 +130,16 @@ static void reply_and_finish(struct conn *c, int status, const char *code, const
 	}
 }
 
+void exchange_reply_error(struct conn *c, int status, const char *code, const char *msg)
+{
+	reply_and_finish(c, status, code, msg, true);
+}
+
+void exchange_close_after(struct conn *c)
+{
+	c->x->req.keep_alive = false;
+}
+
 static void set_client_timeout(struct conn *c, bool reading)
 {
 	struct timeval tv = {.tv_sec = (time_t)c->w->d->cfg.client_timeout};
@@ -158,9 +171,10 @@ static int origin_open(struct conn *c)
 }
 
 /* Sends the request head to the origin: exactly the client's bytes, so signatures hold. */
-static int origin_send_request(struct conn *c)
+int exchange_send_origin(struct conn *c, const char *extra)
 {
 	struct exchange *x = c->x;
+	struct evbuffer *out;
 	char msg[256];
 	int r;
 
@@ -173,16 +187,21 @@ static int origin_send_request(struct conn *c)
 	}
 	metric_add(M_origin_requests, 1);
 	set_origin_timeout(c, true);
-	evbuffer_add(bufferevent_get_output(c->obev), x->head, x->head_len);
+	out = bufferevent_get_output(c->obev);
+	if (extra) {
+		evbuffer_add(out, x->head, x->head_len - 2);
+		evbuffer_add(out, extra, strlen(extra));
+		evbuffer_add(out, "\r\n", 2);
+	} else {
+		evbuffer_add(out, x->head, x->head_len);
+	}
 	return 0;
 }
 
-static void start_relay(struct conn *c)
+void exchange_relay(struct conn *c, const char *route)
 {
-	struct exchange *x = c->x;
-
-	x->route = "relay";
-	if (origin_send_request(c) < 0)
+	c->x->route = route;
+	if (exchange_send_origin(c, NULL) < 0)
 		return;
 	pump_request(c);
 }
@@ -196,7 +215,13 @@ static void route_request(struct conn *c)
 		reply_and_finish(c, 400, "InvalidURI", "the request target could not be parsed", true);
 		return;
 	}
-	start_relay(c);
+	if (x->s3.op == S3_OBJECT_READ && d->cache) {
+		objread_start(c);
+		return;
+	}
+	if (x->s3.op == S3_OBJECT_WRITE && d->cache)
+		x->route = "write";
+	exchange_relay(c, x->s3.op == S3_OBJECT_WRITE ? "write" : "relay");
 }
 
 /* A complete request head is in the client's input: take it and start the exchange. */
@@ -262,8 +287,8 @@ static void on_request_head(struct conn *c)
 
 /* Moves body bytes from src to dst as the framing allows; returns 1 when the body is
  * complete, 0 if more is to come, -EBADMSG on bad chunked framing. */
-static int move_body(struct evbuffer *src, struct evbuffer *dst, enum http_body framing,
-		     uint64_t *left, struct http_chunked *ch, uint64_t *moved)
+static int move_body(struct conn *tee, struct evbuffer *src, struct evbuffer *dst,
+		     enum http_body framing, uint64_t *left, struct http_chunked *ch, uint64_t *moved)
 {
 	size_t avail = evbuffer_get_length(src), take = 0;
 	int done = 0;
@@ -289,6 +314,8 @@ static int move_body(struct evbuffer *src, struct evbuffer *dst, enum http_body 
 	} else {
 		return 1;
 	}
+	if (take && tee)
+		objread_tee(tee, src, take);
 	if (take)
 		evbuffer_remove_buffer(src, dst, take);
 	*moved += take;
@@ -305,7 +332,7 @@ static void pump_request(struct conn *c)
 	if (!x || x->req_body_done || !c->obev)
 		return;
 	out = bufferevent_get_output(c->obev);
-	r = move_body(bufferevent_get_input(c->cbev), out, x->req.body, &x->req_left,
+	r = move_body(NULL, bufferevent_get_input(c->cbev), out, x->req.body, &x->req_left,
 		      &x->req_chunked, &moved);
 	metric_add(M_bytes_from_client, moved);
 	if (r < 0) {
@@ -313,7 +340,7 @@ static void pump_request(struct conn *c)
 		if (!x->resp_head_sent)
 			reply_and_finish(c, 400, "IncompleteBody", "malformed chunked request body", true);
 		else
-			conn_abort(c, "malformed chunked request body");
+			exchange_abort(c, "malformed chunked request body");
 		return;
 	}
 	if (r == 1) {
@@ -327,7 +354,7 @@ static void pump_request(struct conn *c)
 }
 
 /* The exchange is over: log it and either wait for the next request or close. */
-static void finish_exchange(struct conn *c)
+void exchange_finish(struct conn *c)
 {
 	struct exchange *x = c->x;
 	bool keep = x->req.keep_alive && x->resp_keep_alive && x->req_body_done;
@@ -400,12 +427,16 @@ static int on_response_head(struct conn *c)
 		x->resp_left = m->content_length;
 		x->resp_keep_alive = m->keep_alive;
 		http_chunked_init(&x->resp_chunked);
-		send_response_head(c, buf, m);
+		r = x->is_cacheable ? objread_response(c, buf, m) : 0;
+		if (r == 0)
+			send_response_head(c, buf, m);
+		x->taken_over = r == 1;
 		evbuffer_drain(in, m->head_len);
 		x->resp_head_sent = true;
+		break;
 	}
 	free(m);
-	return x->resp_head_sent ? 0 : r;
+	return x->resp_head_sent ? r : r < 0 ? r : -EAGAIN;
 }
 
 static void pump_response(struct conn *c)
@@ -415,19 +446,21 @@ static void pump_response(struct conn *c)
 	uint64_t moved = 0;
 	int r;
 
-	r = move_body(bufferevent_get_input(c->obev), out, x->resp_body, &x->resp_left,
+	r = move_body(x->fill ? c : NULL, bufferevent_get_input(c->obev), out, x->resp_body, &x->resp_left,
 		      &x->resp_chunked, &moved);
 	x->bytes_out += moved;
 	metric_add(M_bytes_from_origin, moved);
 	metric_add(M_bytes_to_client, moved);
 	if (r < 0) {
 		metric_add(M_origin_errors, 1);
-		conn_abort(c, "malformed chunked response from origin");
+		exchange_abort(c, "malformed chunked response from origin");
 		return;
 	}
 	if (r == 1) {
 		x->resp_done = true;
-		finish_exchange(c);
+		if (x->fill)
+			objread_body_done(c, true);
+		exchange_finish(c);
 		return;
 	}
 	if (evbuffer_get_length(out) >= CONN_PIPE_HIGH) {
@@ -446,10 +479,19 @@ static void origin_read_cb(struct bufferevent *bev, void *arg)
 		origin_drop(c);
 		return;
 	}
+	if (c->x->taken_over) {
+		/* The origin has answered; anything more on this connection is unexpected. */
+		origin_drop(c);
+		return;
+	}
 	if (!c->x->resp_head_sent) {
 		r = on_response_head(c);
 		if (r == -EAGAIN)
 			return;
+		if (r == 1) {
+			hit_pump(c);
+			return;
+		}
 		if (r < 0) {
 			metric_add(M_origin_errors, 1);
 			log_warn("origin %s: bad response head: %s", c->w->d->origin.label, strerror(-r));
@@ -471,7 +513,7 @@ static bool retry_on_fresh_connection(struct conn *c)
 	x->origin_retried = true;
 	metric_add(M_origin_retries, 1);
 	origin_drop(c);
-	return origin_send_request(c) == 0;
+	return exchange_send_origin(c, x->extra_hdr[0] ? x->extra_hdr : NULL) == 0;
 }
 
 static void origin_failed(struct conn *c, short what)
@@ -485,13 +527,13 @@ static void origin_failed(struct conn *c, short what)
 		if (c->x == x) {
 			x->resp_done = true;
 			x->resp_keep_alive = false;
-			finish_exchange(c);
+			exchange_finish(c);
 		}
 		return;
 	}
 	if (x->resp_head_sent) {
 		metric_add(M_origin_aborts, 1);
-		conn_abort(c, "origin closed mid-response");
+		exchange_abort(c, "origin closed mid-response");
 		return;
 	}
 	if (evbuffer_get_length(bufferevent_get_input(c->obev)) == 0 && retry_on_fresh_connection(c))
@@ -517,7 +559,7 @@ static void origin_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED)
 		return;
-	if (!c->x) {
+	if (!c->x || c->x->taken_over) {
 		origin_drop(c);
 		return;
 	}
@@ -556,6 +598,10 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 	if (c->closing) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 			conn_free(c);
+		return;
+	}
+	if (c->x && c->x->serving_file) {
+		hit_pump(c);
 		return;
 	}
 	if (c->origin_read_paused && c->obev) {

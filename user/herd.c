@@ -1,0 +1,143 @@
+/* The per-key leader/waiter table behind herd.h: a small chained hash under one mutex.
+ * Entries live only while a leader is deciding, so the table stays tiny. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "cache.h"
+#include "herd.h"
+
+#define HERD_BUCKETS 256
+#define HERD_WAITERS_MAX 4096
+
+struct herd_slot {
+	struct herd_slot *next;
+	uint64_t hash;
+	char *id; /* bucket \0 key \0 version */
+	size_t id_len;
+	struct herd_waiter *waiters;
+	unsigned nwaiters;
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct herd_slot *table[HERD_BUCKETS];
+
+static size_t key_id(const struct cache_key *k, char **out)
+{
+	const char *v = k->version ? k->version : "";
+	size_t a = strlen(k->bucket) + 1, b = strlen(k->key) + 1, c = strlen(v) + 1;
+	char *id = malloc(a + b + c);
+
+	if (!id)
+		return 0;
+	memcpy(id, k->bucket, a);
+	memcpy(id + a, k->key, b);
+	memcpy(id + a + b, v, c);
+	*out = id;
+	return a + b + c;
+}
+
+static uint64_t fnv1a(const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (n--) {
+		h ^= (unsigned char)*p++;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static struct herd_slot **find(const char *id, size_t n, uint64_t h)
+{
+	struct herd_slot **pp = &table[h % HERD_BUCKETS];
+
+	for (; *pp; pp = &(*pp)->next)
+		if ((*pp)->hash == h && (*pp)->id_len == n && memcmp((*pp)->id, id, n) == 0)
+			break;
+	return pp;
+}
+
+int herd_join(const struct cache_key *k, struct herd_waiter *w)
+{
+	char *id = NULL;
+	size_t n = key_id(k, &id);
+	uint64_t h = fnv1a(id, n);
+	struct herd_slot **pp, *s;
+	int r = 1;
+
+	if (!n)
+		return 1; /* no memory: lead, i.e. behave as without coalescing */
+	pthread_mutex_lock(&mu);
+	pp = find(id, n, h);
+	if (*pp) {
+		s = *pp;
+		if (s->nwaiters >= HERD_WAITERS_MAX) {
+			r = -EUSERS;
+		} else {
+			w->next = s->waiters;
+			w->slot = s;
+			s->waiters = w;
+			s->nwaiters++;
+			r = 0;
+		}
+	} else if ((s = calloc(1, sizeof(*s))) != NULL) {
+		s->hash = h;
+		s->id = id;
+		s->id_len = n;
+		id = NULL;
+		*pp = s;
+	}
+	pthread_mutex_unlock(&mu);
+	free(id);
+	return r;
+}
+
+void herd_release(const struct cache_key *k)
+{
+	char *id = NULL;
+	size_t n = key_id(k, &id);
+	struct herd_slot **pp, *s = NULL;
+	struct herd_waiter *w;
+
+	if (!n)
+		return;
+	pthread_mutex_lock(&mu);
+	pp = find(id, n, fnv1a(id, n));
+	if (*pp) {
+		s = *pp;
+		*pp = s->next;
+		/* Wake under the lock: a waiter leaving concurrently must not free w first. */
+		for (w = s->waiters; w; w = w->next) {
+			w->slot = NULL;
+			event_active(w->wake, EV_READ, 0);
+		}
+	}
+	pthread_mutex_unlock(&mu);
+	if (s)
+		free(s->id);
+	free(s);
+	free(id);
+}
+
+void herd_leave(struct herd_waiter *w)
+{
+	struct herd_waiter **pp;
+
+	pthread_mutex_lock(&mu);
+	if (w->slot) {
+		for (pp = &w->slot->waiters; *pp; pp = &(*pp)->next) {
+			if (*pp == w) {
+				*pp = w->next;
+				w->slot->nwaiters--;
+				break;
+			}
+		}
+		w->slot = NULL;
+	}
+	pthread_mutex_unlock(&mu);
+}

@@ -1,0 +1,26 @@
+/* One origin request per cold key on this node: the first reader of a key that is
+ * neither cached nor filling leads; readers arriving meanwhile wait until the leader
+ * knows whether a fill started, then follow that fill (after their own authorization). */
+#ifndef LOTA_HERD_H
+#define LOTA_HERD_H
+
+#include <stdbool.h>
+
+struct event;
+struct cache_key;
+
+struct herd_waiter {
+	struct event *wake; /* made active (from any thread) when the leader is done */
+	struct herd_waiter *next;
+	struct herd_slot *slot;
+};
+
+/* Returns 1 if the caller leads (release with herd_release), 0 if w was queued, or
+ * -EUSERS past HERD_WAITERS_MAX waiters for one key (then go to the origin alone). */
+int herd_join(const struct cache_key *k, struct herd_waiter *w);
+/* The leader is done (fill started, or no fill will be): wake every waiter. */
+void herd_release(const struct cache_key *k);
+/* A waiter gives up before being woken (its client went away, or it timed out). */
+void herd_leave(struct herd_waiter *w);
+
+#endif

@@ -1,0 +1,83 @@
+/* Building cache metadata from a response head. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "objmeta.h"
+
+/* Everything but hop-by-hop headers, the ones a hit writes itself, and per-request
+ * identifiers is replayed. */
+static bool is_replayed_header(const struct http_str *n)
+{
+	static const char *const skip[] = {
+		"date", "connection", "keep-alive", "content-length", "content-range",
+		"transfer-encoding", "x-amz-request-id", "x-amz-id-2", "server", "accept-ranges",
+		"etag", "last-modified", "content-type", "te", "trailer", "upgrade",
+		"proxy-authenticate", "set-cookie"};
+
+	for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
+		if (http_str_ieq(n, skip[i]))
+			return false;
+	return true;
+}
+
+static char *header_value(const struct http_msg *m, const char *name)
+{
+	const struct http_header *h = http_find(m, name);
+
+	return h ? strndup(h->value.p, h->value.n) : strdup("");
+}
+
+static int extra_headers(const struct http_msg *m, char *buf, size_t cap, size_t *len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->nheaders; i++) {
+		const struct http_header *h = &m->headers[i];
+
+		if (!is_replayed_header(&h->name))
+			continue;
+		if (n + h->name.n + h->value.n + 4 > cap)
+			return -E2BIG;
+		memcpy(buf + n, h->name.p, h->name.n);
+		n += h->name.n;
+		memcpy(buf + n, ": ", 2);
+		memcpy(buf + n + 2, h->value.p, h->value.n);
+		n += 2 + h->value.n;
+		memcpy(buf + n, "\r\n", 2);
+		n += 2;
+	}
+	*len = n;
+	return 0;
+}
+
+int objmeta_from_response(struct objmeta *om, const struct cache_key *k, uint64_t size,
+			  const struct http_msg *m)
+{
+	memset(om, 0, sizeof(*om));
+	om->etag = header_value(m, "etag");
+	om->last_modified = header_value(m, "last-modified");
+	om->content_type = header_value(m, "content-type");
+	om->extra = malloc(OBJMETA_EXTRA_MAX);
+	if (!om->etag || !om->last_modified || !om->content_type || !om->extra)
+		return -ENOMEM;
+	if (!om->etag[0])
+		return -ENODATA;
+	om->meta.id = *k;
+	om->meta.size = size;
+	om->meta.etag = om->etag;
+	om->meta.last_modified = om->last_modified;
+	om->meta.content_type = om->content_type;
+	om->meta.extra = om->extra;
+	return extra_headers(m, om->extra, OBJMETA_EXTRA_MAX, &om->meta.extra_len);
+}
+
+void objmeta_free(struct objmeta *om)
+{
+	free(om->etag);
+	free(om->last_modified);
+	free(om->content_type);
+	free(om->extra);
+	memset(om, 0, sizeof(*om));
+}

@@ -1,0 +1,22 @@
+/* Cache metadata taken from an origin's response head: ETag, Last-Modified,
+ * Content-Type and the headers a hit replays (x-amz-meta-*, Content-Encoding, ...). */
+#ifndef LOTA_OBJMETA_H
+#define LOTA_OBJMETA_H
+
+#include "cache.h"
+#include "http-t.h"
+
+#define OBJMETA_EXTRA_MAX 8192
+
+struct objmeta {
+	struct cache_meta meta;
+	char *etag, *last_modified, *content_type, *extra;
+};
+
+/* size: the whole object's size. -E2BIG if the replayed headers are too big, -ENODATA
+ * without an ETag, -ENOMEM. Free with objmeta_free() in every case. */
+int objmeta_from_response(struct objmeta *om, const struct cache_key *k, uint64_t size,
+			  const struct http_msg *m);
+void objmeta_free(struct objmeta *om);
+
+#endif

@@ -1,0 +1,329 @@
+/* Object reads through the cache, as DESIGN says: every read is authorized by the
+ * origin with the client's own request; when we hold the object (committed, or being
+ * filled) we add If-None-Match with its ETag, and a 304 lets us serve our bytes. A 200
+ * is streamed to the client and teed into a new entry; a 404 drops the entry. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "bgfill.h"
+#include "cache.h"
+#include "conn.h"
+#include "http.h"
+#include "log.h"
+#include "lotad.h"
+#include "metrics.h"
+#include "objmeta.h"
+
+static struct cache_key exchange_key(const struct exchange *x)
+{
+	return (struct cache_key){x->s3.bucket, x->s3.key, x->s3.version_id};
+}
+
+/* Request headers that make a read unsuitable for the cache: the client's own
+ * conditions (we would have to evaluate them against the origin's answer to ours) and
+ * SSE-C (the origin must see and check the customer key for every read). */
+static bool has_bypass_header(const struct http_msg *m)
+{
+	static const char *const names[] = {"if-match", "if-none-match", "if-modified-since",
+					    "if-unmodified-since"};
+
+	for (size_t i = 0; i < m->nheaders; i++) {
+		const struct http_str *n = &m->headers[i].name;
+
+		for (size_t j = 0; j < sizeof(names) / sizeof(names[0]); j++)
+			if (http_str_ieq(n, names[j]))
+				return true;
+		if (n->n > 38 && strncasecmp(n->p, "x-amz-server-side-encryption-customer-", 38) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void cache_control(const struct http_msg *m, bool *no_store, bool *no_cache)
+{
+	const struct http_header *h = http_find(m, "cache-control");
+
+	*no_store = h && http_has_token(&h->value, "no-store");
+	*no_cache = h && http_has_token(&h->value, "no-cache");
+}
+
+static void set_inm(struct exchange *x, const char *etag)
+{
+	snprintf(x->inm, sizeof(x->inm), "%s", etag);
+	snprintf(x->extra_hdr, sizeof(x->extra_hdr), "If-None-Match: %s\r\n", etag);
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg);
+static void prestage_done(struct conn *c);
+
+/* Cross-thread wake-up from the cache (fill progress) or the herd table. */
+static void fill_wake(void *arg)
+{
+	struct event *ev = arg;
+
+	event_active(ev, EV_READ, 0);
+}
+
+/* What we hold for this key decides the request we send: with an ETag to confirm, or
+ * the client's request as it is. */
+static void send_read(struct conn *c)
+{
+	struct exchange *x = c->x;
+	struct cache *cache = c->w->d->cache;
+	struct cache_key k = exchange_key(x);
+
+	if (cache_lookup(cache, &k, &x->obj) == 0) {
+		set_inm(x, x->obj->meta.etag);
+	} else if (cache_fill_follow(cache, &k, fill_wake, x->ev, &x->fl) == 0) {
+		set_inm(x, cache_follower_meta(x->fl)->etag);
+	} else if (!x->herd_leader && !x->herd_waiting) {
+		int r = herd_join(&k, &x->herd);
+
+		if (r == 0) {
+			/* Another request is fetching this key: wait for its answer. */
+			x->herd_waiting = true;
+			return;
+		}
+		x->herd_leader = r == 1;
+	}
+	x->route = x->inm[0] ? "validate" : "miss";
+	if (exchange_send_origin(c, x->extra_hdr[0] ? x->extra_hdr : NULL) < 0)
+		return;
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct exchange *x = c->x;
+
+	if (!x)
+		return;
+	if (x->herd_waiting) {
+		x->herd_waiting = false;
+		herd_leave(&x->herd);
+		send_read(c);
+		return;
+	}
+	if (x->prestage_waiting) {
+		prestage_done(c);
+		return;
+	}
+	if (x->serving_file)
+		hit_pump(c);
+}
+
+/* HEAD with Range: bytes=0-0 asks us to cache the object before we answer. */
+static bool is_prestage(const struct exchange *x)
+{
+	const struct http_header *h = http_find(&x->req, "range");
+
+	return x->s3.is_head && h && http_str_eq(&h->value, "bytes=0-0");
+}
+
+/* The origin authorized the HEAD: hold its answer until the object is cached. */
+static int prestage_response(struct conn *c, const char *buf, const struct http_msg *m)
+{
+	struct exchange *x = c->x;
+	struct cache_key k = exchange_key(x);
+	int r;
+
+	if (m->status != 200 && m->status != 206)
+		return 0;
+	r = bgfill_request(c->w->d->bgfill, &k, m, &x->bgw);
+	if (r != 0)
+		return 0; /* cached already, too small, or cannot fill: answer now */
+	x->held_head = malloc(m->head_len);
+	if (!x->held_head) {
+		bgfill_unwatch(&x->bgw);
+		return 0;
+	}
+	memcpy(x->held_head, buf, m->head_len);
+	x->held_len = m->head_len;
+	x->prestage_waiting = true;
+	return 1;
+}
+
+static void prestage_done(struct conn *c)
+{
+	struct exchange *x = c->x;
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+
+	x->prestage_waiting = false;
+	evbuffer_add(out, x->held_head, x->held_len - 2);
+	evbuffer_add_printf(out, "x-lota-prestage: %s\r\n\r\n", x->bgw.result == 0 ? "cached" : "failed");
+	if (x->bgw.result < 0)
+		log_warn("pre-stage of %s/%s: %s", x->s3.bucket, x->s3.key, strerror(-x->bgw.result));
+	x->resp_done = true;
+	exchange_finish(c);
+}
+
+void objread_start(struct conn *c)
+{
+	struct exchange *x = c->x;
+	bool no_store, no_cache;
+
+	cache_control(&x->req, &no_store, &no_cache);
+	if (is_prestage(x) && !no_store && c->w->d->bgfill) {
+		x->is_cacheable = x->prestage = true;
+		x->ev = event_new(c->w->base, -1, 0, wake_cb, c);
+		if (x->ev) {
+			x->bgw.ev = x->ev;
+			exchange_relay(c, "prestage");
+			return;
+		}
+	}
+	if (no_store || x->s3.is_head || x->s3.part_number || has_bypass_header(&x->req)) {
+		metric_add(M_cache_bypasses, 1);
+		exchange_relay(c, "bypass");
+		return;
+	}
+	x->ev = event_new(c->w->base, -1, 0, wake_cb, c);
+	if (!x->ev) {
+		exchange_relay(c, "relay");
+		return;
+	}
+	x->herd.wake = x->ev;
+	x->no_cache = no_cache;
+	x->is_cacheable = true;
+	send_read(c);
+}
+
+/* A 200 for a GET: start the one fill of this key, if the object qualifies. */
+static void begin_fill(struct conn *c, const struct http_msg *m)
+{
+	struct exchange *x = c->x;
+	struct lotad *d = c->w->d;
+	struct cache_key k = exchange_key(x);
+	struct objmeta om;
+	int r;
+
+	if (m->body != HTTP_BODY_LENGTH || m->content_length < d->cfg.min_object_size || x->no_cache) {
+		metric_add(M_cache_bypasses, 1);
+		x->route = "bypass";
+		return;
+	}
+	r = objmeta_from_response(&om, &k, m->content_length, m);
+	if (r == 0)
+		r = cache_fill_begin(d->cache, &om.meta, &x->fill);
+	if (r == 0)
+		metric_add(M_cache_fills_started, 1);
+	else if (r != -EEXIST)
+		log_info("cache: not caching %s/%s: %s", x->s3.bucket, x->s3.key, strerror(-r));
+	objmeta_free(&om);
+}
+
+static void release_herd(struct exchange *x)
+{
+	if (x->herd_leader) {
+		struct cache_key k = exchange_key(x);
+
+		x->herd_leader = false;
+		herd_release(&k);
+	}
+}
+
+int objread_response(struct conn *c, const char *buf, const struct http_msg *m)
+{
+	struct exchange *x = c->x;
+	struct cache_key k = exchange_key(x);
+	int r = 0;
+
+	if (x->prestage)
+		return prestage_response(c, buf, m);
+	if (m->status == 304 && x->inm[0] && (x->obj || x->fl)) {
+		r = hit_serve(c, m) == 0;
+	} else if (m->status == 200) {
+		metric_add(M_cache_misses, 1);
+		cache_obj_close(x->obj);
+		x->obj = NULL;
+		cache_follower_close(x->fl);
+		x->fl = NULL;
+		begin_fill(c, m);
+	} else if (m->status == 404) {
+		if (cache_invalidate(c->w->d->cache, &k) > 0)
+			metric_add(M_cache_invalidations, 1);
+	} else if (m->status == 206 && c->w->d->bgfill) {
+		bgfill_request(c->w->d->bgfill, &k, m, NULL);
+	}
+	release_herd(x);
+	return r;
+}
+
+void objread_tee(struct conn *c, struct evbuffer *src, size_t n)
+{
+	struct exchange *x = c->x;
+	struct evbuffer_iovec v[32];
+	int nv = evbuffer_peek(src, (ssize_t)n, NULL, v, 32);
+	size_t left = n;
+	int r = 0;
+
+	for (int i = 0; i < nv && i < 32 && left && r == 0; i++) {
+		size_t len = v[i].iov_len < left ? v[i].iov_len : left;
+
+		r = cache_fill_write(x->fill, v[i].iov_base, len);
+		left -= len;
+	}
+	if (r == 0 && left)
+		r = -EIO; /* more than 32 chains at once cannot happen with our read sizes */
+	if (r < 0) {
+		log_warn("cache: fill of %s/%s abandoned: %s", x->s3.bucket, x->s3.key, strerror(-r));
+		cache_fill_abort(x->fill, r);
+		x->fill = NULL;
+		metric_add(M_cache_fills_aborted, 1);
+		if (r == -ENOSPC)
+			control_wake_evict(c->w->d);
+	}
+}
+
+void objread_body_done(struct conn *c, bool ok)
+{
+	struct exchange *x = c->x;
+	int r;
+
+	if (!x->fill)
+		return;
+	if (!ok) {
+		cache_fill_abort(x->fill, -ECONNRESET);
+		metric_add(M_cache_fills_aborted, 1);
+	} else if ((r = cache_fill_commit(x->fill, NULL)) == 0) {
+		metric_add(M_cache_fills_committed, 1);
+	} else {
+		metric_add(M_cache_fills_aborted, 1);
+		if (r != -ESTALE)
+			log_warn("cache: commit of %s/%s failed: %s", x->s3.bucket, x->s3.key, strerror(-r));
+	}
+	x->fill = NULL;
+}
+
+void objread_cleanup(struct exchange *x)
+{
+	if (x->fill) {
+		cache_fill_abort(x->fill, -ECONNRESET);
+		metric_add(M_cache_fills_aborted, 1);
+		x->fill = NULL;
+	}
+	if (x->herd_waiting)
+		herd_leave(&x->herd);
+	if (x->prestage_waiting)
+		bgfill_unwatch(&x->bgw);
+	free(x->held_head);
+	x->held_head = NULL;
+	release_herd(x);
+	cache_follower_close(x->fl);
+	x->fl = NULL;
+	cache_obj_close(x->obj);
+	x->obj = NULL;
+	if (x->ev)
+		event_free(x->ev);
+	x->ev = NULL;
+	if (x->seg)
+		evbuffer_file_segment_free(x->seg);
+	x->seg = NULL;
+}
