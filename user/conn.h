@@ -105,6 +105,10 @@ void objread_tee(struct conn *c, struct evbuffer *src, size_t n);
 void objread_body_done(struct conn *c, bool ok);
 void objread_cleanup(struct exchange *x);
 
+/* invalidate.c: a write's final response head arrived (x->status set): on a 2xx that
+ * can change the key, drop its cache entry. Call before the head goes to the client. */
+void invalidate_on_write(struct conn *c);
+
 /* hit.c: serving a body from a cache file (committed, or growing under a fill). */
 int hit_serve(struct conn *c, const struct http_msg *resp304);
 void hit_pump(struct conn *c);
