@@ -100,7 +100,7 @@ int admin_start(struct lotad *d, char *err, size_t errlen)
 
 	if (!http)
 		return -ENOMEM;
-	fd = listen_socket(d->cfg.admin, err, errlen);
+	fd = listen_socket(d->cfg.admin, false, err, errlen);
 	if (fd < 0)
 		return fd;
 	if (!evhttp_accept_socket_with_handle(http, fd)) {

@@ -39,7 +39,7 @@ int control_start(struct lotad *d);
 
 /* server.c: worker threads with SO_REUSEPORT listeners. */
 int server_start(struct lotad *d);
-int listen_socket(const char *addr, char *err, size_t errlen);
+int listen_socket(const char *addr, bool reuseport, char *err, size_t errlen);
 void server_stop(struct lotad *d);
 
 #endif

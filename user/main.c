@@ -15,6 +15,7 @@
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
+#include "steering.h"
 
 static int config_check(struct lotad *d, char *err, size_t errlen)
 {
@@ -48,6 +49,7 @@ static int config_check(struct lotad *d, char *err, size_t errlen)
 
 void lotad_render_extra_metrics(struct lotad *d, struct evbuffer *out)
 {
+	steering_render_metrics(d, out);
 }
 
 static void cache_log(void *arg, const char *msg)
@@ -129,6 +131,9 @@ int main(int argc, char **argv)
 		log_error("cannot start workers: %s", strerror(-r));
 		return 1;
 	}
+	/* After the listeners exist, so that steered connections find lotad listening. */
+	if (steering_start(&d) < 0)
+		return 1;
 	sigterm = evsignal_new(d.control_base, SIGTERM, on_signal, &d);
 	sigint = evsignal_new(d.control_base, SIGINT, on_signal, &d);
 	evsignal_add(sigterm, NULL);
@@ -136,6 +141,7 @@ int main(int argc, char **argv)
 	log_info("listening on %s (%d workers), origin %s, admin %s", d.cfg.listen, d.nworkers,
 		 d.cfg.origin, d.cfg.admin);
 	event_base_dispatch(d.control_base);
+	steering_stop(&d);
 	server_stop(&d);
 	event_free(sigterm);
 	event_free(sigint);

@@ -39,8 +39,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	conn_accept(w, fd, addr_str(sa, peer, sizeof(peer)));
 }
 
-/* A listening socket of our own, so that SO_REUSEPORT is set before bind. */
-int listen_socket(const char *addr, char *err, size_t errlen)
+/* A listening socket of our own, so that SO_REUSEPORT is set before bind. With
+ * reuseport, every worker binds the same address; without it, a second process cannot
+ * silently share the port with us. */
+int listen_socket(const char *addr, bool reuseport, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -54,7 +56,7 @@ int listen_socket(const char *addr, char *err, size_t errlen)
 	if (fd < 0)
 		goto fail;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
 		goto fail;
 	return fd;
@@ -83,7 +85,7 @@ static int worker_init(struct lotad *d, struct worker *w, int id)
 	w->base = event_base_new();
 	if (!w->base)
 		return -ENOMEM;
-	fd = listen_socket(d->cfg.listen, err, sizeof(err));
+	fd = listen_socket(d->cfg.listen, true, err, sizeof(err));
 	if (fd < 0) {
 		log_error("listen: %s", err);
 		return fd;
@@ -98,12 +100,20 @@ static int worker_init(struct lotad *d, struct worker *w, int id)
 
 int server_start(struct lotad *d)
 {
-	int n = (int)d->cfg.workers, r;
+	int n = (int)d->cfg.workers, r, probe;
+	char err[256];
 
 	if (n <= 0)
 		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (n <= 0)
 		n = 1;
+	/* Refuse an address another process listens on, SO_REUSEPORT or not. */
+	probe = listen_socket(d->cfg.listen, false, err, sizeof(err));
+	if (probe < 0) {
+		log_error("listen: %s", err);
+		return probe;
+	}
+	close(probe);
 	d->workers = calloc((size_t)n, sizeof(*d->workers));
 	if (!d->workers)
 		return -ENOMEM;
