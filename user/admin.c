@@ -110,6 +110,7 @@ int admin_start(struct lotad *d, char *err, size_t errlen)
 	admin_route("/healthz", healthz, d);
 	admin_route("/metrics", metrics_cb, d);
 	admin_route("/admin/log-level", log_level_cb, d);
+	adminapi_register(d);
 	evhttp_set_gencb(http, dispatch, d);
 	return 0;
 }

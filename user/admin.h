@@ -20,6 +20,8 @@ struct admin_route {
 
 int admin_start(struct lotad *d, char *err, size_t errlen);
 int admin_route(const char *path, admin_handler fn, void *arg);
+/* adminapi.c: the JSON routes lotactl uses. */
+void adminapi_register(struct lotad *d);
 
 /* Provided by main.c: update gauges, and add metrics of other modules (BPF, peers). */
 void lotad_refresh_gauges(struct lotad *d);
