@@ -5,6 +5,7 @@
 #ifndef LOTA_CACHE_T_H
 #define LOTA_CACHE_T_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,9 @@ struct cache_opts {
 	 * watermark, so the daemon can wake its control thread to run cache_evict(). */
 	void (*on_pressure)(void *arg);
 	void *pressure_arg;
+	/* Commits skip fdatasync(): for benchmarks and tests that create many entries. A
+	 * crash may then keep an entry whose body did not reach the disk. */
+	bool is_fdatasync_skipped;
 };
 
 struct cache_stats {
