@@ -26,9 +26,9 @@
 #define ENTRY_FORMAT 1
 #define ENTRY_FIXED_LEN 48
 #define ENTRY_NFIELDS 6 /* bucket, key, version, etag, last_modified, content_type */
-#define ENTRY_HEADER_MAX                                                                   \
-	(ENTRY_FIXED_LEN + CACHE_BUCKET_MAX + CACHE_KEY_MAX + CACHE_VERSION_MAX +          \
-	 CACHE_ETAG_MAX + CACHE_LASTMOD_MAX + CACHE_CTYPE_MAX + CACHE_EXTRA_MAX + 4)
+#define ENTRY_HEADER_MAX                                                                           \
+	(ENTRY_FIXED_LEN + CACHE_BUCKET_MAX + CACHE_KEY_MAX + CACHE_VERSION_MAX + CACHE_ETAG_MAX + \
+	 CACHE_LASTMOD_MAX + CACHE_CTYPE_MAX + CACHE_EXTRA_MAX + 4)
 
 /* A decoded header; fields point into the buffer it was decoded from, not NUL-ended. */
 struct entry_hdr {
@@ -94,7 +94,7 @@ struct cache_fill {
 	uint32_t crc;
 	enum cache_fill_state state;
 	int error;
-	bool is_stale;	  /* invalidated while running: do not commit */
+	bool is_stale;	    /* invalidated while running: do not commit */
 	unsigned notifying; /* wake rounds in progress outside the lock */
 	struct cache_follower *followers[CACHE_FILL_MAX_FOLLOWERS];
 	unsigned nfollowers;

@@ -37,9 +37,9 @@ struct cache_key {
  * output (lookups, followers) every string is non-NULL and NUL-terminated. */
 struct cache_meta {
 	struct cache_key id;
-	uint64_t size;		  /* body bytes */
-	uint32_t crc32;		  /* zlib crc32 of the body; output only */
-	const char *etag;	  /* as the origin sent it, quotes included */
+	uint64_t size;	  /* body bytes */
+	uint32_t crc32;	  /* zlib crc32 of the body; output only */
+	const char *etag; /* as the origin sent it, quotes included */
 	const char *last_modified;
 	const char *content_type;
 	const void *extra; /* opaque: e.g. x-amz-meta-* header lines, replayed as is */
@@ -47,9 +47,9 @@ struct cache_meta {
 };
 
 struct cache_opts {
-	uint64_t capacity;  /* bytes; 0: cache_default_capacity(dir) */
-	unsigned high_pct;  /* eviction starts above this % of capacity; 0: 90 */
-	unsigned low_pct;   /* and stops at this %; 0: 80 */
+	uint64_t capacity; /* bytes; 0: cache_default_capacity(dir) */
+	unsigned high_pct; /* eviction starts above this % of capacity; 0: 90 */
+	unsigned low_pct;  /* and stops at this %; 0: 80 */
 	/* Called with one formatted line (no newline) for notable events: dropped files on
 	 * recovery, failed unlinks. Any thread, no cache lock held. NULL: silent. */
 	void (*log)(void *arg, const char *msg);
@@ -80,8 +80,8 @@ struct cache_stats {
 	uint64_t fills_refused; /* no space, too many fills */
 	uint64_t followers;	/* followers ever attached (coalesced readers) */
 	uint64_t followers_refused;
-	uint64_t recovered;	    /* entries found at open */
-	uint64_t recovery_dropped;  /* bad or truncated files removed at open */
+	uint64_t recovered;	   /* entries found at open */
+	uint64_t recovery_dropped; /* bad or truncated files removed at open */
 };
 
 /* A committed entry as returned by cache_lookup(): the body is at

@@ -15,8 +15,8 @@
 #include "cache-int.h"
 
 static const size_t FIELD_MAX[ENTRY_NFIELDS] = {
-	CACHE_BUCKET_MAX, CACHE_KEY_MAX,     CACHE_VERSION_MAX,
-	CACHE_ETAG_MAX,	  CACHE_LASTMOD_MAX, CACHE_CTYPE_MAX,
+    CACHE_BUCKET_MAX, CACHE_KEY_MAX,	 CACHE_VERSION_MAX,
+    CACHE_ETAG_MAX,   CACHE_LASTMOD_MAX, CACHE_CTYPE_MAX,
 };
 
 static void put16(uint8_t *p, uint16_t v)
@@ -172,8 +172,8 @@ int entry_read(int fd, uint8_t *buf, size_t cap, uint8_t **big, struct entry_hdr
 int entry_meta_dup(const struct entry_hdr *h, struct cache_meta *m, char **buf)
 {
 	size_t total = h->extra_len + ENTRY_NFIELDS;
-	const char **dst[ENTRY_NFIELDS] = {&m->id.bucket, &m->id.key, &m->id.version,
-					   &m->etag, &m->last_modified, &m->content_type};
+	const char **dst[ENTRY_NFIELDS] = {&m->id.bucket, &m->id.key,	     &m->id.version,
+					   &m->etag,	  &m->last_modified, &m->content_type};
 	char *p;
 
 	for (int i = 0; i < ENTRY_NFIELDS; i++)

@@ -113,7 +113,8 @@ static int fill_register(struct cache *c, struct cache_fill *f)
 	pthread_mutex_lock(&c->mu);
 	n = htab_find(&c->fills, f->hn.hash);
 	if (n)
-		err = is_same_key(&((struct cache_fill *)n)->meta.id, &f->meta.id) ? -EEXIST : -EBUSY;
+		err =
+		    is_same_key(&((struct cache_fill *)n)->meta.id, &f->meta.id) ? -EEXIST : -EBUSY;
 	else
 		err = reserve_locked(c, f, &is_over);
 	if (!err) {

@@ -53,7 +53,8 @@ static unsigned __int128 fnv_part(unsigned __int128 h, const char *s)
 
 void key_hash(const struct cache_key *k, uint8_t hash[CACHE_HASH_LEN])
 {
-	unsigned __int128 h = ((unsigned __int128)0x6c62272e07bb0142ULL << 64) | 0x62b821756295c58dULL;
+	unsigned __int128 h =
+	    ((unsigned __int128)0x6c62272e07bb0142ULL << 64) | 0x62b821756295c58dULL;
 
 	h = fnv_part(h, k->bucket);
 	h = fnv_part(h, k->key);

@@ -163,8 +163,7 @@ out:
 
 /* Opens one file of a fan-out directory; bad files are removed and logged, only
  * allocation failures stop the scan. */
-static int scan_file(struct cache *c, int dfd, const char *dname, const char *fname,
-		     struct scan *s)
+static int scan_file(struct cache *c, int dfd, const char *dname, const char *fname, struct scan *s)
 {
 	uint8_t hash[CACHE_HASH_LEN];
 	struct entry *e = NULL;
@@ -329,7 +328,8 @@ int cache_open(const char *dir, const struct cache_opts *opts, struct cache **ou
 		err = -errno;
 		goto err;
 	}
-	if ((err = set_capacity(c, dir, &c->opts)) || (err = open_subdir(c->dirfd, "objects", &c->objfd)) ||
+	if ((err = set_capacity(c, dir, &c->opts)) ||
+	    (err = open_subdir(c->dirfd, "objects", &c->objfd)) ||
 	    (err = open_subdir(c->dirfd, "tmp", &c->tmpfd)) || (err = recover(c)))
 		goto err;
 	*out = c;

@@ -298,8 +298,9 @@ static void test_followers(void)
 	/* the bound on followers: fl plus MAX - 1 more, then refused */
 	for (int i = 0; i < CACHE_FILL_MAX_FOLLOWERS - 1; i++)
 		CU_ASSERT_EQUAL(cache_fill_follow(cache, &k, NULL, NULL, &extra[i]), 0);
-	CU_ASSERT_EQUAL(cache_fill_follow(cache, &k, NULL, NULL, &extra[CACHE_FILL_MAX_FOLLOWERS - 1]),
-			-EUSERS);
+	CU_ASSERT_EQUAL(
+	    cache_fill_follow(cache, &k, NULL, NULL, &extra[CACHE_FILL_MAX_FOLLOWERS - 1]),
+	    -EUSERS);
 	for (int i = 0; i < CACHE_FILL_MAX_FOLLOWERS - 1; i++)
 		cache_follower_close(extra[i]);
 	CU_ASSERT_EQUAL(cache_fill_commit(f, NULL), 0);
@@ -645,7 +646,8 @@ static void test_names(void)
 	while ((d = readdir(dd))) {
 		if (d->d_name[0] == '.')
 			continue;
-		CU_ASSERT(is_hex_name(d->d_name, 32 + 2) || strchr(d->d_name, '.') == d->d_name + 32);
+		CU_ASSERT(is_hex_name(d->d_name, 32 + 2) ||
+			  strchr(d->d_name, '.') == d->d_name + 32);
 		CU_ASSERT(!strstr(d->d_name, "secret") && !strstr(d->d_name, "passwd"));
 	}
 	closedir(dd);
@@ -691,7 +693,8 @@ static void *filler(void *arg)
 			bad++;
 			continue;
 		}
-		if (!fd_has_body(o->fd, o->body_offset, 1000 + (size_t)i * 10, (unsigned)(t * 1000 + i)))
+		if (!fd_has_body(o->fd, o->body_offset, 1000 + (size_t)i * 10,
+				 (unsigned)(t * 1000 + i)))
 			bad++;
 		cache_obj_close(o);
 	}
@@ -796,21 +799,21 @@ int main(void)
 		const char *name;
 		CU_TestFunc fn;
 	} tests[] = {
-		{"fill, commit, lookup round trip", test_roundtrip},
-		{"commit with wrong size or CRC leaves nothing", test_bad_commit},
-		{"bounds on keys, metadata, sizes", test_bad_args},
-		{"abort leaves nothing, tells followers", test_abort},
-		{"one fill per key, followers see progress", test_followers},
-		{"splice path: write_pos + advance keeps the CRC", test_advance},
-		{"reader survives invalidate and evict", test_reader_survives},
-		{"invalidate: exact tuple, null version, running fill", test_invalidate_versions},
-		{"a newer fill replaces the entry", test_replace},
-		{"LRU order and eviction to the low watermark", test_lru_evict},
-		{"reservations, inline eviction, ENOSPC", test_space},
-		{"recovery after a crash", test_recovery},
-		{"file names never contain the key", test_names},
-		{"concurrent fills of distinct keys", test_concurrent_fills},
-		{"follower woken from the writer's thread", test_follow_thread},
+	    {"fill, commit, lookup round trip", test_roundtrip},
+	    {"commit with wrong size or CRC leaves nothing", test_bad_commit},
+	    {"bounds on keys, metadata, sizes", test_bad_args},
+	    {"abort leaves nothing, tells followers", test_abort},
+	    {"one fill per key, followers see progress", test_followers},
+	    {"splice path: write_pos + advance keeps the CRC", test_advance},
+	    {"reader survives invalidate and evict", test_reader_survives},
+	    {"invalidate: exact tuple, null version, running fill", test_invalidate_versions},
+	    {"a newer fill replaces the entry", test_replace},
+	    {"LRU order and eviction to the low watermark", test_lru_evict},
+	    {"reservations, inline eviction, ENOSPC", test_space},
+	    {"recovery after a crash", test_recovery},
+	    {"file names never contain the key", test_names},
+	    {"concurrent fills of distinct keys", test_concurrent_fills},
+	    {"follower woken from the writer's thread", test_follow_thread},
 	};
 	bool is_ok = true;
 	unsigned failed;
