@@ -25,7 +25,8 @@
 /* Opens (creating dir/objects and dir/tmp if needed) and rebuilds the index: removes
  * everything in tmp/, reads only the header of every file in objects/, removes (and
  * logs) files that are bad, truncated or misnamed, and orders the LRU by each file's
- * newer of atime and mtime (lookups refresh atime at most once a minute per entry). */
+ * newer of atime and mtime (lookups refresh atime at most once a minute per entry).
+ * The scan runs on 16 threads; opts->log may be called from any of them. */
 int cache_open(const char *dir, const struct cache_opts *opts, struct cache **out);
 
 /* Closes the store. Every cache_obj, fill and follower must be released first. */
@@ -64,7 +65,8 @@ int cache_evict(struct cache *c);
  * control thread brings usage down to the low watermark; if it would still pass the
  * capacity, -ENOSPC (serve without caching). -EFBIG: the object can never fit.
  * -EEXIST: a fill for this key is running: follow it (cache_fill_follow). -EBUSY: a fill
- * of another key with the same hash runs (astronomically rare): do not cache. */
+ * of another key with the same hash runs (astronomically rare): do not cache. -EAGAIN:
+ * CACHE_MAX_FILLS fills are running. */
 int cache_fill_begin(struct cache *c, const struct cache_meta *meta, struct cache_fill **out);
 
 /* Appends len body bytes (pwrite at the current end, CRC updated) and wakes followers.
