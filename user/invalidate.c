@@ -12,24 +12,39 @@
 #include "lotad.h"
 #include "metrics.h"
 
-/* Uploading or aborting a part leaves the object as it was until the upload completes,
- * so those writes keep the entry; every other successful write may change the key. */
+/* True if the query string q (n bytes, after the '?') has a parameter named name. */
+static bool has_param(const char *q, size_t n, const char *name)
+{
+	size_t len = strlen(name), i = 0;
+
+	while (i < n) {
+		const char *amp = memchr(q + i, '&', n - i);
+		size_t end = amp ? (size_t)(amp - q) : n;
+
+		if (end - i >= len && memcmp(q + i, name, len) == 0 &&
+		    (end - i == len || q[i + len] == '='))
+			return true;
+		i = end + 1;
+	}
+	return false;
+}
+
+/* Starting a multipart upload, uploading a part and aborting leave the object as it was
+ * until CompleteMultipartUpload (POST ?uploadId=), so those writes keep the entry; every
+ * other successful write may change the key. */
 static bool changes_object(const struct exchange *x)
 {
 	const struct http_str *t = &x->req.target;
 	const char *q = memchr(t->p, '?', t->n);
-	bool has_upload_id = false;
+	size_t qn = q ? t->n - (size_t)(q + 1 - t->p) : 0;
 
-	for (size_t i = q ? (size_t)(q - t->p) : t->n; i + 9 <= t->n; i++) {
-		if ((t->p[i] == '?' || t->p[i] == '&') && memcmp(t->p + i + 1, "uploadId", 8) == 0 &&
-		    (i + 9 == t->n || t->p[i + 9] == '=' || t->p[i + 9] == '&')) {
-			has_upload_id = true;
-			break;
-		}
-	}
-	if (!has_upload_id)
+	if (!q)
 		return true;
-	return http_str_eq(&x->req.method, "POST"); /* CompleteMultipartUpload */
+	if (http_str_eq(&x->req.method, "POST") && has_param(q + 1, qn, "uploads"))
+		return false;
+	if (has_param(q + 1, qn, "uploadId"))
+		return http_str_eq(&x->req.method, "POST");
+	return true;
 }
 
 void invalidate_on_write(struct conn *c)
