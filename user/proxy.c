@@ -427,6 +427,8 @@ static int on_response_head(struct conn *c)
 		x->resp_left = m->content_length;
 		x->resp_keep_alive = m->keep_alive;
 		http_chunked_init(&x->resp_chunked);
+		if (x->s3.op == S3_OBJECT_WRITE)
+			invalidate_on_write(c);
 		r = x->is_cacheable ? objread_response(c, buf, m) : 0;
 		if (r == 0)
 			send_response_head(c, buf, m);
