@@ -1,0 +1,575 @@
+"""The cache in front of a real radosgw, with real clients, byte for byte: hits confirmed
+by the origin (304, no body), ranges sliced locally, background fills for ranged reads
+and pre-staging, one origin fill for a herd of readers, write invalidation, the
+Cache-Control rules, authorization (nobody the origin refuses gets a cached byte),
+crashes of lotad and of the origin mid-fill, and LRU eviction under a small capacity.
+
+What the origin sent is read from its request log (Origin.log_requests): a hit is a 304
+with no body, a miss a 200 carrying the object's size."""
+
+import hashlib
+import http.client
+import os
+import threading
+import time
+import uuid
+import zlib
+
+import boto3  # noqa: F401  (Debian's python3-boto3, through Origin.s3)
+import pytest
+from botocore.exceptions import ClientError
+
+import clients
+from origin import Origin
+
+HOST = "cwlota.com"
+MiB = 1024 * 1024
+BIG = 64 * MiB
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+def ep(d):
+    return f"http://{HOST}:{d.port}"
+
+
+def data(n):
+    return os.urandom(n)
+
+
+def put(origin, bucket, key, body):
+    origin.s3().put_object(Bucket=bucket, Key=key, Body=body)
+    return body
+
+
+def get(s3, bucket, key, **kw):
+    """(body, lower-cased response headers) of a boto3 get_object."""
+    r = s3.get_object(Bucket=bucket, Key=key, **kw)
+    return r["Body"].read(), r["ResponseMetadata"]["HTTPHeaders"]
+
+
+def gets(origin, bucket, key, since):
+    """What the origin logged for GETs of bucket/key since the mark: [(status, bytes)]."""
+    return [(r.status, r.bytes) for r in origin.log_requests(since, "GET", f"/{bucket}/{key}")]
+
+
+def bodies_sent(origin, bucket, key, since):
+    """Object bytes the origin sent for bucket/key (200 and 206 bodies) since the mark."""
+    return sum(b for s, b in gets(origin, bucket, key, since) if s in (200, 206))
+
+
+def raw(origin, d, method, bucket, key, headers=None, access=None, secret=None, read=None):
+    """A SigV4-signed request through lotad with http.client; headers are added after
+    signing (unsigned, as a proxy may add them). Returns (status, headers, body) or, with
+    read=N, (status, headers, response, conn) after reading nothing."""
+    url, h = origin.signed_headers(method, bucket, key, access=access, secret=secret,
+                                   endpoint=ep(d))
+    h["Host"] = f"{HOST}:{d.port}"
+    h.update(headers or {})
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
+    conn.request(method, url[len(ep(d)):], headers=h)
+    r = conn.getresponse()
+    hdrs = {k.lower(): v for k, v in r.getheaders()}
+    if read is not None:
+        return r.status, hdrs, r, conn
+    body = r.read()
+    conn.close()
+    return r.status, hdrs, body
+
+
+def url_get(url, headers=None):
+    """A plain GET of a (presigned) URL through lotad: (status, headers, body)."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+def wait_metric(d, name, at_least, timeout=30):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = d.metrics().get(name, 0)
+        if v >= at_least:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"{name} stayed below {at_least}: {d.metrics().get(name)}\n"
+                         f"{d.log_tail()}")
+
+
+def service_creds(tmp_path, origin):
+    p = tmp_path / "service-credentials"
+    p.write_text(f"[default]\naws_access_key_id = {origin.access_key}\n"
+                 f"aws_secret_access_key = {origin.secret_key}\n")
+    return str(p)
+
+
+def cache_files(d):
+    """{name: size} of the committed files in lotad's cache directory."""
+    out = {}
+    top = os.path.join(d.cfg["cache-dir"], "objects")
+    for root, _, files in os.walk(top):
+        for f in files:
+            out[f] = os.path.getsize(os.path.join(root, f))
+    return out
+
+
+def assert_no_cached_byte(status, hdrs, body, secret_body):
+    assert status == 403, (status, body[:300])
+    assert "x-lota-cache" not in hdrs
+    assert len(body) < 4096 and secret_body[:64] not in body
+    assert b"<Error>" in body
+
+
+@pytest.fixture(scope="module")
+def bucket(origin):
+    name = "cache-" + uuid.uuid4().hex[:12]
+    origin.create_bucket(name)
+    yield name
+    s3 = origin.s3()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for o in page.get("Contents", []):
+            s3.delete_object(Bucket=name, Key=o["Key"])
+    s3.delete_bucket(Bucket=name)
+
+
+@pytest.fixture(scope="module")
+def big(origin, bucket):
+    """One 64 MiB object shared by tests that only read it."""
+    return put(origin, bucket, "shared/big64", data(BIG))
+
+
+# -- hits ------------------------------------------------------------------------------
+
+def test_second_get_is_a_304_hit(origin, make_lotad, bucket, big):
+    d = make_lotad()
+    s3 = origin.s3(endpoint=ep(d))
+    mark = origin.log_mark()
+    body, h = get(s3, bucket, "shared/big64")
+    assert body == big
+    assert h.get("x-lota-cache") is None
+    assert gets(origin, bucket, "shared/big64", mark) == [(200, BIG)]
+
+    mark = origin.log_mark()
+    body, h = get(s3, bucket, "shared/big64")
+    assert body == big
+    assert h["x-lota-cache"] == "hit"
+    assert h["content-length"] == str(BIG)
+    assert gets(origin, bucket, "shared/big64", mark) == [(304, 0)]
+    m = d.metrics()
+    assert m["cache_hits"] == 1 and m["cache_misses"] == 1
+    assert m["cache_fills_committed"] == 1
+    assert m["cache_bytes_served"] == BIG
+
+
+# -- ranges ----------------------------------------------------------------------------
+
+def check_ranges(s3, bucket, key, body, want_cache):
+    n = len(body)
+    for rng, lo, hi in (("bytes=0-999", 0, 999), ("bytes=30000000-31048575", 30000000, 31048575),
+                        ("bytes=-4321", n - 4321, n - 1), (f"bytes={n - 10}-", n - 10, n - 1),
+                        (f"bytes=5-{n + 100}", 5, n - 1)):
+        got, h = get(s3, bucket, key, Range=rng)
+        assert got == body[lo:hi + 1], rng
+        assert h["content-range"] == f"bytes {lo}-{hi}/{n}", rng
+        assert h.get("x-lota-cache") == want_cache, rng
+    with pytest.raises(ClientError) as e:
+        get(s3, bucket, key, Range=f"bytes={n}-{n + 10}")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 416
+
+
+def test_ranges_cold_then_warm_with_background_fill(origin, make_lotad, bucket, tmp_path):
+    key = "ranges/r64"
+    body = put(origin, bucket, key, data(BIG))
+    d = make_lotad(service_credentials=service_creds(tmp_path, origin))
+    s3 = origin.s3(endpoint=ep(d))
+
+    got, h = get(s3, bucket, key, Range="bytes=0-0")
+    assert got == body[:1] and h.get("x-lota-cache") is None
+    # The 206 started one whole-object fill with lotad's own credentials.
+    wait_metric(d, "cache_fills_committed", 1)
+    assert d.metrics()["cache_fills_started"] == 1
+    assert "background fill of" in d.log_text()
+
+    mark = origin.log_mark()
+    check_ranges(s3, bucket, key, body, "hit")
+    log = gets(origin, bucket, key, mark)
+    assert log and all(b == 0 for s, b in log if s != 416), log
+    assert sum(1 for s, _ in log if s == 304) >= 5, log
+
+
+def test_ranges_cold_without_service_credentials(origin, make_lotad, bucket):
+    key = "ranges/cold64"
+    body = put(origin, bucket, key, data(BIG))
+    d = make_lotad()
+    s3 = origin.s3(endpoint=ep(d))
+    check_ranges(s3, bucket, key, body, None)
+    # Without service credentials a ranged read cannot fill: nothing was cached.
+    assert d.metrics()["cache_fills_started"] == 0
+    assert "service" in d.log_text()
+
+
+def test_aws_cli_multirange_download_fills_once(origin, make_lotad, bucket, tmp_path):
+    key = "ranges/cli200"
+    size = 200 * MiB
+    src = tmp_path / "src.bin"
+    with open(src, "wb") as f:
+        for _ in range(size // (8 * MiB)):
+            f.write(os.urandom(8 * MiB))
+    origin.s3().upload_file(str(src), bucket, key)
+    d = make_lotad(service_credentials=service_creds(tmp_path, origin))
+    env = clients.aws_env(origin.access_key, origin.secret_key, workdir=str(tmp_path))
+    out = tmp_path / "out.bin"
+
+    mark = origin.log_mark()
+    clients.aws(["s3", "cp", f"s3://{bucket}/{key}", str(out)], ep(d), env)
+    assert out.read_bytes() == src.read_bytes()
+    ranged = [r for r in origin.log_requests(mark, "GET", f"/{bucket}/{key}")]
+    assert len(ranged) > 10, "aws cli was expected to download in parallel ranges"
+    wait_metric(d, "cache_fills_committed", 1, timeout=60)
+    assert bodies_sent(origin, bucket, key, mark) <= 2 * size
+    assert d.metrics()["cache_fills_started"] == 1
+
+    mark = origin.log_mark()
+    got, h = get(origin.s3(endpoint=ep(d)), bucket, key)
+    assert h["x-lota-cache"] == "hit"
+    assert hashlib.sha256(got).digest() == hashlib.sha256(src.read_bytes()).digest()
+    assert gets(origin, bucket, key, mark) == [(304, 0)]
+
+
+# -- one fill for a herd ---------------------------------------------------------------
+
+def test_sixteen_cold_readers_one_origin_body(origin, make_lotad, bucket):
+    key = "herd/h64"
+    body = put(origin, bucket, key, data(BIG))
+    want = hashlib.sha256(body).hexdigest()
+    d = make_lotad()
+    n = 16
+    s3s = [origin.s3(endpoint=ep(d)) for _ in range(n)]
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def reader(i):
+        barrier.wait()
+        try:
+            r = s3s[i].get_object(Bucket=bucket, Key=key)
+            h = hashlib.sha256()
+            for chunk in r["Body"].iter_chunks(1 * MiB):
+                h.update(chunk)
+            results[i] = (h.hexdigest(), r["ResponseMetadata"]["HTTPHeaders"].get("x-lota-cache"))
+        except Exception as e:  # reported below
+            results[i] = (repr(e), None)
+
+    mark = origin.log_mark()
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert all(r and r[0] == want for r in results), results
+    log = gets(origin, bucket, key, mark)
+    assert sum(b for s, b in log if s == 200) == BIG, log
+    assert sum(1 for s, _ in log if s == 200) == 1, log
+    m = d.metrics()
+    assert m["cache_fills_started"] == 1 and m["cache_fills_committed"] == 1
+    assert m["cache_coalesced"] + m["cache_hits"] == n - 1
+    assert m["cache_coalesced"] >= 1
+
+
+# -- pre-staging -----------------------------------------------------------------------
+
+def test_prestage_then_get_fetches_no_body(origin, make_lotad, bucket, tmp_path):
+    key = "prestage/p64"
+    body = put(origin, bucket, key, data(BIG))
+    d = make_lotad(service_credentials=service_creds(tmp_path, origin))
+    s3 = origin.s3(endpoint=ep(d))
+
+    r = s3.head_object(Bucket=bucket, Key=key, Range="bytes=0-0")
+    assert r["ResponseMetadata"]["HTTPHeaders"]["x-lota-prestage"] == "cached"
+    assert d.metrics()["cache_fills_committed"] == 1  # committed before the answer
+
+    mark = origin.log_mark()
+    got, h = get(s3, bucket, key)
+    assert got == body and h["x-lota-cache"] == "hit"
+    assert gets(origin, bucket, key, mark) == [(304, 0)]
+
+    # A plain HEAD does not fill.
+    key2 = "prestage/plain"
+    put(origin, bucket, key2, data(8 * MiB))
+    s3.head_object(Bucket=bucket, Key=key2)
+    time.sleep(0.3)
+    assert d.metrics()["cache_fills_started"] == 1
+
+
+# -- invalidation ----------------------------------------------------------------------
+
+def warm(s3, bucket, key, body):
+    got, _ = get(s3, bucket, key)
+    assert got == body
+    got, h = get(s3, bucket, key)
+    assert got == body and h["x-lota-cache"] == "hit"
+
+
+def test_overwrite_through_lotad_and_at_origin(origin, make_lotad, bucket):
+    key = "inval/obj"
+    v1 = put(origin, bucket, key, data(8 * MiB))
+    d = make_lotad()
+    s3 = origin.s3(endpoint=ep(d))
+    warm(s3, bucket, key, v1)
+
+    # Through lotad: the write drops the entry before the client sees the 200.
+    v2 = data(8 * MiB + 1)
+    s3.put_object(Bucket=bucket, Key=key, Body=v2)
+    assert d.metrics()["cache_invalidations"] == 1
+    mark = origin.log_mark()
+    got, h = get(s3, bucket, key)
+    assert got == v2 and h.get("x-lota-cache") is None
+    assert gets(origin, bucket, key, mark) == [(200, len(v2))]
+    warm(s3, bucket, key, v2)
+
+    # Directly at the origin: lotad learns it from the origin's 200 to If-None-Match.
+    v3 = put(origin, bucket, key, data(8 * MiB + 2))
+    got, h = get(s3, bucket, key)
+    assert got == v3 and h.get("x-lota-cache") is None
+    warm(s3, bucket, key, v3)
+
+
+def test_copy_multipart_delete_through_lotad_invalidate(origin, make_lotad, bucket):
+    d = make_lotad()
+    s3 = origin.s3(endpoint=ep(d))
+    key = "inval/target"
+    v1 = put(origin, bucket, key, data(6 * MiB))
+    warm(s3, bucket, key, v1)
+
+    src = put(origin, bucket, "inval/src", data(5 * MiB + 3))
+    s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": "inval/src"})
+    assert d.metrics()["cache_invalidations"] == 1
+    warm(s3, bucket, key, src)
+
+    parts = [data(5 * MiB), data(1 * MiB + 7)]
+    up = s3.create_multipart_upload(Bucket=bucket, Key=key)
+    done = []
+    for i, p in enumerate(parts, 1):
+        r = s3.upload_part(Bucket=bucket, Key=key, UploadId=up["UploadId"], PartNumber=i, Body=p)
+        done.append({"PartNumber": i, "ETag": r["ETag"]})
+    # Uploading parts leaves the object (and its entry) as it was.
+    assert d.metrics()["cache_invalidations"] == 1
+    got, h = get(s3, bucket, key)
+    assert got == src and h["x-lota-cache"] == "hit"
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up["UploadId"],
+                                 MultipartUpload={"Parts": done})
+    assert d.metrics()["cache_invalidations"] == 2
+    warm(s3, bucket, key, b"".join(parts))
+
+    s3.delete_object(Bucket=bucket, Key=key)
+    assert d.metrics()["cache_invalidations"] == 3
+    with pytest.raises(ClientError) as e:
+        get(s3, bucket, key)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+# -- Cache-Control and size ------------------------------------------------------------
+
+def test_no_cache_no_store_and_small_objects(origin, make_lotad, bucket):
+    key = "cc/obj"
+    body = put(origin, bucket, key, data(8 * MiB))
+    d = make_lotad()
+
+    # no-cache on a miss: the origin's body, nothing stored.
+    st, h, got = raw(origin, d, "GET", bucket, key, {"Cache-Control": "no-cache"})
+    assert st == 200 and got == body and "x-lota-cache" not in h
+    assert d.metrics()["cache_fills_started"] == 0
+    assert cache_files(d) == {}
+
+    # Warm it with a plain GET, then no-cache reads the cache (after the origin's 304).
+    st, h, got = raw(origin, d, "GET", bucket, key)
+    assert st == 200 and got == body
+    mark = origin.log_mark()
+    st, h, got = raw(origin, d, "GET", bucket, key, {"Cache-Control": "no-cache"})
+    assert st == 200 and got == body and h["x-lota-cache"] == "hit"
+    assert gets(origin, bucket, key, mark) == [(304, 0)]
+
+    # no-store bypasses the cache entirely, even when the object is cached.
+    mark = origin.log_mark()
+    st, h, got = raw(origin, d, "GET", bucket, key, {"Cache-Control": "no-store"})
+    assert st == 200 and got == body and "x-lota-cache" not in h
+    assert gets(origin, bucket, key, mark) == [(200, len(body))]
+
+    # A 1 MiB object is never cached (min-object-size 4M).
+    small = put(origin, bucket, "cc/small", data(1 * MiB))
+    mark = origin.log_mark()
+    for _ in range(3):
+        st, h, got = raw(origin, d, "GET", bucket, "cc/small")
+        assert st == 200 and got == small and "x-lota-cache" not in h
+    assert gets(origin, bucket, "cc/small", mark) == [(200, MiB)] * 3
+    assert d.metrics()["cache_fills_started"] == 1
+    assert len(cache_files(d)) == 1
+
+
+# -- security --------------------------------------------------------------------------
+
+def test_nobody_refused_gets_a_cached_byte(origin, make_lotad):
+    tag = uuid.uuid4().hex[:8]
+    b = "sec-" + tag
+    origin.create_bucket(b)
+    alice, bob = f"alice-{tag}", f"bob-{tag}"
+    a_key, a_sec = origin.create_user(alice)
+    b_key, b_sec = origin.create_user(bob)
+    pa = Origin.policy_allow(alice, b)
+    pb = Origin.policy_allow(bob, b, prefix="pub/")
+    origin.set_bucket_policy(b, {"Version": "2012-10-17",
+                                 "Statement": pa["Statement"] + pb["Statement"]})
+    secret_body = put(origin, b, "private/obj", data(8 * MiB))
+    d = make_lotad()
+
+    a3 = origin.s3(a_key, a_sec, endpoint=ep(d))
+    warm(a3, b, "private/obj", secret_body)
+
+    refused = []
+    # bob, whom the policy does not allow on private/: whole object and a range.
+    refused.append(raw(origin, d, "GET", b, "private/obj", access=b_key, secret=b_sec))
+    refused.append(raw(origin, d, "GET", b, "private/obj", {"Range": "bytes=0-99"},
+                       access=b_key, secret=b_sec))
+    # alice's key with a wrong secret.
+    refused.append(raw(origin, d, "GET", b, "private/obj", access=a_key, secret="wrong" + a_sec))
+    # an expired presigned URL of alice's.
+    url = origin.presign(b, "private/obj", expires=1, client=origin.s3(a_key, a_sec,
+                                                                          endpoint=ep(d)))
+    time.sleep(2.1)
+    refused.append(url_get(url))
+    # no credentials at all.
+    refused.append(url_get(f"{ep(d)}/{b}/private/obj"))
+    hits = d.metrics()["cache_hits"]
+    for st, h, body in refused:
+        assert_no_cached_byte(st, h, body, secret_body)
+    assert d.metrics()["cache_hits"] == hits == 1
+    # bob may read pub/, and still the cached object is alice's alone.
+    put(origin, b, "pub/x", b"hello")
+    assert get(origin.s3(b_key, b_sec, endpoint=ep(d)), b, "pub/x")[0] == b"hello"
+    # and alice still hits.
+    got, h = get(a3, b, "private/obj")
+    assert got == secret_body and h["x-lota-cache"] == "hit"
+
+
+# -- crashes ---------------------------------------------------------------------------
+
+def test_kill9_mid_fill_then_restart(origin, make_lotad, bucket):
+    done_body = put(origin, bucket, "crash/done", data(BIG))
+    half_body = put(origin, bucket, "crash/half", data(2 * BIG))
+    d = make_lotad()
+    s3 = origin.s3(endpoint=ep(d))
+    assert get(s3, bucket, "crash/done")[0] == done_body
+
+    st, _, resp, conn = raw(origin, d, "GET", bucket, "crash/half", read=0)
+    assert st == 200
+    assert resp.read(4 * MiB) == half_body[:4 * MiB]  # a slow client: the fill is running
+    tmp = os.path.join(d.cfg["cache-dir"], "tmp")
+    assert os.listdir(tmp), "a fill was expected to be running"
+    d.kill9()
+    conn.close()
+
+    d.start()
+    assert not os.listdir(tmp)  # leftovers of the interrupted fill are gone
+    mark = origin.log_mark()
+    got, h = get(s3, bucket, "crash/done")
+    assert got == done_body and h["x-lota-cache"] == "hit"
+    assert gets(origin, bucket, "crash/done", mark) == [(304, 0)]
+    assert zlib.crc32(got) == zlib.crc32(done_body)
+
+    mark = origin.log_mark()
+    got, h = get(s3, bucket, "crash/half")
+    assert got == half_body and h.get("x-lota-cache") is None
+    assert gets(origin, bucket, "crash/half", mark) == [(200, 2 * BIG)]
+    got, h = get(s3, bucket, "crash/half")
+    assert h["x-lota-cache"] == "hit" and zlib.crc32(got) == zlib.crc32(half_body)
+
+
+def test_origin_killed_mid_fill(make_lotad, tmp_path):
+    o2 = Origin(tmp_path / "o2").start()
+    try:
+        b = o2.create_bucket("dying")
+        body = put(o2, b, "obj", data(2 * BIG))
+        d = make_lotad(origin_url=o2.url)
+        st, _, resp, conn = raw(o2, d, "GET", b, "obj", read=0)
+        assert st == 200
+        assert resp.read(4 * MiB) == body[:4 * MiB]
+        os.kill(o2.pids()["radosgw"], 9)
+        with pytest.raises((http.client.IncompleteRead, ConnectionError, OSError)):
+            resp.read()
+        conn.close()
+        wait_metric(d, "cache_fills_aborted", 1)
+        m = d.metrics()
+        assert m["cache_fills_committed"] == 0 and m["origin_aborts"] >= 1
+        assert cache_files(d) == {}
+        assert not os.listdir(os.path.join(d.cfg["cache-dir"], "tmp"))
+        # With the origin gone, nothing is served from the cache either.
+        st, h, got = raw(o2, d, "GET", b, "obj")
+        assert st == 502 and "x-lota-cache" not in h
+    finally:
+        o2.stop()
+    # A fresh origin (radosgw keeps its port in TIME_WAIT, so another address), the same
+    # key with other bytes, and lotad restarted on the same cache directory: the new
+    # object comes whole from the origin, nothing of the aborted fill is served.
+    d.stop()
+    o3 = Origin(tmp_path / "o3").start()
+    try:
+        o3.create_bucket("dying")
+        fresh = put(o3, "dying", "obj", data(BIG))
+        d3 = make_lotad(origin_url=o3.url, cache_dir=d.cfg["cache-dir"])
+        mark = o3.log_mark()
+        got, h = get(o3.s3(endpoint=ep(d3)), "dying", "obj")
+        assert got == fresh and h.get("x-lota-cache") is None
+        assert gets(o3, "dying", "obj", mark) == [(200, BIG)]
+    finally:
+        o3.stop()
+
+
+# -- capacity and LRU ------------------------------------------------------------------
+
+def test_lru_under_small_capacity(origin, make_lotad, bucket):
+    cap = 256 * MiB
+    high = cap * 90 // 100
+    n = 16
+    bodies = {}
+    s3o = origin.s3()
+    for i in range(n):
+        bodies[i] = put(origin, bucket, f"lru/o{i:02d}", data(BIG))
+    d = make_lotad(capacity=cap)
+    s3 = origin.s3(endpoint=ep(d))
+
+    def read(i):
+        mark = origin.log_mark()
+        got, h = get(s3, bucket, f"lru/o{i:02d}")
+        assert got == bodies[i]
+        used = sum(cache_files(d).values())
+        assert used <= high, (i, used)
+        return h.get("x-lota-cache"), gets(origin, bucket, f"lru/o{i:02d}", mark)
+
+    gauge_max = 0
+    for i in range(n - 1):  # 960 MiB of cold reads
+        cache, log = read(i)
+        assert cache is None and log == [(200, BIG)]
+        gauge_max = max(gauge_max, d.metrics()["cache_bytes_used"])
+    time.sleep(1.2)  # the control thread refreshes the gauges each second
+    m = d.metrics()
+    assert max(gauge_max, m["cache_bytes_used"]) <= high
+    assert m["cache_capacity_bytes"] == cap
+    assert m["cache_evictions"] >= n - 1 - 3
+    # Three 64 MiB entries fit under the high watermark: o12, o13, o14. Touch o12, read
+    # o15: the least recently used (o13) goes, not the oldest filled (o12).
+    cache, log = read(12)
+    assert cache == "hit" and log == [(304, 0)]
+    cache, log = read(15)
+    assert cache is None and log == [(200, BIG)]
+    cache, log = read(12)
+    assert cache == "hit" and log == [(304, 0)]
+    cache, log = read(13)
+    assert cache is None and log == [(200, BIG)]
+    cache, log = read(0)
+    assert cache is None and log == [(200, BIG)]
+    for i in range(n):
+        s3o.delete_object(Bucket=bucket, Key=f"lru/o{i:02d}")
