@@ -11,42 +11,26 @@ the cgroup2 mount that this test creates; clients run in it unless a test says n
 The host is started through HOST_CMD so lotad can take its place once it exists: it must
 steer VIP:80 to the redirect address, pin under PIN_DIR and answer GET / there with a
 body that is not "origin"."""
-import json
 import os
-import shutil
-import signal
 import subprocess
-import sys
-import time
 import uuid
 
 import pytest
 
+from netns import PY, Topology, enter, join_cgroup, ns, remove_pins, spawn, stop, wait_port
+from netns import bpf_stats
+
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("LOTA_BUILD", os.path.join(TOP, "build"))
 HERE = os.path.dirname(os.path.abspath(__file__))
-PY = "/usr/bin/python3"
 TAG = uuid.uuid4().hex[:6]
-NODE, POD = "lota-node-" + TAG, "lota-pod-" + TAG
 NODE_IP, POD_IP, VIP = "10.203.0.1", "10.203.0.2", "10.203.1.1"
 REDIRECT = (NODE_IP, 8080)
 DATA_PORT = 8090
 PIN_DIR = "/sys/fs/bpf/lota-test-" + TAG
 SIZES = [1, 4096, 1 << 20, 64 << 20]
 MODES = ["write", "writev", "sendfile"]
-
-
-def sh(*cmd, check=True):
-    return subprocess.run(cmd, check=check, capture_output=True, text=True)
-
-
-def cgroup2_mount():
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            dev, path, fstype = line.split()[:3]
-            if fstype == "cgroup2":
-                return path
-    raise RuntimeError("no cgroup2 mount")
+NODE = POD = None  # the namespaces' names, set by the net fixture
 
 
 @pytest.fixture(scope="module")
@@ -68,43 +52,14 @@ def host_bin(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def net():
-    if not os.path.ismount("/sys/fs/bpf"):
-        sh("mount", "-t", "bpf", "bpf", "/sys/fs/bpf")
-    cg = os.path.join(cgroup2_mount(), "lota-test-" + TAG)
-    os.mkdir(cg)
-    sh("ip", "netns", "add", NODE)
-    sh("ip", "netns", "add", POD)
-    procs = []
-    try:
-        sh("ip", "link", "add", "n0" + TAG, "netns", NODE, "type", "veth",
-           "peer", "name", "p0" + TAG, "netns", POD)
-        ns(NODE, "ip", "link", "set", "lo", "up")
-        ns(POD, "ip", "link", "set", "lo", "up")
-        ns(NODE, "ip", "addr", "add", NODE_IP + "/30", "dev", "n0" + TAG)
-        ns(NODE, "ip", "addr", "add", VIP + "/32", "dev", "n0" + TAG)
-        ns(NODE, "ip", "link", "set", "n0" + TAG, "up")
-        ns(POD, "ip", "addr", "add", POD_IP + "/30", "dev", "p0" + TAG)
-        ns(POD, "ip", "link", "set", "p0" + TAG, "up")
-        ns(POD, "ip", "route", "add", VIP + "/32", "via", NODE_IP)
-        routes = ns(POD, "ip", "route", "show").stdout
-        assert "default" not in routes, routes
-        origin = spawn(NODE, None, [PY, "-m", "http.server", "--bind", VIP, "80",
-                                    "--directory", write_origin_root()], wait_for=None)
-        procs.append(origin)
+    global NODE, POD
+    with Topology(TAG, NODE_IP, POD_IP, [VIP]) as t:
+        NODE, POD = t.node, t.pod
+        t.on_exit(lambda: remove_pins(PIN_DIR))
+        t.keep(spawn(NODE, None, [PY, "-m", "http.server", "--bind", VIP, "80",
+                                  "--directory", write_origin_root()], wait_for=None))
         wait_port(NODE, VIP, 80)
-        yield {"cgroup": cg, "procs": procs}
-    finally:
-        for p in procs:
-            stop(p)
-        sh("ip", "netns", "del", POD, check=False)
-        sh("ip", "netns", "del", NODE, check=False)
-        for _ in range(50):
-            try:
-                os.rmdir(cg)
-                break
-            except OSError:
-                time.sleep(0.1)
-        shutil.rmtree(PIN_DIR, ignore_errors=True)
+        yield {"cgroup": t.cgroup, "procs": t.procs}
 
 
 def write_origin_root():
@@ -113,54 +68,6 @@ def write_origin_root():
     with open(os.path.join(d, "index.html"), "w") as f:
         f.write("origin")
     return d
-
-
-def enter(name):
-    # nsenter, not "ip netns exec": the latter remounts /sys, hiding the cgroup2 and
-    # bpffs mounts the steering host needs.
-    return ["nsenter", "--net=/run/netns/" + name]
-
-
-def ns(name, *cmd, check=True):
-    return sh(*enter(name), *cmd, check=check)
-
-
-def join_cgroup(cg):
-    def f():
-        with open(os.path.join(cg, "cgroup.procs"), "w") as fh:
-            fh.write("0")
-    return f
-
-
-def spawn(netns, cg, cmd, wait_for="ready"):
-    p = subprocess.Popen(enter(netns) + cmd, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True,
-                         preexec_fn=join_cgroup(cg) if cg else None)
-    if wait_for:
-        line = p.stdout.readline()
-        if not line.startswith(wait_for):
-            stop(p)
-            raise AssertionError("%s did not start: %r %s" % (cmd[0], line, p.stderr.read()))
-    return p
-
-
-def stop(p, sig=signal.SIGTERM):
-    if p.poll() is None:
-        p.send_signal(sig)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def wait_port(netns, ip, port):
-    for _ in range(100):
-        if ns(netns, PY, "-c", "import socket; socket.create_connection((%r, %d), 1)"
-              % (ip, port), check=False).returncode == 0:
-            return
-        time.sleep(0.1)
-    raise AssertionError("%s:%d never listened" % (ip, port))
 
 
 def host_cmd(host_bin, redirect=REDIRECT, extra=()):
@@ -192,15 +99,7 @@ def get(netns, cg, ip, port=80, family="inet"):
 
 
 def stats():
-    out = sh("bpftool", "-j", "map", "dump", "pinned", PIN_DIR + "/stats").stdout
-    names = ["rewritten", "skipped_own", "map_miss", "inserted", "redirected",
-             "redirect_failed", "budget_spent"]
-    res = {}
-    for e in json.loads(out):
-        # with BTF, bpftool adds {"formatted": {"key": N, "values": [{"cpu", "value"}]}}
-        f = e["formatted"]
-        res[names[f["key"]]] = sum(int(v["value"]) for v in f["values"])
-    return res
+    return bpf_stats(PIN_DIR)
 
 
 def test_steered_in_cgroup_only(net, host_bin):
