@@ -1,8 +1,332 @@
-/* lotactl: talks to lotad's admin endpoint. */
+/* lotactl: the operator's CLI for lotad. Talks to lotad's admin port (status, stats,
+ * targets, peers, evict, log-level) and, for prestage, to its S3 port with the operator's
+ * own credentials. Every command prints for people, or JSON with --json. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+#define ADMIN_DEFAULT "127.0.0.1:9090"
+#define ENDPOINT_DEFAULT "http://cwlota.com"
+#define ADMIN_TIMEOUT_MS 10000
+
+struct opts {
+	const char *admin;
+	const char *endpoint;
+	const char *profile;
+	int concurrency;
+	int timeout_s;
+	bool is_json;
+	bool is_all;
+	int argc; /* positional arguments: the command and its operands */
+	char *argv[8];
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: lotactl [--admin ADDR] [--json] COMMAND [ARGS]\n"
+		"\n"
+		"commands:\n"
+		"  status                      daemon, BPF attachment, cache usage, hit ratio\n"
+		"  stats                       every counter and gauge lotad exports\n"
+		"  targets list|add|del [IP:PORT]  BPF steering targets\n"
+		"  peers                       cluster peers and their health\n"
+		"  evict BUCKET/KEY | --all    drop cached objects\n"
+		"  log-level [LEVEL]           read or set: error, warn, info, debug\n"
+		"  prestage s3://BUCKET/PREFIX  cache every object under a prefix\n"
+		"\n"
+		"options:\n"
+		"  --admin ADDR        lotad's admin address (default " ADMIN_DEFAULT ")\n"
+		"  --json              print JSON\n"
+		"  --endpoint URL      prestage: lotad's S3 URL (default $AWS_ENDPOINT_URL "
+		"or " ENDPOINT_DEFAULT ")\n"
+		"  --concurrency N     prestage: objects at once (default 8)\n"
+		"  --timeout S         prestage: seconds one object may take (default 900)\n"
+		"  --profile NAME      prestage: credentials profile (default $AWS_PROFILE or "
+		"default)\n"
+		"\n"
+		"prestage signs with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY[/AWS_SESSION_TOKEN],\n"
+		"else the profile in AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials.\n"
+		"Exit status: 0 success, 1 failure, 2 usage.\n");
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	const char *ep = getenv("AWS_ENDPOINT_URL_S3");
+
+	if (!ep || !*ep)
+		ep = getenv("AWS_ENDPOINT_URL");
+	*o = (struct opts){.admin = ADMIN_DEFAULT,
+			   .endpoint = ep && *ep ? ep : ENDPOINT_DEFAULT,
+			   .concurrency = 8,
+			   .timeout_s = 900};
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		bool has_val = i + 1 < argc;
+
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			exit(0);
+		} else if (strcmp(a, "--json") == 0) {
+			o->is_json = true;
+		} else if (strcmp(a, "--all") == 0) {
+			o->is_all = true;
+		} else if (strcmp(a, "--admin") == 0 && has_val) {
+			o->admin = argv[++i];
+		} else if (strcmp(a, "--endpoint") == 0 && has_val) {
+			o->endpoint = argv[++i];
+		} else if (strcmp(a, "--profile") == 0 && has_val) {
+			o->profile = argv[++i];
+		} else if (strcmp(a, "--concurrency") == 0 && has_val) {
+			o->concurrency = atoi(argv[++i]);
+			if (o->concurrency < 1 || o->concurrency > 256)
+				return -EINVAL;
+		} else if (strcmp(a, "--timeout") == 0 && has_val) {
+			o->timeout_s = atoi(argv[++i]);
+			if (o->timeout_s < 1)
+				return -EINVAL;
+		} else if (a[0] == '-' && a[1]) {
+			return -EINVAL;
+		} else if (o->argc < (int)(sizeof(o->argv) / sizeof(o->argv[0]))) {
+			o->argv[o->argc++] = argv[i];
+		} else {
+			return -E2BIG;
+		}
+	}
+	return o->argc ? 0 : -EINVAL;
+}
+
+/* One admin call; prints the error and returns -1 unless lotad answered. */
+static int admin_call(const struct opts *o, const char *method, const char *target,
+		      struct ctl_response *resp)
+{
+	struct ctl_url u;
+	char err[512];
+
+	if (ctl_url_parse(o->admin, "9090", &u, err, sizeof(err)) ||
+	    ctl_http(&u, method, target, NULL, 0, ADMIN_TIMEOUT_MS, resp, err, sizeof(err))) {
+		fprintf(stderr, "lotactl: admin %s\n", err);
+		if (strstr(err, "Connection refused"))
+			fprintf(stderr, "lotactl: is lotad running? (systemctl status lotad)\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* Prints an admin answer: JSON as is, or flat lines; an error status is a failure. */
+static int print_answer(const struct opts *o, struct ctl_response *r, const char *what)
+{
+	char msg[512];
+	int code = r->status == 200 ? 0 : 1;
+
+	if (o->is_json && r->body_len && r->body[0] == '{') {
+		fputs(r->body, stdout);
+		if (r->body[r->body_len - 1] != '\n')
+			fputc('\n', stdout);
+	} else if (code) {
+		if (ctl_json_get(r->body, "error", msg, sizeof(msg)))
+			snprintf(msg, sizeof(msg), "HTTP %d", r->status);
+		fprintf(stderr, "lotactl: %s: %s\n", what, msg);
+	} else if (ctl_json_print_flat(stdout, r->body)) {
+		fprintf(stderr, "lotactl: %s: unreadable answer from lotad\n", what);
+		code = 1;
+	}
+	ctl_response_free(r);
+	return code;
+}
+
+static double num(const char *json, const char *path)
+{
+	char v[64];
+
+	return ctl_json_get(json, path, v, sizeof(v)) ? 0 : strtod(v, NULL);
+}
+
+static void gib(double b, char *out, size_t cap)
+{
+	snprintf(out, cap, "%.2f GiB", b / (1024.0 * 1024 * 1024));
+}
+
+static int cmd_status(const struct opts *o)
+{
+	struct ctl_response r;
+	char listen[256] = "?", origin[512] = "?", attached[8] = "?", pin[256] = "",
+	     level[16] = "?";
+	char enabled[8] = "?", dir[512] = "", used[32], cap[32];
+	const char *b;
+
+	if (admin_call(o, "GET", "/admin/status", &r))
+		return 1;
+	if (o->is_json || r.status != 200)
+		return print_answer(o, &r, "status");
+	b = r.body;
+	ctl_json_get(b, "listen", listen, sizeof(listen));
+	ctl_json_get(b, "origin", origin, sizeof(origin));
+	ctl_json_get(b, "bpf.attached", attached, sizeof(attached));
+	ctl_json_get(b, "bpf.pin_dir", pin, sizeof(pin));
+	ctl_json_get(b, "cache.enabled", enabled, sizeof(enabled));
+	ctl_json_get(b, "cache.dir", dir, sizeof(dir));
+	ctl_json_get(b, "log_level", level, sizeof(level));
+	gib(num(b, "cache.bytes_used"), used, sizeof(used));
+	gib(num(b, "cache.capacity"), cap, sizeof(cap));
+	printf("lotad:     running, pid %.0f, up %.0f s, %.0f workers, log-level %s\n",
+	       num(b, "pid"), num(b, "uptime_s"), num(b, "workers"), level);
+	printf("listen:    %s -> origin %s\n", listen, origin);
+	printf("bpf:       %s%s%s\n", strcmp(attached, "true") == 0 ? "attached" : "not attached",
+	       pin[0] ? ", pinned under " : "", pin);
+	if (strcmp(enabled, "true") == 0)
+		printf("cache:     %s, %.0f objects, %s of %s (%.1f%%)\n", dir,
+		       num(b, "cache.entries"), used, cap,
+		       num(b, "cache.capacity") > 0
+			   ? 100.0 * num(b, "cache.bytes_used") / num(b, "cache.capacity")
+			   : 0.0);
+	else
+		printf("cache:     disabled\n");
+	printf("hit ratio: %.1f%%\n", 100.0 * num(b, "cache.hit_ratio"));
+	ctl_response_free(&r);
+	return 0;
+}
+
+static int cmd_targets(const struct opts *o)
+{
+	const char *sub = o->argc > 1 ? o->argv[1] : "list";
+	char target[512], enc[256];
+	struct ctl_response r;
+
+	if (strcmp(sub, "list") == 0) {
+		snprintf(target, sizeof(target), "/admin/targets");
+	} else if ((strcmp(sub, "add") == 0 || strcmp(sub, "del") == 0) && o->argc == 3 &&
+		   ctl_uri_encode(o->argv[2], false, enc, sizeof(enc)) == 0) {
+		snprintf(target, sizeof(target), "/admin/targets?%s=%s", sub, enc);
+	} else {
+		fprintf(stderr, "usage: lotactl targets list|add IP:PORT|del IP:PORT\n");
+		return 2;
+	}
+	if (admin_call(o, strcmp(sub, "list") == 0 ? "GET" : "POST", target, &r))
+		return 1;
+	return print_answer(o, &r, "targets");
+}
+
+static int cmd_peers(const struct opts *o)
+{
+	struct ctl_response r;
+
+	if (admin_call(o, "GET", "/admin/peers", &r))
+		return 1;
+	if (r.status == 404) {
+		fprintf(stderr, "lotactl: peers: this lotad does not report peers yet "
+				"(no /admin/peers on its admin port)\n");
+		ctl_response_free(&r);
+		return 1;
+	}
+	return print_answer(o, &r, "peers");
+}
+
+static int cmd_evict(const struct opts *o)
+{
+	char target[CTL_PATH_MAX * 3 + 64], eb[1024], ek[CTL_PATH_MAX * 3];
+	struct ctl_response r;
+	const char *arg = o->argc > 1 ? o->argv[1] : NULL, *slash;
+
+	if (o->is_all && !arg) {
+		snprintf(target, sizeof(target), "/admin/evict?all=1");
+	} else if (!o->is_all && arg && o->argc == 2) {
+		if (strncmp(arg, "s3://", 5) == 0)
+			arg += 5;
+		slash = strchr(arg, '/');
+		if (!slash || slash == arg || !slash[1] || (size_t)(slash - arg) >= 256) {
+			fprintf(stderr, "lotactl: evict: '%s' is not BUCKET/KEY\n", o->argv[1]);
+			return 2;
+		}
+		snprintf(target, 257, "%.*s", (int)(slash - arg), arg);
+		if (ctl_uri_encode(target, false, eb, sizeof(eb)) ||
+		    ctl_uri_encode(slash + 1, false, ek, sizeof(ek))) {
+			fprintf(stderr, "lotactl: evict: key too long\n");
+			return 2;
+		}
+		snprintf(target, sizeof(target), "/admin/evict?bucket=%s&key=%s", eb, ek);
+	} else {
+		fprintf(stderr, "usage: lotactl evict BUCKET/KEY | --all\n");
+		return 2;
+	}
+	if (admin_call(o, "POST", target, &r))
+		return 1;
+	return print_answer(o, &r, "evict");
+}
+
+static int cmd_log_level(const struct opts *o)
+{
+	char target[128], enc[64];
+	struct ctl_response r;
+
+	if (o->argc > 2 || (o->argc == 2 && ctl_uri_encode(o->argv[1], false, enc, sizeof(enc)))) {
+		fprintf(stderr, "usage: lotactl log-level [error|warn|info|debug]\n");
+		return 2;
+	}
+	snprintf(target, sizeof(target), "/admin/log-level%s%s", o->argc == 2 ? "?level=" : "",
+		 o->argc == 2 ? enc : "");
+	if (admin_call(o, o->argc == 2 ? "POST" : "GET", target, &r))
+		return 1;
+	return print_answer(o, &r, "log-level");
+}
+
+static int cmd_prestage(const struct opts *o)
+{
+	struct ctl_prestage_opts p = {.endpoint = o->endpoint,
+				      .profile = o->profile,
+				      .concurrency = o->concurrency,
+				      .timeout_s = o->timeout_s,
+				      .is_json = o->is_json};
+	char bucket[256];
+	const char *u = o->argc == 2 ? o->argv[1] : "", *slash;
+
+	if (strncmp(u, "s3://", 5) != 0 || !u[5]) {
+		fprintf(stderr, "usage: lotactl prestage s3://BUCKET[/PREFIX]\n");
+		return 2;
+	}
+	u += 5;
+	slash = u + strcspn(u, "/");
+	if ((size_t)(slash - u) >= sizeof(bucket)) {
+		fprintf(stderr, "lotactl: prestage: bucket name too long\n");
+		return 2;
+	}
+	snprintf(bucket, sizeof(bucket), "%.*s", (int)(slash - u), u);
+	p.bucket = bucket;
+	p.prefix = *slash ? slash + 1 : "";
+	return ctl_prestage(&p);
+}
 
 int main(int argc, char **argv)
 {
-	fprintf(stderr, "lotactl: not yet\n");
-	return 1;
+	struct opts o;
+	const char *cmd;
+	struct ctl_response r;
+
+	if (parse_args(argc, argv, &o)) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = o.argv[0];
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(&o);
+	if (strcmp(cmd, "stats") == 0)
+		return admin_call(&o, "GET", "/admin/stats", &r) ? 1
+								 : print_answer(&o, &r, "stats");
+	if (strcmp(cmd, "targets") == 0)
+		return cmd_targets(&o);
+	if (strcmp(cmd, "peers") == 0)
+		return cmd_peers(&o);
+	if (strcmp(cmd, "evict") == 0)
+		return cmd_evict(&o);
+	if (strcmp(cmd, "log-level") == 0)
+		return cmd_log_level(&o);
+	if (strcmp(cmd, "prestage") == 0)
+		return cmd_prestage(&o);
+	fprintf(stderr, "lotactl: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return 2;
 }
