@@ -203,6 +203,12 @@ static int config_file(struct config *c, const char *path, char *err, size_t err
 	}
 	while (fgets(line, sizeof(line), f)) {
 		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			snprintf(err, errlen, "%s:%d: line longer than %d bytes", path, lineno,
+				 CONFIG_LINE_MAX - 2);
+			r = -EINVAL;
+			break;
+		}
 		r = file_line(c, line, path, lineno, err, errlen);
 		if (r < 0)
 			break;
@@ -278,9 +284,7 @@ int config_load(struct config *c, int argc, char **argv, char *err, size_t errle
 			snprintf(err, errlen, "config: %s: missing value", a);
 			return -EINVAL;
 		}
-		if (strcmp(a, "config") == 0)
-			continue;
-		r = config_set(c, a, v, why, sizeof(why));
+		r = strcmp(a, "config") == 0 ? 0 : config_set(c, a, v, why, sizeof(why));
 		if (eq)
 			*eq = '=';
 		if (r < 0) {

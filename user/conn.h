@@ -79,6 +79,7 @@ struct conn {
 	bool origin_reused;
 	bool closing;
 	bool client_read_paused;
+	uint64_t head_started; /* ms (monotonic) the pending request head began arriving, or 0 */
 	bool origin_read_paused;
 	char peer[64];
 };

@@ -212,10 +212,21 @@ struct bufferevent *origin_connect(struct origin *o, struct event_base *base)
 
 const char *origin_tls_error(struct bufferevent *bev, char *buf, size_t len)
 {
-	unsigned long e;
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	unsigned long e, first = 0;
+	long vr;
 
 	buf[0] = '\0';
+	if (!ssl)
+		return buf;
+	/* libevent queues SSL_get_error()'s small code first; keep the first real one. */
 	while ((e = bufferevent_get_openssl_error(bev)) != 0)
-		ERR_error_string_n(e, buf, len);
+		if (!first && ERR_GET_LIB(e) != 0)
+			first = e;
+	vr = SSL_get_verify_result(ssl);
+	if (vr != X509_V_OK)
+		snprintf(buf, len, "TLS: certificate verify failed: %s", X509_verify_cert_error_string(vr));
+	else if (first)
+		snprintf(buf, len, "TLS: %s", ERR_reason_error_string(first));
 	return buf;
 }

@@ -249,6 +249,22 @@ static int take_head(struct conn *c, const char *buf, size_t head_len)
 	return 0;
 }
 
+/* The read timeout restarts with every byte, so a client trickling its head would never
+ * hit it: the whole head must arrive within client-timeout of its first byte. */
+static bool head_too_slow(struct conn *c)
+{
+	struct timespec now;
+	uint64_t ms;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000 + 1;
+	if (!c->head_started) {
+		c->head_started = ms;
+		return false;
+	}
+	return ms - c->head_started >= c->w->d->cfg.client_timeout * 1000;
+}
+
 static void on_request_head(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->cbev);
@@ -268,6 +284,16 @@ static void on_request_head(struct conn *c)
 	r = http_parse_request(buf, want, m);
 	if (r == -EAGAIN && want > HTTP_HEAD_MAX)
 		r = -EMSGSIZE;
+	if (r == -EAGAIN && head_too_slow(c)) {
+		free(m);
+		metric_add(M_client_timeouts, 1);
+		log_info("%s: request head not complete after %llus", c->peer,
+			 (unsigned long long)c->w->d->cfg.client_timeout);
+		reply_and_finish(c, 408, "RequestTimeout", "the request head took too long", true);
+		return;
+	}
+	if (r != -EAGAIN)
+		c->head_started = 0;
 	if (r == 0)
 		r = take_head(c, buf, m->head_len);
 	free(m);
