@@ -56,6 +56,7 @@ struct exchange {
 	struct cache_fill *fill;   /* the fill this exchange tees the origin body into */
 	bool herd_leader;
 	bool herd_waiting;
+	bool herd_woken;
 	struct herd_waiter herd;
 	struct event *ev; /* wake-ups from other threads: herd release, fill progress */
 	/* a body served from a cache file: [file_pos, file_end) of file_fd */

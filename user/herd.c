@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -13,6 +14,8 @@
 
 #define HERD_BUCKETS 256
 #define HERD_WAITERS_MAX 4096
+#define UNCACHEABLE_SLOTS 4096
+#define UNCACHEABLE_TTL_S 30
 
 struct herd_slot {
 	struct herd_slot *next;
@@ -25,6 +28,11 @@ struct herd_slot {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct herd_slot *table[HERD_BUCKETS];
+/* Direct-mapped memory of keys found uncacheable: a collision only costs a herd. */
+static struct {
+	uint64_t hash;
+	time_t until;
+} uncacheable[UNCACHEABLE_SLOTS];
 
 static size_t key_id(const struct cache_key *k, char **out)
 {
@@ -71,10 +79,13 @@ int herd_join(const struct cache_key *k, struct herd_waiter *w)
 	int r = 1;
 
 	if (!n)
-		return 1; /* no memory: lead, i.e. behave as without coalescing */
+		return 2; /* no memory: behave as without coalescing */
 	pthread_mutex_lock(&mu);
 	pp = find(id, n, h);
-	if (*pp) {
+	if (uncacheable[h % UNCACHEABLE_SLOTS].hash == h &&
+	    uncacheable[h % UNCACHEABLE_SLOTS].until > time(NULL)) {
+		r = 2;
+	} else if (*pp) {
 		s = *pp;
 		if (s->nwaiters >= HERD_WAITERS_MAX) {
 			r = -EUSERS;
@@ -121,6 +132,21 @@ void herd_release(const struct cache_key *k)
 	if (s)
 		free(s->id);
 	free(s);
+	free(id);
+}
+
+void herd_note_uncacheable(const struct cache_key *k)
+{
+	char *id = NULL;
+	size_t n = key_id(k, &id);
+	uint64_t h = fnv1a(id, n);
+
+	if (!n)
+		return;
+	pthread_mutex_lock(&mu);
+	uncacheable[h % UNCACHEABLE_SLOTS].hash = h;
+	uncacheable[h % UNCACHEABLE_SLOTS].until = time(NULL) + UNCACHEABLE_TTL_S;
+	pthread_mutex_unlock(&mu);
 	free(id);
 }
 

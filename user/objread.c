@@ -83,7 +83,7 @@ static void send_read(struct conn *c)
 		set_inm(x, x->obj->meta.etag);
 	} else if (cache_fill_follow(cache, &k, fill_wake, x->ev, &x->fl) == 0) {
 		set_inm(x, cache_follower_meta(x->fl)->etag);
-	} else if (!x->herd_leader && !x->herd_waiting) {
+	} else if (!x->herd_leader && !x->herd_waiting && !x->herd_woken) {
 		int r = herd_join(&k, &x->herd);
 
 		if (r == 0) {
@@ -107,6 +107,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (x->herd_waiting) {
 		x->herd_waiting = false;
+		x->herd_woken = true; /* do not queue again: go to the origin */
 		herd_leave(&x->herd);
 		send_read(c);
 		return;
@@ -205,6 +206,8 @@ static void begin_fill(struct conn *c, const struct http_msg *m)
 	int r;
 
 	if (m->body != HTTP_BODY_LENGTH || m->content_length < d->cfg.min_object_size || x->no_cache) {
+		if (!x->no_cache)
+			herd_note_uncacheable(&k);
 		metric_add(M_cache_bypasses, 1);
 		x->route = "bypass";
 		return;
