@@ -26,13 +26,17 @@ void lotad_refresh_gauges(struct lotad *d)
 	metric_set(M_cache_evictions, st.evictions);
 }
 
-static void evict_now(struct lotad *d)
+/* The tick starts evicting only above the high watermark (hysteresis); a pressure
+ * signal comes from a fill that already evicted inline just enough to stay under the
+ * high watermark, so it must bring usage down to the low one regardless, or every
+ * following fill would evict inline on its worker thread. */
+static void evict_now(struct lotad *d, bool is_pressure)
 {
 	struct cache_stats st;
 	int n;
 
 	cache_stats(d->cache, &st);
-	if (st.bytes_used + st.bytes_reserved <= st.high_watermark)
+	if (!is_pressure && st.bytes_used + st.bytes_reserved <= st.high_watermark)
 		return;
 	n = cache_evict(d->cache);
 	if (n > 0)
@@ -41,7 +45,7 @@ static void evict_now(struct lotad *d)
 
 static void evict_cb(evutil_socket_t fd, short what, void *arg)
 {
-	evict_now(arg);
+	evict_now(arg, true);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -49,7 +53,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	struct lotad *d = arg;
 
 	if (d->cache) {
-		evict_now(d);
+		evict_now(d, false);
 		lotad_refresh_gauges(d);
 	}
 	if (d->bgfill)
