@@ -141,7 +141,7 @@ int steer_connect4(struct bpf_sock_addr *ctx)
 	if (!cfg || !(cfg->flags & STEER_CFG_HAS_V4) || ctx->type != SOCK_STREAM)
 		return 1;
 	addr_from_v4(key.addr, ctx->user_ip4);
-	key.port = (__u16)ctx->user_port;
+	key.port = bpf_ntohs((__u16)ctx->user_port);
 	if (!steer_lookup(cfg, &key))
 		return 1;
 	__builtin_memcpy(&ip4, cfg->redirect_v4 + 12, 4);
@@ -171,7 +171,7 @@ int steer_connect6(struct bpf_sock_addr *ctx)
 	if (!(cfg->flags & (is_mapped ? STEER_CFG_HAS_V4 : STEER_CFG_HAS_V6)))
 		return 1;
 	__builtin_memcpy(key.addr, a, 16);
-	key.port = (__u16)ctx->user_port;
+	key.port = bpf_ntohs((__u16)ctx->user_port);
 	if (!steer_lookup(cfg, &key))
 		return 1;
 	__builtin_memcpy(a, is_mapped ? cfg->redirect_v4 : cfg->redirect_v6, 16);

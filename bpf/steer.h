@@ -11,11 +11,11 @@
 /* targets map: which (address, port) pairs connect() is steered away from. */
 struct steer_target_key {
 	__u8 addr[16]; /* network order, IPv4 v4-mapped */
-	__u16 port;    /* network order */
+	__u16 port;    /* host order, so that bpftool's dump reads 80, not 20480 */
 	__u16 pad;     /* zero */
 };
 
-#define STEER_TARGET_F_STATIC 1u /* added by hand, not by name re-resolution */
+#define STEER_TARGET_F_STATIC 1u /* added by hand (targets, lotactl), not from DNS */
 
 struct steer_target {
 	__u32 flags; /* STEER_TARGET_F_* (user space's business; BPF ignores it) */

@@ -384,10 +384,10 @@ static int target_key(struct steer_target_key *k, const struct sockaddr *sa)
 		k->addr[10] = 0xff;
 		k->addr[11] = 0xff;
 		memcpy(k->addr + 12, &s4->sin_addr, 4);
-		k->port = s4->sin_port;
+		k->port = ntohs(s4->sin_port);
 	} else if (sa->sa_family == AF_INET6) {
 		memcpy(k->addr, &s6->sin6_addr, 16);
-		k->port = s6->sin6_port;
+		k->port = ntohs(s6->sin6_port);
 	} else {
 		return -EAFNOSUPPORT;
 	}
@@ -403,25 +403,32 @@ static void target_sockaddr(struct sockaddr_storage *ss, const struct steer_targ
 	if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)k->addr)) {
 		s4->sin_family = AF_INET;
 		memcpy(&s4->sin_addr, k->addr + 12, 4);
-		s4->sin_port = k->port;
+		s4->sin_port = htons(k->port);
 	} else {
 		s6->sin6_family = AF_INET6;
 		memcpy(&s6->sin6_addr, k->addr, 16);
-		s6->sin6_port = k->port;
+		s6->sin6_port = htons(k->port);
 	}
 }
 
-int steer_target_add(struct steer *s, const struct sockaddr *sa)
+int steer_target_add(struct steer *s, const struct sockaddr *sa, bool is_static)
 {
-	struct steer_target v = {.flags = STEER_TARGET_F_STATIC};
+	int fd = bpf_map__fd(s->skel->maps.steer_targets);
+	struct steer_target v = {.flags = is_static ? STEER_TARGET_F_STATIC : 0}, old;
 	struct steer_target_key k;
 	int rc = target_key(&k, sa);
 
 	if (rc)
 		return rc;
-	/* BPF_NOEXIST keeps last_hit_ns of a target that is added again. */
-	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.steer_targets), &k, &v, BPF_NOEXIST) &&
-	    errno != EEXIST)
+	/* Added again: keep last_hit_ns, only ever gain the static flag. (A connect racing
+	 * this read-modify-write may lose one last_hit_ns update: harmless.) */
+	if (bpf_map_lookup_elem(fd, &k, &old) == 0) {
+		if (!is_static || (old.flags & STEER_TARGET_F_STATIC))
+			return 0;
+		old.flags |= STEER_TARGET_F_STATIC;
+		v = old;
+	}
+	if (bpf_map_update_elem(fd, &k, &v, BPF_ANY))
 		return -errno;
 	return 0;
 }

@@ -42,8 +42,10 @@ int steer_start(const struct steer_opts *o, struct steer **out, char *err, size_
 /* Detaches, unpins and frees; NULL is fine. */
 void steer_stop(struct steer *s);
 
-/* Targets are (address, port) pairs: AF_INET or AF_INET6 (v4-mapped counts as IPv4). */
-int steer_target_add(struct steer *s, const struct sockaddr *sa);
+/* Targets are (address, port) pairs: AF_INET or AF_INET6 (v4-mapped counts as IPv4).
+ * is_static marks the map entry STEER_TARGET_F_STATIC (bpftool shows which targets came
+ * from DNS); adding an existing target keeps it and can only add that flag. */
+int steer_target_add(struct steer *s, const struct sockaddr *sa, bool is_static);
 int steer_target_del(struct steer *s, const struct sockaddr *sa);
 
 /* Writes up to max targets to out; returns how many there are in all (may exceed max). */

@@ -64,7 +64,8 @@ static int target_add(const struct sockaddr *sa, bool is_static)
 	for (i = 0; i < st.n; i++) {
 		if (same_addr(&st.t[i].addr, sa)) {
 			st.t[i].last_seen = time(NULL);
-			st.t[i].is_static |= is_static;
+			if (is_static && !st.t[i].is_static && steer_target_add(st.s, sa, true) == 0)
+				st.t[i].is_static = true;
 			return 0;
 		}
 	}
@@ -73,7 +74,7 @@ static int target_add(const struct sockaddr *sa, bool is_static)
 			 addr_str(sa, buf, sizeof(buf)));
 		return -ENOSPC;
 	}
-	r = steer_target_add(st.s, sa);
+	r = steer_target_add(st.s, sa, is_static);
 	if (r < 0) {
 		log_warn("bpf: targets: add %s: %s", addr_str(sa, buf, sizeof(buf)), strerror(-r));
 		return r;

@@ -197,7 +197,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (i = 0; i < ntargets; i++) {
-		rc = steer_target_add(s, (struct sockaddr *)&targets[i]);
+		rc = steer_target_add(s, (struct sockaddr *)&targets[i], true);
 		if (rc) {
 			fprintf(stderr, "steer_host: add target: %s\n", strerror(-rc));
 			steer_stop(s);

@@ -12,6 +12,7 @@ a private hosts file mapping cwlota.com to the VIP, run in the pod namespace and
 a test says not) the test cgroup, the only cgroup BPF is attached to. Every address is
 inside namespaces this test creates: a failed redirect can never leave the machine."""
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -305,9 +306,17 @@ def test_bpftool_shows_readable_names(env):
             assert "name " + name in progs, progs[-3000:]
         assert "name steer_targets" in sh("bpftool", "map", "show", "pinned",
                                           PIN_DIR + "/targets").stdout
+        # a target added by hand (lotactl targets add) next to the one from DNS
+        assert ORIGIN_VIP + ":443" in d.post("/admin/targets?add=%s:443" % ORIGIN_VIP)
         dump = sh("bpftool", "map", "dump", "pinned", PIN_DIR + "/targets").stdout
         for field in ('"addr"', '"port"', '"flags"', '"last_hit_ns"'):
             assert field in dump, dump
+        entries = json.loads(sh("bpftool", "-j", "map", "dump", "pinned",
+                                PIN_DIR + "/targets").stdout)
+        got = {(".".join(map(str, e["formatted"]["key"]["addr"][12:])),
+                e["formatted"]["key"]["port"], e["formatted"]["value"]["flags"])
+               for e in entries}
+        assert got == {(VIP, 80, 0), (ORIGIN_VIP, 443, 1)}, dump
         tree = sh("bpftool", "cgroup", "tree", env.cgroup).stdout
         rows = [line.split() for line in tree.splitlines()]
         for attach, name in (("cgroup_inet4_connect", "steer_connect4"),

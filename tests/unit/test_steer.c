@@ -129,6 +129,26 @@ static void test_start_pins_and_config(void)
 	CU_ASSERT_EQUAL(attached(BPF_CGROUP_SOCK_OPS), 0);
 }
 
+/* The flags of a target's entry in the pinned map, keyed as bpf/steer.h says (port in
+ * host order); -1 if absent. */
+static int target_flags(const struct sockaddr_in *a)
+{
+	struct steer_target_key k = {.addr = {[10] = 0xff, [11] = 0xff}};
+	struct steer_target v;
+	char p[300];
+	int fd, rc;
+
+	memcpy(k.addr + 12, &a->sin_addr, 4);
+	k.port = ntohs(a->sin_port);
+	snprintf(p, sizeof(p), "%s/targets", pin_dir);
+	fd = bpf_obj_get(p);
+	if (fd < 0)
+		return -1;
+	rc = bpf_map_lookup_elem(fd, &k, &v) ? -1 : (int)v.flags;
+	close(fd);
+	return rc;
+}
+
 static void test_targets(void)
 {
 	struct steer_opts o = opts(false, false);
@@ -144,15 +164,20 @@ static void test_targets(void)
 	CU_ASSERT_EQUAL(attached(BPF_CGROUP_SOCK_OPS), 0);
 	CU_ASSERT_EQUAL(attached(BPF_CGROUP_INET4_CONNECT), 1);
 	CU_ASSERT_EQUAL(steer_targets_list(s, out, 8), 0);
-	CU_ASSERT_EQUAL(steer_target_add(s, (struct sockaddr *)&a), 0);
-	/* v4-mapped is the same target as its IPv4 address; adding again is fine */
-	CU_ASSERT_EQUAL(steer_target_add(s, (struct sockaddr *)&m), 0);
+	CU_ASSERT_EQUAL(steer_target_add(s, (struct sockaddr *)&a, false), 0);
+	CU_ASSERT_EQUAL(target_flags(&a), 0);
+	/* v4-mapped is the same target as its IPv4 address; adding again is fine, and a
+	 * static add of a resolved target makes it static */
+	CU_ASSERT_EQUAL(steer_target_add(s, (struct sockaddr *)&m, true), 0);
+	CU_ASSERT_EQUAL(target_flags(&a), STEER_TARGET_F_STATIC);
+	CU_ASSERT_EQUAL(steer_target_add(s, (struct sockaddr *)&a, false), 0);
+	CU_ASSERT_EQUAL(target_flags(&a), STEER_TARGET_F_STATIC);
 	CU_ASSERT_EQUAL(steer_targets_list(s, out, 8), 1);
 	CU_ASSERT_EQUAL(out[0].ss_family, AF_INET);
 	CU_ASSERT_EQUAL(o4->sin_addr.s_addr, a.sin_addr.s_addr);
 	CU_ASSERT_EQUAL(o4->sin_port, htons(80));
-	CU_ASSERT_EQUAL(steer_target_add(s, (struct sockaddr *)&b), 0);
-	CU_ASSERT_EQUAL(steer_target_add(s, (struct sockaddr *)&v6), 0);
+	CU_ASSERT_EQUAL(steer_target_add(s, (struct sockaddr *)&b, true), 0);
+	CU_ASSERT_EQUAL(steer_target_add(s, (struct sockaddr *)&v6, true), 0);
 	CU_ASSERT_EQUAL(steer_targets_list(s, out, 8), 3);
 	CU_ASSERT_EQUAL(steer_targets_list(s, out, 1), 3); /* count beyond max */
 	CU_ASSERT_EQUAL(steer_target_del(s, (struct sockaddr *)&m), 0);
