@@ -60,7 +60,8 @@ static int read_secret(const char *path, struct secret *s, char *err, size_t err
 		len--;
 	if (len > PEERAUTH_SECRET_MAX) {
 		r = -E2BIG;
-		snprintf(err, errlen, "cluster-secret %s: longer than %d bytes", path, PEERAUTH_SECRET_MAX);
+		snprintf(err, errlen, "cluster-secret %s: longer than %d bytes", path,
+			 PEERAUTH_SECRET_MAX);
 	} else if (len < PEERAUTH_SECRET_MIN) {
 		r = -EINVAL;
 		snprintf(err, errlen, "cluster-secret %s: %zu bytes, at least %d needed", path, len,
@@ -146,8 +147,8 @@ int peerauth_reload(struct peerauth *pa, time_t now, char *err, size_t errlen)
 /* HMAC-SHA256(secret, DOMAIN method \n target \n host \n ts \n node). None of the parts
  * can hold a newline (the HTTP parser refuses them, node ids are checked), so the
  * concatenation is unambiguous. */
-static int compute(EVP_MAC *mac, const struct secret *s, const struct peerauth_req *r, const char *ts,
-		   const char *node, unsigned char out[SIG_LEN])
+static int compute(EVP_MAC *mac, const struct secret *s, const struct peerauth_req *r,
+		   const char *ts, const char *node, unsigned char out[SIG_LEN])
 {
 	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
 			       OSSL_PARAM_construct_end()};
@@ -261,8 +262,8 @@ static int parse_value(const struct http_str *v, char *node, char *ts, unsigned 
 	return 0;
 }
 
-static bool matches(EVP_MAC *mac, const struct secret *s, const struct peerauth_req *r, const char *ts,
-		    const char *node, const unsigned char sig[SIG_LEN])
+static bool matches(EVP_MAC *mac, const struct secret *s, const struct peerauth_req *r,
+		    const char *ts, const char *node, const unsigned char sig[SIG_LEN])
 {
 	unsigned char want[SIG_LEN];
 

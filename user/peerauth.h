@@ -16,9 +16,9 @@
 #define PEERAUTH_HEADER "x-lota-peer"
 #define PEERAUTH_SKEW_S 60
 #define PEERAUTH_PREV_GRACE_S 300
-#define PEERAUTH_SECRET_MIN 16	 /* bytes, after trailing blanks are dropped */
+#define PEERAUTH_SECRET_MIN 16 /* bytes, after trailing blanks are dropped */
 #define PEERAUTH_SECRET_MAX 4096
-#define PEERAUTH_NODE_MAX 64	 /* node id, with its NUL */
+#define PEERAUTH_NODE_MAX 64 /* node id, with its NUL */
 /* "x-lota-peer: v1 node=<63>,ts=<20>,sig=<64>\r\n" and its NUL */
 #define PEERAUTH_LINE_MAX 192
 
@@ -48,7 +48,8 @@ int peerauth_verify(struct peerauth *pa, const struct peerauth_req *r, const str
 		    time_t now, char *node, size_t nodelen);
 /* Fills r from a parsed request and points *value at its x-lota-peer value (NULL if
  * none). -EBADMSG if Host or x-lota-peer appears twice: one meaning per request. */
-int peerauth_req_of(const struct http_msg *m, struct peerauth_req *r, const struct http_str **value);
+int peerauth_req_of(const struct http_msg *m, struct peerauth_req *r,
+		    const struct http_str **value);
 /* A node id is 1..63 bytes of [A-Za-z0-9._:[]-]: an address as addr_str() writes it. */
 int peerauth_check_node(const char *node, size_t len);
 

@@ -97,7 +97,8 @@ static void test_join_moves_minimum(void)
 			}
 		}
 		share = (double)moved / NKEYS * (double)(n + 1);
-		printf("\n    join %zu -> %zu: %zu keys moved (%.2f of 1/n)", n, n + 1, moved, share);
+		printf("\n    join %zu -> %zu: %zu keys moved (%.2f of 1/n)", n, n + 1, moved,
+		       share);
 		CU_ASSERT(share > 0.9 && share < 1.1);
 	}
 }
@@ -205,8 +206,8 @@ static void test_cost(void)
 	for (int i = 0; i < rounds; i++)
 		sink += sha_owner(64, key, strlen(key) - (size_t)(i & 7));
 	t2 = now_s();
-	printf("\n    64 nodes: SipHash %.2f us per lookup, SHA-256 %.2f us", (t1 - t0) / rounds * 1e6,
-	       (t2 - t1) / rounds * 1e6);
+	printf("\n    64 nodes: SipHash %.2f us per lookup, SHA-256 %.2f us",
+	       (t1 - t0) / rounds * 1e6, (t2 - t1) / rounds * 1e6);
 	CU_ASSERT(sink != 1);
 }
 

@@ -35,7 +35,8 @@ static struct peerauth *open_with(const char *secret)
 
 static struct peerauth_req req(const char *method, const char *target, const char *host)
 {
-	return (struct peerauth_req){{method, strlen(method)}, {target, strlen(target)}, {host, strlen(host)}};
+	return (struct peerauth_req){
+	    {method, strlen(method)}, {target, strlen(target)}, {host, strlen(host)}};
 }
 
 /* The value part of a signed header line, as the receiver's parser would see it. */
@@ -62,8 +63,10 @@ static void test_roundtrip(void)
 	/* the skew window, both ways */
 	CU_ASSERT_EQUAL(peerauth_verify(pa, &r, &v, NOW + PEERAUTH_SKEW_S, node, sizeof(node)), 0);
 	CU_ASSERT_EQUAL(peerauth_verify(pa, &r, &v, NOW - PEERAUTH_SKEW_S, node, sizeof(node)), 0);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, &r, &v, NOW + PEERAUTH_SKEW_S + 1, node, sizeof(node)), -ETIME);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, &r, &v, NOW - PEERAUTH_SKEW_S - 1, node, sizeof(node)), -ETIME);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, &r, &v, NOW + PEERAUTH_SKEW_S + 1, node, sizeof(node)),
+			-ETIME);
+	CU_ASSERT_EQUAL(peerauth_verify(pa, &r, &v, NOW - PEERAUTH_SKEW_S - 1, node, sizeof(node)),
+			-ETIME);
 	CU_ASSERT_EQUAL(peerauth_verify(pa, &r, NULL, NOW, node, sizeof(node)), -ENOENT);
 	/* IPv6 ids as addr_str() writes them */
 	CU_ASSERT_EQUAL(peerauth_sign(pa, &r, "[fd00::1]:8081", NOW, line, sizeof(line)), 0);
@@ -120,19 +123,36 @@ static void test_tampering(void)
 static void test_malformed(void)
 {
 	static const char *const bad[] = {
-		"",
-		"v2 node=a,ts=1800000000,sig=00",
-		"v1 node=,ts=1800000000,sig=0000000000000000000000000000000000000000000000000000000000000000",
-		"v1 node=a b,ts=1800000000,sig=0000000000000000000000000000000000000000000000000000000000000000",
-		"v1 node=a,ts=,sig=0000000000000000000000000000000000000000000000000000000000000000",
-		"v1 node=a,ts=-5,sig=0000000000000000000000000000000000000000000000000000000000000000",
-		"v1 node=a,ts=18000000000000000000000,sig=000000000000000000000000000000000000000000000000000000000000000",
-		"v1 node=a,ts=1800000000,sig=000000000000000000000000000000000000000000000000000000000000000",
-		"v1 node=a,ts=1800000000,sig=00000000000000000000000000000000000000000000000000000000000000000",
-		"v1 node=a,ts=1800000000,sig=000000000000000000000000000000000000000000000000000000000000000G",
-		"v1 node=a,ts=1800000000,sig=000000000000000000000000000000000000000000000000000000000000000A",
-		"v1 ts=1800000000,node=a,sig=0000000000000000000000000000000000000000000000000000000000000000",
-		"v1 node=a,ts=1800000000,sig=0000000000000000000000000000000000000000000000000000000000000000,",
+	    "",
+	    "v2 node=a,ts=1800000000,sig=00",
+	    "v1 "
+	    "node=,ts=1800000000,sig="
+	    "0000000000000000000000000000000000000000000000000000000000000000",
+	    "v1 node=a "
+	    "b,ts=1800000000,sig=0000000000000000000000000000000000000000000000000000000000000000",
+	    "v1 node=a,ts=,sig=0000000000000000000000000000000000000000000000000000000000000000",
+	    "v1 node=a,ts=-5,sig=0000000000000000000000000000000000000000000000000000000000000000",
+	    "v1 "
+	    "node=a,ts=18000000000000000000000,sig="
+	    "000000000000000000000000000000000000000000000000000000000000000",
+	    "v1 "
+	    "node=a,ts=1800000000,sig="
+	    "000000000000000000000000000000000000000000000000000000000000000",
+	    "v1 "
+	    "node=a,ts=1800000000,sig="
+	    "00000000000000000000000000000000000000000000000000000000000000000",
+	    "v1 "
+	    "node=a,ts=1800000000,sig="
+	    "000000000000000000000000000000000000000000000000000000000000000G",
+	    "v1 "
+	    "node=a,ts=1800000000,sig="
+	    "000000000000000000000000000000000000000000000000000000000000000A",
+	    "v1 "
+	    "ts=1800000000,node=a,sig="
+	    "0000000000000000000000000000000000000000000000000000000000000000",
+	    "v1 "
+	    "node=a,ts=1800000000,sig="
+	    "0000000000000000000000000000000000000000000000000000000000000000,",
 	};
 	struct peerauth *pa = open_with(SECRET);
 	struct peerauth_req r = req("GET", "/bkt/key", "cwlota.com");
@@ -202,12 +222,14 @@ static void test_reload(void)
 
 	/* after the grace the old secret is refused */
 	pa = open_with(SECRET);
-	CU_ASSERT_EQUAL_FATAL(peerauth_sign(pa, &r, "n1", NOW + PEERAUTH_PREV_GRACE_S + 1, old, sizeof(old)), 0);
+	CU_ASSERT_EQUAL_FATAL(
+	    peerauth_sign(pa, &r, "n1", NOW + PEERAUTH_PREV_GRACE_S + 1, old, sizeof(old)), 0);
 	write_file(path, "rotated-secret-0123456789-longer\n");
 	CU_ASSERT_EQUAL(peerauth_reload(pa, NOW, err, sizeof(err)), 1);
 	v = value_of(old);
-	CU_ASSERT_EQUAL(peerauth_verify(pa, &r, &v, NOW + PEERAUTH_PREV_GRACE_S + 1, node, sizeof(node)),
-			-EPERM);
+	CU_ASSERT_EQUAL(
+	    peerauth_verify(pa, &r, &v, NOW + PEERAUTH_PREV_GRACE_S + 1, node, sizeof(node)),
+	    -EPERM);
 	/* the same secret written again is no rotation */
 	write_file(path, "rotated-secret-0123456789-longer");
 	CU_ASSERT_EQUAL(peerauth_reload(pa, NOW, err, sizeof(err)), 0);
