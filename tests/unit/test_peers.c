@@ -333,16 +333,29 @@ static void stop(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(arg);
 }
 
+/* An unused loopback port: bound, read back, closed. */
+static int free_port(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	bind(fd, (struct sockaddr *)&sin, sizeof(sin));
+	getsockname(fd, (struct sockaddr *)&sin, &len);
+	close(fd);
+	return ntohs(sin.sin_port);
+}
+
 static void test_probes(void)
 {
 	struct event_base *base = event_base_new();
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(7102)};
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t slen = sizeof(sin);
 	struct evconnlistener *l;
 	struct timeval tv = {2, 600000};
-	struct peers_opts o = {.peers = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103",
-			       .self = "127.0.0.1:7101"};
+	struct peers_opts o = {.self = "127.0.0.1:7101"};
 	struct peers *p = NULL;
-	char path[] = "/tmp/test_peers.XXXXXX";
+	char path[] = "/tmp/test_peers.XXXXXX", list[128];
 	int fd = mkstemp(path);
 
 	CU_ASSERT_FATAL(fd >= 0);
@@ -350,11 +363,13 @@ static void test_probes(void)
 	close(fd);
 	CU_ASSERT_EQUAL_FATAL(peerauth_open(path, &probe_auth, err, sizeof(err)), 0);
 	o.auth = probe_auth;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	l = evconnlistener_new_bind(base, srv_accept, base,
-				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+	l = evconnlistener_new_bind(base, srv_accept, base, LEV_OPT_CLOSE_ON_FREE, 16,
 				    (struct sockaddr *)&sin, sizeof(sin));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+	getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sin, &slen);
+	snprintf(list, sizeof(list), "127.0.0.1:7101,127.0.0.1:%d,127.0.0.1:%d",
+		 ntohs(sin.sin_port), free_port());
+	o.peers = list;
 	CU_ASSERT_EQUAL_FATAL(peers_new(&o, &p, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL_FATAL(peers_start(p, base), 0);
 	event_base_once(base, -1, EV_TIMEOUT, stop, base, &tv);
