@@ -32,6 +32,8 @@ struct bgjob {
 	char *bucket, *key, *version;
 	struct bufferevent *bev;
 	struct cache_fill *fill;
+	struct cache_follower *fl; /* a client's fill of the key, when it got there first */
+	struct event *follow_ev;
 	uint64_t left;
 	bool head_done, running;
 	struct bgfill_watch *watchers;
@@ -123,6 +125,9 @@ static int object_size(const struct http_msg *m, uint64_t *size)
 
 static void job_free(struct bgjob *j)
 {
+	cache_follower_close(j->fl); /* first: after it, no wake touches follow_ev */
+	if (j->follow_ev)
+		event_free(j->follow_ev);
 	if (j->bev)
 		bufferevent_free(j->bev);
 	free(j->bucket);
@@ -215,6 +220,57 @@ static int job_head(struct bgjob *j, struct evbuffer *in)
 	return r;
 }
 
+/* Any thread: the followed fill wrote bytes or ended. */
+static void follow_wake(void *arg)
+{
+	struct bgjob *j = arg;
+
+	event_active(j->follow_ev, EV_READ, 0);
+}
+
+static void follow_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bgjob *j = arg;
+	struct cache_fill_status st;
+
+	cache_follower_status(j->fl, &st);
+	if (st.state == CACHE_FILL_RUNNING)
+		return;
+	job_end(j, st.state == CACHE_FILL_COMMITTED   ? 0
+		   : st.state == CACHE_FILL_DISCARDED ? -ESTALE
+		   : st.error			      ? st.error
+						      : -EIO);
+}
+
+/* A client's fill of the key started before ours: the job ends when that fill does, so
+ * that a pre-staging HEAD is answered only once the object is committed. Returns 0 when
+ * following, 1 if the object is cached already, or a negative errno. */
+static int job_follow(struct bgjob *j)
+{
+	struct cache_key k = {j->bucket, j->key, j->version};
+	struct cache *c = j->p->d->cache;
+	struct cache_obj *o;
+	int r;
+
+	bufferevent_free(j->bev); /* the body of our own GET is not needed */
+	j->bev = NULL;
+	j->follow_ev = event_new(j->p->d->control_base, -1, 0, follow_cb, j);
+	if (!j->follow_ev)
+		return -ENOMEM;
+	r = cache_fill_follow(c, &k, follow_wake, j, &j->fl);
+	if (r == -ENOENT) {
+		/* It ended in between: committed, or failed. */
+		if (cache_lookup(c, &k, &o) < 0)
+			return -EAGAIN;
+		cache_obj_close(o);
+		return 1;
+	}
+	if (r < 0)
+		return r;
+	event_active(j->follow_ev, EV_READ, 0); /* it may have ended before we attached */
+	return 0;
+}
+
 static void job_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct bgjob *j = arg;
@@ -226,7 +282,9 @@ static void job_read_cb(struct bufferevent *bev, void *arg)
 		if (r == -EAGAIN)
 			return;
 		if (r == -EEXIST) {
-			job_end(j, 0); /* a client's fill got there first */
+			r = job_follow(j);
+			if (r != 0)
+				job_end(j, r > 0 ? 0 : r);
 			return;
 		}
 	}
