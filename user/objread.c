@@ -128,6 +128,16 @@ static bool is_prestage(const struct exchange *x)
 	return x->s3.is_head && h && http_str_eq(&h->value, "bytes=0-0");
 }
 
+static bool is_cached(struct conn *c, const struct cache_key *k)
+{
+	struct cache_obj *o;
+
+	if (cache_lookup(c->w->d->cache, k, &o) < 0)
+		return false;
+	cache_obj_close(o);
+	return true;
+}
+
 /* The origin authorized the HEAD: hold its answer until the object is cached. */
 static int prestage_response(struct conn *c, const char *buf, const struct http_msg *m)
 {
@@ -138,8 +148,8 @@ static int prestage_response(struct conn *c, const char *buf, const struct http_
 	if (m->status != 200 && m->status != 206)
 		return 0;
 	r = bgfill_request(c->w->d->bgfill, &k, m, &x->bgw);
-	if (r != 0)
-		return 0; /* cached already, too small, or cannot fill: answer now */
+	if (r == 1 && !is_cached(c, &k))
+		return 0; /* under min-object-size, or no size: nothing to stage */
 	x->held_head = malloc(m->head_len);
 	if (!x->held_head) {
 		bgfill_unwatch(&x->bgw);
@@ -148,6 +158,12 @@ static int prestage_response(struct conn *c, const char *buf, const struct http_
 	memcpy(x->held_head, buf, m->head_len);
 	x->held_len = m->head_len;
 	x->prestage_waiting = true;
+	if (r != 0) {
+		/* Cached already, or the job could not be queued: say so now, in the header
+		 * lotactl prestage checks, rather than with a plain answer that hides it. */
+		x->bgw.result = r > 0 ? 0 : r;
+		event_active(x->ev, EV_READ, 0);
+	}
 	return 1;
 }
 
