@@ -297,12 +297,43 @@ def test_prestage_then_get_fetches_no_body(origin, make_lotad, bucket, tmp_path)
     assert got == body and h["x-lota-cache"] == "hit"
     assert gets(origin, bucket, key, mark) == [(304, 0)]
 
+    # Pre-staging what is cached already says so.
+    r = s3.head_object(Bucket=bucket, Key=key, Range="bytes=0-0")
+    assert r["ResponseMetadata"]["HTTPHeaders"]["x-lota-prestage"] == "cached"
+    assert d.metrics()["cache_fills_started"] == 1
+
     # A plain HEAD does not fill.
     key2 = "prestage/plain"
     put(origin, bucket, key2, data(8 * MiB))
     s3.head_object(Bucket=bucket, Key=key2)
     time.sleep(0.3)
     assert d.metrics()["cache_fills_started"] == 1
+
+
+def test_prestage_during_a_client_fill_waits_for_its_commit(origin, make_lotad, bucket,
+                                                           tmp_path):
+    key = "prestage/slow"
+    body = put(origin, bucket, key, data(2 * BIG))
+    d = make_lotad(service_credentials=service_creds(tmp_path, origin))
+    st, _, resp, conn = raw(origin, d, "GET", bucket, key, read=0)
+    assert st == 200 and resp.read(MiB) == body[:MiB]  # a slow client's fill runs
+    got = []
+
+    def finish():
+        time.sleep(1.5)
+        got.append(resp.read())
+
+    t = threading.Thread(target=finish)
+    t.start()
+    t0 = time.monotonic()
+    r = origin.s3(endpoint=ep(d)).head_object(Bucket=bucket, Key=key, Range="bytes=0-0")
+    waited = time.monotonic() - t0
+    assert r["ResponseMetadata"]["HTTPHeaders"]["x-lota-prestage"] == "cached"
+    # The answer came once the client's fill had committed, not before.
+    assert d.metrics()["cache_fills_committed"] == 1 and waited >= 1.4
+    t.join(60)
+    conn.close()
+    assert body[:MiB] + got[0] == body
 
 
 # -- invalidation ----------------------------------------------------------------------
