@@ -263,8 +263,10 @@ int steering_start(struct lotad *d)
 							  EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (!st.dns)
 		st.dns = evdns_base_new(d->control_base, 0);
+	/* NULL would load only "localhost" (libevent's default), and the fallback base above
+	 * reads no hosts file at all: name the file, so /etc/hosts entries always count. */
 	if (st.dns)
-		evdns_base_load_hosts(st.dns, NULL);
+		evdns_base_load_hosts(st.dns, "/etc/hosts");
 	st.timer = event_new(d->control_base, -1, EV_PERSIST, tick_cb, d);
 	if (st.dns && st.timer) {
 		event_add(st.timer, &tv);
