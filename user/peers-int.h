@@ -9,6 +9,7 @@
 #include "peers.h"
 
 #define PEERS_SLOTS (2 * PEERS_MAX)
+#define PEERS_PLACEMENT_KEY_MAX 1100 /* bucket (63) '/' key (1024) and a NUL */
 
 struct bufferevent;
 struct evdns_base;

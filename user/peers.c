@@ -434,6 +434,17 @@ int peers_owner(struct peers *p, const void *key, size_t klen, struct peer_targe
 	return r;
 }
 
+int peers_owner_of(struct peers *p, const char *bucket, const char *key, struct peer_target *out)
+{
+	char buf[PEERS_PLACEMENT_KEY_MAX];
+	int n = snprintf(buf, sizeof(buf), "%s/%s", bucket, key);
+
+	/* longer than S3 allows: the classifier refused it already; keep the answer defined */
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return 0;
+	return peers_owner(p, buf, (size_t)n, out);
+}
+
 void peers_self(struct peers *p, char *buf, size_t len)
 {
 	struct peers_view *v = p ? view_get(p) : NULL;

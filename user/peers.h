@@ -91,6 +91,10 @@ void peers_free(struct peers *p);
 /* Workers (any thread). 1: the owner is the peer in *out; 0: this node owns the key, or
  * no member is up: handle it here. A NULL p (no cluster) answers 0. */
 int peers_owner(struct peers *p, const void *key, size_t klen, struct peer_target *out);
+/* The owner of an object: the placement key is "bucket/key" (bucket names hold no '/'),
+ * without the version, so that every version of a key lives on one owner and a write's
+ * invalidation there reaches all of them. */
+int peers_owner_of(struct peers *p, const char *bucket, const char *key, struct peer_target *out);
 /* This node's id as its peers know it ("" until known), for signing forwards. */
 void peers_self(struct peers *p, char *buf, size_t len);
 void peers_count_sent(struct peers *p, const struct peer_target *t, uint64_t bytes);

@@ -193,6 +193,17 @@ static void test_placement(void)
 	CU_ASSERT(here > 900 && here < 1100);
 	CU_ASSERT(three > 900 && three < 1100);
 	CU_ASSERT_EQUAL(p->membership_changes, 2);
+	/* the placement key is "bucket/key", the same on every node */
+	for (unsigned k = 0; k < 200; k++) {
+		char key[32], full[40];
+		struct peer_target a = {.id = ""}, b = {.id = ""};
+
+		snprintf(key, sizeof(key), "d/obj-%u", k);
+		snprintf(full, sizeof(full), "bkt/%s", key);
+		CU_ASSERT_EQUAL(peers_owner_of(p, "bkt", key, &a),
+				peers_owner(p, full, strlen(full), &b));
+		CU_ASSERT_STRING_EQUAL(a.id, b.id);
+	}
 
 	/* a worker reports 7003 unreachable: its keys come home, the others stay put */
 	CU_ASSERT_EQUAL_FATAL(peers_owner(p, "bkt\nobj-1\n", 10, &tg) >= 0, true);
@@ -278,6 +289,7 @@ static void test_self_detection(void)
 		CU_ASSERT_EQUAL(peers_owner(p, "k", 1, &t), 1);
 		CU_ASSERT_STRING_EQUAL(t.id, "127.0.0.1:7002");
 		CU_ASSERT_EQUAL(ntohs(((struct sockaddr_in *)&t.addr)->sin_port), 7002);
+		CU_ASSERT_EQUAL(peers_owner_of(p, "bkt", "dir/obj", &t), 1);
 	}
 	peers_free(p);
 	CU_ASSERT_EQUAL(peers_new(&(struct peers_opts){.peers = "127.0.0.1:1", .self = "x"}, &p,
