@@ -287,7 +287,8 @@ int peers_start(struct peers *p, struct event_base *base)
 			p->dns = evdns_base_new(base, 0);
 		if (!p->dns)
 			return -ENOMEM;
-		evdns_base_load_hosts(p->dns, NULL);
+		/* by name: NULL would add only localhost (see steering.c) */
+		evdns_base_load_hosts(p->dns, "/etc/hosts");
 		resolve(p);
 	}
 	tick_cb(-1, 0, p);
