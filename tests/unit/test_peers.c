@@ -399,6 +399,29 @@ static void test_probes(void)
 	unlink(path);
 }
 
+/* dns mode: the members are what the name resolves to (here through /etc/hosts). */
+static void test_dns_members(void)
+{
+	struct event_base *base = event_base_new();
+	struct peers_opts o = {.peers = "dns:localhost:7201", .self = "127.0.0.1:7201"};
+	struct timeval tv = {0, 500000};
+	struct peers *p = NULL;
+	char self[PEERAUTH_NODE_MAX];
+
+	CU_ASSERT_EQUAL_FATAL(peers_new(&o, &p, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(p->n, 0);
+	CU_ASSERT_EQUAL_FATAL(peers_start(p, base), 0);
+	event_base_once(base, -1, EV_TIMEOUT, stop, base, &tv);
+	event_base_dispatch(base);
+	CU_ASSERT_FATAL(p->n >= 1);
+	for (size_t i = 0; i < p->n; i++) /* and [::1]:7201 where hosts lists it */
+		CU_ASSERT_EQUAL(p->m[i]->is_self, strcmp(p->m[i]->id, "127.0.0.1:7201") == 0);
+	peers_self(p, self, sizeof(self));
+	CU_ASSERT_STRING_EQUAL(self, "127.0.0.1:7201");
+	peers_free(p);
+	event_base_free(base);
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -412,7 +435,8 @@ int main(void)
 	    !CU_add_test(s, "health: flap damping", test_health_damping) ||
 	    !CU_add_test(s, "placement, reports, metrics, JSON", test_placement) ||
 	    !CU_add_test(s, "self detection", test_self_detection) ||
-	    !CU_add_test(s, "probes over loopback", test_probes)) {
+	    !CU_add_test(s, "probes over loopback", test_probes) ||
+	    !CU_add_test(s, "dns members", test_dns_members)) {
 		CU_cleanup_registry();
 		return 1;
 	}
