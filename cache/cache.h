@@ -58,6 +58,10 @@ int cache_invalidate(struct cache *c, const struct cache_key *k);
  * Returns the number of entries evicted. */
 int cache_evict(struct cache *c);
 
+/* Drops every committed entry (counted as evictions); running fills still commit. Returns
+ * the number dropped. For operators: lotactl evict --all. */
+int cache_clear(struct cache *c);
+
 /* Starts the one fill of meta->id, announcing meta->size body bytes: reserves the space,
  * writes the header to a new file in tmp/ and returns the writer's handle.
  * Space: if usage plus reservations would pass the high watermark, up to

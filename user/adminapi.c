@@ -100,16 +100,17 @@ static void stats_cb(struct evhttp_request *req, void *arg)
 	evbuffer_free(b);
 }
 
-/* POST /admin/evict?bucket=B&key=K[&version=V]: drop one entry. */
+/* POST /admin/evict?bucket=B&key=K[&version=V]: drop one entry; ?all=1: every entry. */
 static void evict_cb(struct evhttp_request *req, void *arg)
 {
 	struct lotad *d = arg;
 	struct evbuffer *b = evbuffer_new();
 	struct evkeyvalq q;
-	const char *bucket, *key, *version;
+	const char *bucket, *key, *version, *all;
 	int code = 200, n;
 
 	evhttp_parse_query(evhttp_request_get_uri(req), &q);
+	all = evhttp_find_header(&q, "all");
 	bucket = evhttp_find_header(&q, "bucket");
 	key = evhttp_find_header(&q, "key");
 	version = evhttp_find_header(&q, "version");
@@ -119,6 +120,10 @@ static void evict_cb(struct evhttp_request *req, void *arg)
 	} else if (!d->cache) {
 		code = 409;
 		evbuffer_add_printf(b, "{\"error\":\"the cache is not enabled\"}\n");
+	} else if (all && strcmp(all, "1") == 0 && !bucket && !key) {
+		n = cache_clear(d->cache);
+		log_warn("admin: evicted all %d cached objects", n);
+		evbuffer_add_printf(b, "{\"evicted\":%d}\n", n);
 	} else if (!bucket || !key) {
 		code = 400;
 		evbuffer_add_printf(b, "{\"error\":\"bucket and key are required\"}\n");

@@ -102,6 +102,14 @@ def test_prestage_caches_every_object(origin, make_lotad, staged_bucket, tmp_pat
     assert j["bytes"] == sum(len(b) for b in bodies.values())
     assert d.metrics()["cache_fills_committed"] == N_OBJECTS
 
+    # evict one object, then all of them.
+    admin = ["--admin", d.cfg["admin"], "--json"]
+    rc, out, _ = lotactl(*admin, "evict", f"s3://{bucket}/pre/obj-07 with space&amp")
+    assert rc == 0 and json.loads(out) == {"evicted": 1}
+    rc, out, _ = lotactl(*admin, "evict", "--all")
+    assert rc == 0 and json.loads(out) == {"evicted": N_OBJECTS - 1}
+    assert d.metrics()["cache_entries"] == 0
+
 
 def test_prestage_credentials_from_shared_file(origin, lotad, staged_bucket, tmp_path):
     bucket, _ = staged_bucket
