@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3  # noqa: F401  (Debian's python3-boto3, through Origin.s3)
 import pytest
@@ -567,8 +568,10 @@ def test_lru_under_small_capacity(origin, make_lotad, bucket):
     n = 16
     bodies = {}
     s3o = origin.s3()
-    for i in range(n):
-        bodies[i] = put(origin, bucket, f"lru/o{i:02d}", data(BIG))
+    with ThreadPoolExecutor(4) as ex:  # 1 GiB of uploads: in parallel
+        for i, b in enumerate(ex.map(lambda i: put(origin, bucket, f"lru/o{i:02d}", data(BIG)),
+                                     range(n))):
+            bodies[i] = b
     d = make_lotad(capacity=cap)
     s3 = origin.s3(endpoint=ep(d))
 
