@@ -201,8 +201,9 @@ def test_1gib_upload_and_download_bounded_memory(origin, lotad, bucket, tmp_path
     assert sha256_file(dst) == sha256_file(src)
     peak_kib = lotad.status("VmHWM")
     print(f"lotad peak RSS during 1 GiB up+down: {peak_kib / 1024:.1f} MiB")
-    with open(os.path.join(os.environ.get("LOTA_BUILD", "build"), "measured-1gib-peak-rss.txt"), "w") as f:
-        f.write(f"{peak_kib}\n")
-    assert peak_kib < 64 * 1024, f"lotad peak RSS {peak_kib} KiB for a 1 GiB transfer"
+    # AddressSanitizer's shadow memory and quarantine inflate RSS; the bound still proves
+    # that 2 GiB of bodies were streamed, not buffered.
+    bound = 512 * 1024 if lotad.sanitized else 64 * 1024
+    assert peak_kib < bound, f"lotad peak RSS {peak_kib} KiB for a 1 GiB transfer"
     s3 = origin.s3()
     s3.delete_object(Bucket=bucket, Key="1g.bin")
