@@ -317,6 +317,7 @@ def test_slow_reader_of_256mib_keeps_rss_flat(make_lotad, origin):
     growth = (peak - rss0) / 1024
     print(f"slow reader: {got / MiB:.0f} MiB in 10 s, lotad RSS {rss0 / 1024:.1f} MiB -> "
           f"peak {peak / 1024:.1f} MiB")
-    assert growth < 8, f"lotad RSS grew {growth:.1f} MiB for one slow reader"
+    # Under AddressSanitizer freed buffers sit in its quarantine before reuse.
+    assert growth < (48 if d.sanitized else 8), f"lotad RSS grew {growth:.1f} MiB for one slow reader"
     assert d.alive()
     s3.delete_object(Bucket=bucket, Key="big")

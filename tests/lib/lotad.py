@@ -65,7 +65,7 @@ class Lotad:
         env = dict(os.environ)
         # Under SANITIZE=1: a daemon's exit does not free every connection, so leak
         # reports would be noise; memory errors and UB still end up in the log.
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=0:quarantine_size_mb=16")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env)
