@@ -10,6 +10,7 @@
 #include "bgfill.h"
 #include "herd.h"
 #include "http-t.h"
+#include "peers.h"
 #include "s3.h"
 
 struct bufferevent;
@@ -17,6 +18,7 @@ struct evbuffer;
 struct event;
 struct worker;
 struct cache_obj;
+struct cache_key;
 struct cache_fill;
 struct cache_follower;
 struct evbuffer_file_segment;
@@ -70,6 +72,9 @@ struct exchange {
 	struct bgfill_watch bgw;
 	char *held_head;
 	size_t held_len;
+	/* forwarding to the key's owner node (peerfwd.c) */
+	struct peer_target fwd;
+	bool fwd_active, fwd_tried;
 };
 
 struct conn {
@@ -81,15 +86,21 @@ struct conn {
 	bool closing;
 	bool client_read_paused;
 	uint64_t head_started; /* ms (monotonic) the pending request head began arriving, or 0 */
+	bool is_peer_port;       /* accepted on peer-listen: only signed peer requests */
+	char obev_peer[PEERAUTH_NODE_MAX]; /* where obev goes: a peer's id, or "" (origin) */
 	bool origin_read_paused;
 	char peer[64];
 };
 
 /* proxy.c: the connection and the relay; the cache path calls back into these. */
-void conn_accept(struct worker *w, int fd, const char *peer);
+void conn_accept(struct worker *w, int fd, const char *peer, bool is_peer_port);
 /* Sends the request head to the origin, with extra header lines (each ending in CRLF,
  * or NULL) inserted before the empty line. Replies 502 itself on failure. */
 int exchange_send_origin(struct conn *c, const char *extra);
+/* The same to another node's peer port (peerfwd.c). */
+int exchange_send_peer(struct conn *c, const struct peer_target *t, const char *extra);
+void exchange_reply(struct conn *c, int status, const char *extra_headers, const char *body,
+		    bool close_conn);
 void exchange_relay(struct conn *c, const char *route);
 void exchange_finish(struct conn *c);
 void exchange_abort(struct conn *c, const char *why);
@@ -110,6 +121,14 @@ void objread_cleanup(struct exchange *x);
 /* invalidate.c: a write's final response head arrived (x->status set): on a 2xx that
  * can change the key, drop its cache entry. Call before the head goes to the client. */
 void invalidate_on_write(struct conn *c);
+
+/* peerfwd.c: reads whose owner is another node, and the peer port's own requests. */
+bool peerfwd_try(struct conn *c);
+/* The forward failed before its response started: 1 if the read restarted here. */
+int peerfwd_fallback(struct conn *c);
+/* On the peer port: 0 if the request may go on, else it was answered (403 etc.). */
+int peerfwd_admit(struct conn *c);
+void peerfwd_invalidate(struct worker *w, const struct cache_key *k);
 
 /* hit.c: serving a body from a cache file (committed, or growing under a fill). */
 int hit_serve(struct conn *c, const struct http_msg *resp304);

@@ -59,6 +59,8 @@ void invalidate_on_write(struct conn *c)
 	if (!changes_object(x))
 		return;
 	k = (struct cache_key){x->s3.bucket, x->s3.key, x->s3.version_id};
+	if (c->w->d->peers)
+		peerfwd_invalidate(c->w, &k); /* the owner holds the key, if it is another node */
 	n = cache_invalidate(cache, &k);
 	if (n > 0) {
 		metric_add(M_cache_invalidations, (uint64_t)n);

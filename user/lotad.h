@@ -13,6 +13,8 @@ struct event_base;
 struct evconnlistener;
 struct cache;
 struct bgfill_pool;
+struct peers;
+struct peerauth;
 
 struct worker {
 	struct lotad *d;
@@ -20,6 +22,7 @@ struct worker {
 	pthread_t thread;
 	struct event_base *base;
 	struct evconnlistener *listener;
+	struct evconnlistener *peer_listener; /* peer-listen: signed requests from peers */
 };
 
 struct lotad {
@@ -30,6 +33,8 @@ struct lotad {
 	struct event_base *control_base;
 	struct cache *cache; /* NULL: relay only */
 	struct bgfill_pool *bgfill; /* NULL: no service credentials, no background fills */
+	struct peers *peers;        /* NULL: a single node */
+	struct peerauth *peerauth;
 };
 
 /* control.c: the control thread's periodic work; wake it to evict now. */

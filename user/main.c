@@ -15,6 +15,8 @@
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
+#include "peerauth.h"
+#include "peers.h"
 #include "steering.h"
 
 static int config_check(struct lotad *d, char *err, size_t errlen)
@@ -44,12 +46,32 @@ static int config_check(struct lotad *d, char *err, size_t errlen)
 		snprintf(err, errlen, "max-connections, client-timeout and origin-timeout must be > 0");
 		return -EINVAL;
 	}
+	if (d->cfg.peers[0] && (!d->cfg.cluster_secret[0] || !d->cfg.peer_listen[0])) {
+		snprintf(err, errlen, "peers: a cluster also needs cluster-secret and peer-listen");
+		return -EINVAL;
+	}
 	return origin_init(&d->origin, d->cfg.origin, d->cfg.ca_file, err, errlen);
+}
+
+/* Cluster membership, when `peers` is set: signatures first, then the member list. */
+static int cluster_setup(struct lotad *d, char *err, size_t errlen)
+{
+	struct peers_opts o = {d->cfg.peers, d->cfg.self, d->cfg.peer_listen, NULL};
+	int r;
+
+	if (!d->cfg.peers[0])
+		return 0;
+	r = peerauth_open(d->cfg.cluster_secret, &d->peerauth, err, errlen);
+	if (r < 0)
+		return r;
+	o.auth = d->peerauth;
+	return peers_new(&o, &d->peers, err, errlen);
 }
 
 void lotad_render_extra_metrics(struct lotad *d, struct evbuffer *out)
 {
 	steering_render_metrics(d, out);
+	peers_render_metrics(d->peers, out);
 }
 
 static void cache_log(void *arg, const char *msg)
@@ -110,7 +132,7 @@ int main(int argc, char **argv)
 	r = config_load(&d.cfg, argc, argv, err, sizeof(err));
 	if (r == 1)
 		return 0;
-	if (r < 0 || config_check(&d, err, sizeof(err)) < 0) {
+	if (r < 0 || config_check(&d, err, sizeof(err)) < 0 || cluster_setup(&d, err, sizeof(err)) < 0) {
 		fprintf(stderr, "lotad: %s\n", err);
 		return 2;
 	}
@@ -124,6 +146,11 @@ int main(int argc, char **argv)
 	cache_setup(&d);
 	if (control_start(&d) < 0) {
 		log_error("control thread: out of memory");
+		return 1;
+	}
+	if (d.peers && (peers_start(d.peers, d.control_base) < 0 ||
+			admin_route("/admin/peers", peers_admin, d.peers) < 0)) {
+		log_error("peers: cannot start membership");
 		return 1;
 	}
 	r = server_start(&d);
@@ -143,6 +170,8 @@ int main(int argc, char **argv)
 	event_base_dispatch(d.control_base);
 	steering_stop(&d);
 	server_stop(&d);
+	peers_free(d.peers);
+	peerauth_free(d.peerauth);
 	event_free(sigterm);
 	event_free(sigint);
 	origin_free(&d.origin);

@@ -39,7 +39,8 @@ struct evbuffer;
 	X(cache_evictions, counter, "entries evicted by LRU")                                     \
 	X(cache_bytes_used, gauge, "bytes held by committed cache entries")                       \
 	X(cache_capacity_bytes, gauge, "cache capacity")                                          \
-	X(cache_entries, gauge, "committed cache entries")
+	X(cache_entries, gauge, "committed cache entries")                                       \
+	X(peer_refused, counter, "peer-port requests refused (bad or missing signature)")
 
 enum metric {
 #define X(name, type, help) M_##name,

@@ -187,6 +187,10 @@ void objread_start(struct conn *c)
 	bool no_store, no_cache;
 
 	cache_control(&x->req, &no_store, &no_cache);
+	/* Reads the cache would serve go to the key's owner node, if that is another node. */
+	if (!no_store && !x->s3.part_number && !has_bypass_header(&x->req) &&
+	    (!x->s3.is_head || is_prestage(x)) && peerfwd_try(c))
+		return;
 	if (is_prestage(x) && !no_store && c->w->d->bgfill) {
 		x->is_cacheable = x->prestage = true;
 		x->ev = event_new(c->w->base, -1, 0, wake_cb, c);

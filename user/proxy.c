@@ -154,13 +154,27 @@ static void set_origin_timeout(struct conn *c, bool active)
 	bufferevent_set_timeouts(c->obev, active ? &tv : NULL, active ? &tv : NULL);
 }
 
-static int origin_open(struct conn *c)
+/* Connects obev to the origin (t NULL) or to a peer's peer port. */
+static int upstream_open(struct conn *c, const struct peer_target *t)
 {
 	struct lotad *d = c->w->d;
 
-	c->obev = origin_connect(&d->origin, c->w->base);
+	if (t) {
+		c->obev = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+		if (c->obev && bufferevent_socket_connect(c->obev, (struct sockaddr *)&t->addr,
+							  (int)t->addrlen) < 0) {
+			int e = errno ? errno : ECONNREFUSED;
+
+			bufferevent_free(c->obev);
+			c->obev = NULL;
+			errno = e;
+		}
+	} else {
+		c->obev = origin_connect(&d->origin, c->w->base);
+	}
 	if (!c->obev)
 		return -errno;
+	snprintf(c->obev_peer, sizeof(c->obev_peer), "%s", t ? t->id : "");
 	c->origin_reused = false;
 	bufferevent_setcb(c->obev, origin_read_cb, origin_write_cb, origin_event_cb, c);
 	bufferevent_setwatermark(c->obev, EV_WRITE, CONN_PIPE_HIGH / 2, 0);
@@ -170,22 +184,29 @@ static int origin_open(struct conn *c)
 	return 0;
 }
 
-/* Sends the request head to the origin: exactly the client's bytes, so signatures hold. */
-int exchange_send_origin(struct conn *c, const char *extra)
+/* Sends the request head upstream: exactly the client's bytes, so signatures hold, with
+ * extra header lines (ours: If-None-Match, x-lota-peer) before the empty line. */
+static int upstream_send(struct conn *c, const struct peer_target *t, const char *extra)
 {
 	struct exchange *x = c->x;
+	const char *want = t ? t->id : "";
 	struct evbuffer *out;
 	char msg[256];
 	int r;
 
-	if (!c->obev && (r = origin_open(c)) < 0) {
+	if (c->obev && strcmp(c->obev_peer, want) != 0)
+		origin_drop(c); /* a kept-alive connection to somewhere else */
+	if (!c->obev && (r = upstream_open(c, t)) < 0) {
+		if (t)
+			return r; /* the caller falls back to handling the read here */
 		metric_add(M_origin_errors, 1);
 		snprintf(msg, sizeof(msg), "origin %s: connect: %s", c->w->d->origin.label, strerror(-r));
 		log_warn("%s", msg);
 		reply_and_finish(c, 502, "BadGateway", msg, true);
 		return r;
 	}
-	metric_add(M_origin_requests, 1);
+	if (!t)
+		metric_add(M_origin_requests, 1);
 	set_origin_timeout(c, true);
 	out = bufferevent_get_output(c->obev);
 	if (extra) {
@@ -196,6 +217,16 @@ int exchange_send_origin(struct conn *c, const char *extra)
 		evbuffer_add(out, x->head, x->head_len);
 	}
 	return 0;
+}
+
+int exchange_send_origin(struct conn *c, const char *extra)
+{
+	return upstream_send(c, NULL, extra);
+}
+
+int exchange_send_peer(struct conn *c, const struct peer_target *t, const char *extra)
+{
+	return upstream_send(c, t, extra);
 }
 
 void exchange_relay(struct conn *c, const char *route)
@@ -211,17 +242,50 @@ static void route_request(struct conn *c)
 	struct exchange *x = c->x;
 	struct lotad *d = c->w->d;
 
+	/* The peer header is ours: a client may not send it, so no request goes two hops. */
+	if (!c->is_peer_port && http_find(&x->req, "x-lota-peer")) {
+		reply_and_finish(c, 400, "InvalidRequest", "x-lota-peer is reserved for lota nodes", true);
+		return;
+	}
+	if (c->is_peer_port && peerfwd_admit(c) != 0)
+		return;
 	if (s3_classify(&x->req, d->cfg.host, &x->s3) < 0) {
 		reply_and_finish(c, 400, "InvalidURI", "the request target could not be parsed", true);
+		return;
+	}
+	if (c->is_peer_port && x->s3.op != S3_OBJECT_READ) {
+		reply_and_finish(c, 403, "AccessDenied", "the peer port serves object reads only", true);
 		return;
 	}
 	if (x->s3.op == S3_OBJECT_READ && d->cache) {
 		objread_start(c);
 		return;
 	}
-	if (x->s3.op == S3_OBJECT_WRITE && d->cache)
-		x->route = "write";
 	exchange_relay(c, x->s3.op == S3_OBJECT_WRITE ? "write" : "relay");
+}
+
+/* A short reply of our own (peer health probes, invalidation, refusals); the connection
+ * stays open unless close_conn. */
+void exchange_reply(struct conn *c, int status, const char *extra_headers, const char *body,
+		    bool close_conn)
+{
+	struct exchange *x = c->x;
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	size_t n = strlen(body);
+
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+			    status, http_reason(status), body[0] == '<' ? "application/xml" : "text/plain",
+			    n, extra_headers ? extra_headers : "",
+			    close_conn || !x->req.keep_alive ? "Connection: close\r\n" : "");
+	evbuffer_add(out, body, n);
+	x->status = status;
+	x->resp_keep_alive = true;
+	x->resp_done = true;
+	if (close_conn)
+		x->req.keep_alive = false;
+	if (!x->route)
+		x->route = "local";
+	exchange_finish(c);
 }
 
 /* A complete request head is in the client's input: take it and start the exchange. */
@@ -448,6 +512,10 @@ static int on_response_head(struct conn *c)
 			evbuffer_drain(in, m->head_len);
 			continue;
 		}
+		if (x->fwd_active && m->status == 403 && http_find(m, "x-lota-peer-refused")) {
+			free(m);
+			return -ECONNREFUSED;
+		}
 		x->status = m->status;
 		x->resp_body = m->body;
 		x->resp_left = m->content_length;
@@ -520,6 +588,11 @@ static void origin_read_cb(struct bufferevent *bev, void *arg)
 			hit_pump(c);
 			return;
 		}
+		if (r == -ECONNREFUSED) {
+			log_warn("owner %s refused our peer signature; handling the read here", c->x->fwd.id);
+			peerfwd_fallback(c);
+			return;
+		}
 		if (r < 0) {
 			metric_add(M_origin_errors, 1);
 			log_warn("origin %s: bad response head: %s", c->w->d->origin.label, strerror(-r));
@@ -541,7 +614,8 @@ static bool retry_on_fresh_connection(struct conn *c)
 	x->origin_retried = true;
 	metric_add(M_origin_retries, 1);
 	origin_drop(c);
-	return exchange_send_origin(c, x->extra_hdr[0] ? x->extra_hdr : NULL) == 0;
+	return upstream_send(c, x->fwd_active ? &x->fwd : NULL,
+			     x->extra_hdr[0] ? x->extra_hdr : NULL) == 0;
 }
 
 static void origin_failed(struct conn *c, short what)
@@ -561,11 +635,15 @@ static void origin_failed(struct conn *c, short what)
 	}
 	if (x->resp_head_sent) {
 		metric_add(M_origin_aborts, 1);
-		exchange_abort(c, "origin closed mid-response");
+		exchange_abort(c, x->fwd_active ? "owner node closed mid-response" : "origin closed mid-response");
 		return;
 	}
 	if (evbuffer_get_length(bufferevent_get_input(c->obev)) == 0 && retry_on_fresh_connection(c))
 		return;
+	if (x->fwd_active) {
+		peerfwd_fallback(c);
+		return;
+	}
 	why = (what & BEV_EVENT_TIMEOUT) ? "timed out"
 	      : (what & BEV_EVENT_EOF)   ? "closed the connection before responding"
 	      : *origin_tls_error(c->obev, tls, sizeof(tls)) ? tls
@@ -659,7 +737,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_free(c);
 }
 
-void conn_accept(struct worker *w, int fd, const char *peer)
+void conn_accept(struct worker *w, int fd, const char *peer, bool is_peer_port)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
@@ -668,6 +746,7 @@ void conn_accept(struct worker *w, int fd, const char *peer)
 		return;
 	}
 	c->w = w;
+	c->is_peer_port = is_peer_port;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	c->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->cbev) {

@@ -19,10 +19,22 @@
 
 #define LISTEN_BACKLOG 4096
 
+static void accept_any(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, bool is_peer_port);
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
 		      void *arg)
 {
-	struct worker *w = arg;
+	accept_any(arg, fd, sa, false);
+}
+
+static void accept_peer_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+			   int len, void *arg)
+{
+	accept_any(arg, fd, sa, true);
+}
+
+static void accept_any(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, bool is_peer_port)
+{
 	char peer[64];
 	int one = 1;
 
@@ -36,7 +48,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
-	conn_accept(w, fd, addr_str(sa, peer, sizeof(peer)));
+	conn_accept(w, fd, addr_str(sa, peer, sizeof(peer)), is_peer_port);
 }
 
 /* A listening socket of our own, so that SO_REUSEPORT is set before bind. With
@@ -92,6 +104,18 @@ static int worker_init(struct lotad *d, struct worker *w, int id)
 	}
 	w->listener = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (!w->listener) {
+		close(fd);
+		return -ENOMEM;
+	}
+	if (!d->peers || !d->cfg.peer_listen[0])
+		return 0;
+	fd = listen_socket(d->cfg.peer_listen, true, err, sizeof(err));
+	if (fd < 0) {
+		log_error("peer-listen: %s", err);
+		return fd;
+	}
+	w->peer_listener = evconnlistener_new(w->base, accept_peer_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!w->peer_listener) {
 		close(fd);
 		return -ENOMEM;
 	}

@@ -19,7 +19,10 @@ class LotadError(RuntimeError):
 
 
 class Lotad:
-    def __init__(self, workdir, origin_url, listen_host="127.0.0.1", netns=None, **cfg):
+    def __init__(self, workdir, origin_url, listen_host="127.0.0.1", netns=None, config=None,
+                 **cfg):
+        """cfg: config keys with '_' for '-'; config: a dict of keys as lotad spells them
+        (for names Python cannot take as keywords, such as `self`)."""
         self.workdir = str(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         port, admin = free_ports(2)
@@ -33,6 +36,7 @@ class Lotad:
             "bpf": "off",
         }
         self.cfg.update({k.replace("_", "-"): str(v) for k, v in cfg.items()})
+        self.cfg.update({k: str(v) for k, v in (config or {}).items()})
         self.netns = netns
         self.proc = None
         self.log_path = os.path.join(self.workdir, "lotad.log")

@@ -1,0 +1,241 @@
+/* Reads whose owner is another node: forward the client's request to the owner's peer
+ * port with an HMAC signature (one hop at most: a forwarded request is never forwarded
+ * again), fall back to handling the read here when the owner cannot be reached, and
+ * tell an owner to drop a key written through this node. Also the peer port's gate. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "cache.h"
+#include "conn.h"
+#include "http.h"
+#include "log.h"
+#include "lotad.h"
+#include "metrics.h"
+#include "peerauth.h"
+#include "peers.h"
+#include "s3.h"
+#include "sigv4.h"
+
+#define INVALIDATE_PATH "/_lota/invalidate"
+#define INVALIDATE_TIMEOUT_S 5
+
+/* This node's id for signing: as the membership knows it, else the peer-listen address. */
+static void self_id(struct lotad *d, char *buf, size_t len)
+{
+	peers_self(d->peers, buf, len);
+	if (!buf[0])
+		snprintf(buf, len, "%s", d->cfg.self[0] ? d->cfg.self : d->cfg.peer_listen);
+}
+
+bool peerfwd_try(struct conn *c)
+{
+	struct exchange *x = c->x;
+	struct lotad *d = c->w->d;
+	struct peerauth_req req;
+	const struct http_str *value;
+	char self[PEERAUTH_NODE_MAX];
+
+	if (!d->peers || c->is_peer_port || x->fwd_tried)
+		return false;
+	x->fwd_tried = true;
+	if (peers_owner_of(d->peers, x->s3.bucket, x->s3.key, &x->fwd) != 1)
+		return false;
+	self_id(d, self, sizeof(self));
+	if (peerauth_req_of(&x->req, &req, &value) < 0 ||
+	    peerauth_sign(d->peerauth, &req, self, time(NULL), x->extra_hdr, sizeof(x->extra_hdr)) < 0) {
+		x->extra_hdr[0] = '\0';
+		return false;
+	}
+	x->fwd_active = true;
+	x->route = "peer";
+	if (exchange_send_peer(c, &x->fwd, x->extra_hdr) < 0) {
+		peers_report_unreachable(d->peers, &x->fwd);
+		x->fwd_active = false;
+		x->extra_hdr[0] = '\0';
+		x->route = NULL;
+		return false;
+	}
+	peers_count_sent(d->peers, &x->fwd, 0);
+	return true;
+}
+
+int peerfwd_fallback(struct conn *c)
+{
+	struct exchange *x = c->x;
+	struct lotad *d = c->w->d;
+
+	log_warn("owner %s of %s/%s unreachable: handling the read here", x->fwd.id, x->s3.bucket,
+		 x->s3.key);
+	peers_report_unreachable(d->peers, &x->fwd);
+	x->fwd_active = false;
+	x->extra_hdr[0] = '\0';
+	x->route = NULL;
+	if (c->obev) {
+		bufferevent_free(c->obev);
+		c->obev = NULL;
+	}
+	objread_start(c);
+	return 1;
+}
+
+static int query_get(const struct http_str *t, const char *name, char *out, size_t cap)
+{
+	const char *q = memchr(t->p, '?', t->n), *end = t->p + t->n;
+	size_t nl = strlen(name);
+
+	while (q && q < end) {
+		const char *p = q + 1, *amp = memchr(p, '&', (size_t)(end - p));
+		const char *stop = amp ? amp : end;
+
+		if ((size_t)(stop - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=')
+			return s3_pct_decode(p + nl + 1, (size_t)(stop - p - nl - 1), out, cap, false);
+		q = amp;
+	}
+	return -ENOENT;
+}
+
+/* POST /_lota/invalidate?bucket=&key=&version= from a node a write went through. */
+static void serve_invalidate(struct conn *c)
+{
+	struct exchange *x = c->x;
+	struct lotad *d = c->w->d;
+	char bucket[S3_BUCKET_MAX], version[S3_VERSION_MAX] = "";
+	char *key = malloc(S3_KEY_MAX);
+	int n = 0;
+
+	if (!key || query_get(&x->req.target, "bucket", bucket, sizeof(bucket)) < 0 ||
+	    query_get(&x->req.target, "key", key, S3_KEY_MAX) < 0 ||
+	    query_get(&x->req.target, "version", version, sizeof(version)) == -EINVAL) {
+		free(key);
+		exchange_reply(c, 400, NULL, "bucket and key are required\n", true);
+		return;
+	}
+	if (d->cache) {
+		struct cache_key k = {bucket, key, version};
+
+		n = cache_invalidate(d->cache, &k);
+		if (n > 0)
+			metric_add(M_cache_invalidations, (uint64_t)n);
+	}
+	free(key);
+	exchange_reply(c, 200, NULL, n > 0 ? "dropped\n" : "absent\n", false);
+}
+
+int peerfwd_admit(struct conn *c)
+{
+	struct exchange *x = c->x;
+	struct lotad *d = c->w->d;
+	struct peerauth_req req;
+	const struct http_str *value;
+	char node[PEERAUTH_NODE_MAX];
+	int r = -EPERM;
+
+	if (d->peerauth && peerauth_req_of(&x->req, &req, &value) == 0)
+		r = peerauth_verify(d->peerauth, &req, value, time(NULL), node, sizeof(node));
+	if (r < 0) {
+		metric_add(M_peer_refused, 1);
+		log_warn("%s: peer request refused: %s", c->peer,
+			 r == -ENOENT ? "no signature" : r == -ETIME ? "stale signature" : "bad signature");
+		exchange_reply(c, 403, "x-lota-peer-refused: 1\r\n",
+			       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>"
+			       "<Message>peer request refused</Message></Error>\n", true);
+		return -EPERM;
+	}
+	x->route = "from-peer";
+	if (http_str_eq(&x->req.target, PEERS_PROBE_PATH)) {
+		exchange_reply(c, 200, NULL, "ok\n", false);
+		return 1;
+	}
+	if (x->req.target.n > strlen(INVALIDATE_PATH) &&
+	    memcmp(x->req.target.p, INVALIDATE_PATH "?", strlen(INVALIDATE_PATH) + 1) == 0 &&
+	    http_str_eq(&x->req.method, "POST")) {
+		serve_invalidate(c);
+		return 1;
+	}
+	peers_count_served(d->peers);
+	return 0;
+}
+
+/* A fire-and-forget invalidation request to a key's owner. */
+struct inval {
+	struct bufferevent *bev;
+};
+
+static void inval_done(struct bufferevent *bev, void *arg)
+{
+	struct inval *iv = arg;
+
+	bufferevent_free(iv->bev);
+	free(iv);
+}
+
+static void inval_event(struct bufferevent *bev, short what, void *arg)
+{
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		log_warn("peer invalidation not delivered (%s)", what & BEV_EVENT_TIMEOUT ? "timeout" : "error");
+	inval_done(bev, arg);
+}
+
+static int inval_target(const struct cache_key *k, char *out, size_t cap)
+{
+	size_t n = (size_t)snprintf(out, cap, "%s?bucket=", INVALIDATE_PATH);
+	int r = sigv4_uri_encode(k->bucket, strlen(k->bucket), false, out + n, cap - n);
+
+	if (r == 0) {
+		n = strlen(out);
+		n += (size_t)snprintf(out + n, cap - n, "&key=");
+		r = sigv4_uri_encode(k->key, strlen(k->key), false, out + n, cap - n);
+	}
+	if (r == 0 && k->version && k->version[0]) {
+		n = strlen(out);
+		n += (size_t)snprintf(out + n, cap - n, "&version=");
+		r = sigv4_uri_encode(k->version, strlen(k->version), false, out + n, cap - n);
+	}
+	return r;
+}
+
+void peerfwd_invalidate(struct worker *w, const struct cache_key *k)
+{
+	struct lotad *d = w->d;
+	struct peer_target t;
+	struct peerauth_req req;
+	struct timeval tv = {INVALIDATE_TIMEOUT_S, 0};
+	char self[PEERAUTH_NODE_MAX], line[PEERAUTH_LINE_MAX];
+	size_t cap = 3 * (S3_KEY_MAX + S3_BUCKET_MAX + S3_VERSION_MAX) + 64;
+	char *target = malloc(cap);
+	struct inval *iv = NULL;
+
+	if (!target || !d->peers || peers_owner_of(d->peers, k->bucket, k->key, &t) != 1 ||
+	    inval_target(k, target, cap) < 0)
+		goto out;
+	req = (struct peerauth_req){{"POST", 4}, {target, strlen(target)}, {t.id, strlen(t.id)}};
+	self_id(d, self, sizeof(self));
+	if (peerauth_sign(d->peerauth, &req, self, time(NULL), line, sizeof(line)) < 0)
+		goto out;
+	iv = calloc(1, sizeof(*iv));
+	if (!iv || !(iv->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE)))
+		goto out;
+	bufferevent_setcb(iv->bev, inval_done, NULL, inval_event, iv);
+	bufferevent_set_timeouts(iv->bev, &tv, &tv);
+	evbuffer_add_printf(bufferevent_get_output(iv->bev),
+			    "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\nConnection: close\r\n%s\r\n",
+			    target, t.id, line);
+	if (bufferevent_socket_connect(iv->bev, (struct sockaddr *)&t.addr, (int)t.addrlen) < 0)
+		goto out;
+	bufferevent_enable(iv->bev, EV_READ | EV_WRITE);
+	iv = NULL;
+out:
+	if (iv && iv->bev)
+		bufferevent_free(iv->bev);
+	free(iv);
+	free(target);
+}
