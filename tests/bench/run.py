@@ -53,9 +53,9 @@ class Plan:
         self.quick = quick
         self.rounds = 3 if quick else 7
         # lotad's herd takes tens of seconds a round today (see the notes)
-        self.herd_rounds = 2 if quick else 5
+        self.herd_rounds = 2 if quick else 4
         self.hit_reqs = {1: 2, 8: 1} if quick else {1: 4, 8: 2}  # per connection
-        self.wrk_secs = 3 if quick else 8
+        self.wrk_secs = 3 if quick else 5
         self.idle_conns = 10000
         self.idle_rounds = 2 if quick else 4
         self.synth_entries = 100000
