@@ -38,6 +38,8 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRCS))
 FUZZ_SECONDS ?= 20
 
 .PHONY: all test unit e2e demo bench fuzz fuzz-bin unit-bin deps clean format
+# Keep generated skeletons and BPF objects: they are inputs of every C object.
+.SECONDARY:
 all: $(B)/lotad $(B)/lotactl
 
 $(B)/lotad: $(B)/user/main.o $(B)/liblota.a
