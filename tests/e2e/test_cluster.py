@@ -1,0 +1,330 @@
+"""One cache across the cluster (issue 6): three lotad nodes, each in its own network
+namespace with its own cache directory, on a test bridge; the origin (radosgw) in a
+fourth namespace. Every address lives in namespaces this file creates (10.205.0.0/24 on
+a bridge inside a switch namespace, no default routes); clients run as threads that
+entered a node's namespace, like pods on that node.
+
+Placement is checked against user/hrw.c's rendezvous hash computed here in Python, and
+the origin's request log counts the bodies radosgw sent."""
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from cluster import NsLotad, Net, hrw_owner, in_ns, peer_header, request, run_in_ns
+from origin import Origin
+
+BUCKET = "clu"
+SUBNET = "10.205.0."
+NODES = ("n1", "n2", "n3")
+IP = {"n1": SUBNET + "1", "n2": SUBNET + "2", "n3": SUBNET + "3", "or": SUBNET + "10"}
+PEER_PORT = 8081
+PEER_ID = {n: "%s:%d" % (IP[n], PEER_PORT) for n in NODES}
+MiB = 1 << 20
+N_OBJECTS = 20
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
+
+
+def wait_for(what, fn, timeout=15, every=0.2):
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError("%s: not after %ss (last: %r)" % (what, timeout, last))
+
+
+class Cluster:
+    def __init__(self, tmp, net, origin, secret):
+        self.tmp, self.net, self.origin, self.secret = tmp, net, origin, secret
+        self.nodes = {}
+        self.objects = {}  # key -> (size, sha256)
+
+    def ns(self, name):
+        return self.net.ns(name)
+
+    def make_node(self, n):
+        d = NsLotad(
+            self.tmp / n, self.origin.url, netns=self.ns(n), config={"self": PEER_ID[n]},
+            listen="%s:8080" % IP[n], admin="%s:9090" % IP[n],
+            peer_listen=PEER_ID[n], peers=",".join(PEER_ID[m] for m in NODES),
+            cluster_secret=self.secret_path, workers=2, origin_timeout=30)
+        self.nodes[n] = d
+        return d
+
+    def owner(self, key, live=NODES):
+        ids = [PEER_ID[n] for n in live]
+        oid = hrw_owner(ids, BUCKET, key)
+        return next(n for n in NODES if PEER_ID[n] == oid)
+
+    def peers_json(self, n):
+        return json.loads(self.nodes[n].get("/admin/peers"))
+
+    def states(self, n):
+        return {m["id"]: m["state"] for m in self.peers_json(n)["members"]}
+
+    def converged(self):
+        for n in NODES:
+            st = self.states(n)
+            want = {PEER_ID[m]: ("self" if m == n else "up") for m in NODES}
+            if st != want:
+                return False
+        return True
+
+    def metric(self, n, name):
+        return self.nodes[n].metrics().get(name, 0)
+
+    def signed(self, method, key, endpoint, access=None, secret=None, headers=None):
+        return self.origin.signed_headers(method, BUCKET, key, endpoint=endpoint,
+                                          access=access, secret=secret, headers=headers)
+
+    def read(self, n, key, **kw):
+        """GET bucket/key through node n's client port, from node n's namespace."""
+        url, hdrs = self.signed("GET", key, self.nodes[n].url, **kw)
+        return run_in_ns(self.ns(n), request, "GET", url, hdrs, timeout=90)
+
+    def put_origin(self, key, data):
+        url, hdrs = self.signed("PUT", key, self.origin.url)
+        r = run_in_ns(self.ns("or"), request, "PUT", url, hdrs, body=data)
+        assert r.status == 200, (key, r.status, r.body)
+
+
+@pytest.fixture(scope="module")
+def cl(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cluster")
+    members = {n: IP[n] for n in NODES}
+    members["or"] = IP["or"]
+    net = Net("lc%d" % (os.getpid() % 100000), members)
+    with net:
+        origin = Origin(tmp / "origin", bind=IP["or"], port=7480, mon_port=3300,
+                        netns=net.ns("or"), mem_gib=3)
+        origin.start()
+        c = Cluster(tmp, net, origin, os.urandom(24).hex().encode())
+        c.secret_path = str(tmp / "cluster-secret")
+        with open(c.secret_path, "wb") as f:
+            f.write(c.secret + b"\n")
+        try:
+            run_in_ns(net.ns("or"), origin.create_bucket, BUCKET)
+            c.bob = origin.create_user("bob")
+            run_in_ns(net.ns("or"), origin.set_bucket_policy, BUCKET,
+                      Origin.policy_allow("bob", BUCKET, "pub/"))
+            for n in NODES:
+                c.make_node(n).start()
+            wait_for("all three nodes see each other up", c.converged, timeout=20)
+            yield c
+        finally:
+            for d in c.nodes.values():
+                d.stop()
+            origin.stop()
+
+
+def upload(cl, items):
+    """items: {key: size}; random bytes, four uploads at a time."""
+    def one(key, size):
+        in_ns(cl.ns("or"))
+        data = os.urandom(size)
+        cl.put_origin(key, data)
+        return key, size, hashlib.sha256(data).hexdigest()
+
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        for key, size, sha in ex.map(lambda kv: one(*kv), items.items()):
+            cl.objects[key] = (size, sha)
+
+
+def origin_gets(cl, key, since):
+    return cl.origin.log_requests(since, "GET", "/%s/%s" % (BUCKET, key))
+
+
+def assert_bytes(cl, key, r):
+    size, sha = cl.objects[key]
+    assert r.status == 200, (key, r.status, r.body)
+    assert (r.length, r.sha256) == (size, sha), key
+
+
+def test_each_object_once_per_cluster(cl):
+    keys = ["obj-%02d" % i for i in range(N_OBJECTS)]
+    sizes = {k: 8 * MiB + i * (24 * MiB // (N_OBJECTS - 1)) + 7 * i for i, k in enumerate(keys)}
+    owners = {k: cl.owner(k) for k in keys}
+    owned = {n: sum(o == n for o in owners.values()) for n in NODES}
+    assert all(owned[n] >= 3 for n in NODES), owned  # the names spread over all three
+    upload(cl, sizes)
+    before = {n: cl.nodes[n].metrics() for n in NODES}
+    mark = cl.origin.log_mark()
+    t0 = time.monotonic()
+    for n in NODES:
+        for k in keys:
+            assert_bytes(cl, k, cl.read(n, k))
+    elapsed = time.monotonic() - t0
+    after = {n: cl.nodes[n].metrics() for n in NODES}
+
+    for k in keys:
+        gets = origin_gets(cl, k, mark)
+        statuses = sorted(g.status for g in gets)
+        # each read is authorized at the origin by the owner; only the first gets a body
+        assert statuses == [200, 304, 304], (k, owners[k], [g.line for g in gets])
+        assert sum(g.bytes for g in gets if g.status == 200) == sizes[k], k
+    for n in NODES:
+        d = {m: after[n].get(m, 0) - before[n].get(m, 0) for m in after[n]}
+        # n forwards every key it does not own, on each of its 20 reads
+        assert d["peer_requests_sent"] == N_OBJECTS - owned[n], (n, d)
+        # and serves its own keys for the two other nodes' rounds
+        assert d["peer_requests_served"] == 2 * owned[n], (n, d)
+        assert d["peer_fallbacks"] == 0, (n, d)
+        assert after[n]["cache_entries"] == owned[n], (n, after[n])
+        assert d["cache_fills_committed"] == owned[n], (n, d)
+    print("\n3 x %d objects (%d MiB) through 3 nodes in %.1fs; owned %s" % (
+        N_OBJECTS, sum(sizes.values()) // MiB, elapsed, owned))
+
+
+def test_herd_across_nodes_one_fill(cl):
+    key = "herd"
+    upload(cl, {key: 32 * MiB})
+    mark = cl.origin.log_mark()
+    clients = [NODES[i % 3] for i in range(24)]
+    reqs = [(n,) + cl.signed("GET", key, cl.nodes[n].url) for n in clients]
+    start = threading.Barrier(len(reqs))
+
+    def one(n, url, hdrs):
+        in_ns(cl.ns(n))
+        start.wait(10)
+        return request("GET", url, hdrs, timeout=90)
+
+    with concurrent.futures.ThreadPoolExecutor(len(reqs)) as ex:
+        results = list(ex.map(lambda r: one(*r), reqs))
+    for r in results:
+        assert_bytes(cl, key, r)
+    gets = origin_gets(cl, key, mark)
+    bodies = [g for g in gets if g.status == 200]
+    assert len(bodies) == 1 and bodies[0].bytes == 32 * MiB, [g.line for g in gets]
+    assert all(g.status in (200, 304) for g in gets), [g.line for g in gets]
+    owner = cl.owner(key)
+    assert cl.metric(owner, "cache_entries") >= 1
+
+
+def test_owner_killed_then_rejoins(cl):
+    victim = "n3"
+    key = next(k for k in sorted(cl.objects) if k.startswith("obj-") and cl.owner(k) == victim)
+    others = [n for n in NODES if n != victim]
+    fb0 = {n: cl.metric(n, "peer_fallbacks") for n in others}
+    mc0 = {n: cl.metric(n, "membership_changes") for n in others}
+    mark = cl.origin.log_mark()
+
+    cl.nodes[victim].kill9()
+    t_kill = time.monotonic()
+    for n in others:  # at once: probes have not noticed yet, the forward fails first
+        assert_bytes(cl, key, cl.read(n, key))
+    fb = {n: cl.metric(n, "peer_fallbacks") - fb0[n] for n in others}
+    assert sum(fb.values()) >= 1, fb
+    assert origin_gets(cl, key, mark) and \
+        any(g.status == 200 for g in origin_gets(cl, key, mark))
+    for n in others:
+        wait_for("%s marks %s down" % (n, victim),
+                 lambda: cl.states(n)[PEER_ID[victim]] != "up", timeout=10)
+    # with the owner down, its keys still read right, from the survivors
+    for n in others:
+        for k in sorted(cl.objects)[:4]:
+            assert_bytes(cl, k, cl.read(n, k))
+    down_s = time.monotonic() - t_kill
+
+    cl.nodes[victim].start()
+    t_up = time.monotonic()
+    for n in others:
+        wait_for("%s sees %s up again" % (n, victim),
+                 lambda: cl.states(n)[PEER_ID[victim]] == "up", timeout=30, every=0.25)
+    rejoin_s = time.monotonic() - t_up
+    for n in others:
+        assert cl.metric(n, "membership_changes") >= mc0[n] + 2, n
+
+    mark = cl.origin.log_mark()
+    sent0 = {n: cl.metric(n, "peer_requests_sent") for n in others}
+    served0 = cl.metric(victim, "peer_requests_served")
+    for n in others:
+        assert_bytes(cl, key, cl.read(n, key))
+    assert all(cl.metric(n, "peer_requests_sent") == sent0[n] + 1 for n in others)
+    assert cl.metric(victim, "peer_requests_served") == served0 + 2
+    # the restarted owner kept its committed copy: the origin only validated it
+    gets = origin_gets(cl, key, mark)
+    assert [g.status for g in gets] == [304, 304], [g.line for g in gets]
+    print("\nkilled %s: survivors served for %.1fs, rejoined %.1fs after restart" % (
+        victim, down_s, rejoin_s))
+
+
+def test_peer_port_refuses_forgeries_and_keeps_origin_authz(cl):
+    key = "priv/secret"
+    upload(cl, {key: 6 * MiB, "pub/open": 5 * MiB})
+    owner = cl.owner(key)
+    sender = next(n for n in NODES if n != owner)
+    peer_url = "http://%s" % PEER_ID[owner]
+    # the object is in the owner's cache: a refusal below is not just an empty cache
+    assert_bytes(cl, key, cl.read(sender, key))
+    assert cl.metric(owner, "cache_entries") >= 1
+
+    def send(url, hdrs, extra):
+        h = dict(hdrs)
+        if extra is not None:
+            h["x-lota-peer"] = extra
+        return run_in_ns(cl.ns(sender), request, "GET", url, h, keep_body=True)
+
+    url, hdrs = cl.signed("GET", key, peer_url)
+    target = url[len(peer_url):]
+    host = hdrs.get("host") or hdrs.get("Host") or PEER_ID[owner]
+    refused0 = cl.metric(owner, "peer_refused")
+    forged = {
+        "none": None,
+        "wrong key": peer_header(b"not-the-cluster-secret!!", "GET", target, host,
+                                 PEER_ID[sender]),
+        "other target": peer_header(cl.secret, "GET", "/%s/pub/open" % BUCKET, host,
+                                    PEER_ID[sender]),
+        "stale": peer_header(cl.secret, "GET", target, host, PEER_ID[sender],
+                             ts=int(time.time()) - 600),
+        "garbage": "v1 node=x,ts=1,sig=zz",
+    }
+    for what, value in forged.items():
+        r = send(url, hdrs, value)
+        assert r.status == 403 and r.headers.get("x-lota-peer-refused") == "1", (what, r.status)
+        assert len(r.body) < 1024, what
+    assert cl.metric(owner, "peer_refused") == refused0 + len(forged)
+
+    # a correctly signed peer request is served as the original client's own request
+    served0 = cl.metric(owner, "cache_bytes_served")
+    r = send(url, hdrs, peer_header(cl.secret, "GET", target, host, PEER_ID[sender]))
+    assert_bytes(cl, key, r)
+
+    mark = cl.origin.log_mark()
+    served0 = cl.metric(owner, "cache_bytes_served")
+    for what, (access, secret) in {"bob (policy denies)": cl.bob,
+                                   "wrong client secret": (cl.origin.access_key,
+                                                           "wrong-secret-key")}.items():
+        url, hdrs = cl.signed("GET", key, peer_url, access=access, secret=secret)
+        r = send(url, hdrs, peer_header(cl.secret, "GET", target, host, PEER_ID[sender]))
+        assert r.status == 403 and "x-lota-peer-refused" not in r.headers, (what, r.status)
+        assert b"<Error>" in r.body and len(r.body) < 4096, (what, r.body[:200])
+    assert cl.metric(owner, "cache_bytes_served") == served0  # not one cached byte
+    gets = origin_gets(cl, key, mark)
+    assert [g.status for g in gets] == [403, 403], [g.line for g in gets]
+
+    # bob may read pub/: through any node, and a signed peer request for him works too
+    assert_bytes(cl, "pub/open", cl.read(sender, "pub/open", access=cl.bob[0]))
+
+
+def test_write_invalidates_on_owner(cl):
+    key = next("inv-%d" % i for i in range(100) if cl.owner("inv-%d" % i) == "n3")
+    upload(cl, {key: 5 * MiB})
+    assert_bytes(cl, key, cl.read("n1", key))  # cached on n3
+    inv0 = cl.metric("n3", "cache_invalidations")
+    new = os.urandom(7 * MiB + 3)
+    url, hdrs = cl.signed("PUT", key, cl.nodes["n2"].url)
+    r = run_in_ns(cl.ns("n2"), request, "PUT", url, hdrs, body=new)
+    assert r.status == 200, (r.status, r.body)
+    cl.objects[key] = (len(new), hashlib.sha256(new).hexdigest())
+    wait_for("n3 drops the key written through n2",
+             lambda: cl.metric("n3", "cache_invalidations") > inv0, timeout=5, every=0.05)
+    assert_bytes(cl, key, cl.read("n1", key))
