@@ -159,9 +159,13 @@ def test_each_object_once_per_cluster(cl):
     before = {n: cl.nodes[n].metrics() for n in NODES}
     mark = cl.origin.log_mark()
     t0 = time.monotonic()
-    for n in NODES:
+    rate = {}  # MB/s by kind of read
+    for i, n in enumerate(NODES):
         for k in keys:
+            t = time.monotonic()
             assert_bytes(cl, k, cl.read(n, k))
+            kind = ("fill" if i == 0 else "hit") + ("" if owners[k] == n else " via owner")
+            rate.setdefault(kind, []).append(sizes[k] / (time.monotonic() - t) / 1e6)
     elapsed = time.monotonic() - t0
     after = {n: cl.nodes[n].metrics() for n in NODES}
 
@@ -180,8 +184,9 @@ def test_each_object_once_per_cluster(cl):
         assert d["peer_fallbacks"] == 0, (n, d)
         assert after[n]["cache_entries"] == owned[n], (n, after[n])
         assert d["cache_fills_committed"] == owned[n], (n, d)
-    print("\n3 x %d objects (%d MiB) through 3 nodes in %.1fs; owned %s" % (
-        N_OBJECTS, sum(sizes.values()) // MiB, elapsed, owned))
+    print("\n3 x %d objects (%d MiB) through 3 nodes in %.1fs; owned %s; median MB/s %s" % (
+        N_OBJECTS, sum(sizes.values()) // MiB, elapsed, owned,
+        {k: round(sorted(v)[len(v) // 2]) for k, v in rate.items()}))
 
 
 def test_herd_across_nodes_one_fill(cl):
@@ -311,12 +316,26 @@ def test_peer_port_refuses_forgeries_and_keeps_origin_authz(cl):
     gets = origin_gets(cl, key, mark)
     assert [g.status for g in gets] == [403, 403], [g.line for g in gets]
 
-    # bob may read pub/: through any node, and a signed peer request for him works too
+    # bob may read pub/ through any node
     assert_bytes(cl, "pub/open", cl.read(sender, "pub/open", access=cl.bob[0]))
 
+    # the peer port serves object reads only, however well signed
+    mark = cl.origin.log_mark()
+    url, hdrs = cl.signed("PUT", key, peer_url)
+    hdrs["x-lota-peer"] = peer_header(cl.secret, "PUT", target, host, PEER_ID[sender])
+    r = run_in_ns(cl.ns(sender), request, "PUT", url, hdrs, body=b"x" * 100, keep_body=True)
+    assert r.status == 403, (r.status, r.body)
+    assert not cl.origin.log_requests(mark, "PUT"), "a peer-port PUT reached the origin"
+    # and a client may not send the peer header to a client port (no second hop)
+    url, hdrs = cl.signed("GET", key, cl.nodes[sender].url)
+    hdrs["x-lota-peer"] = peer_header(cl.secret, "GET", target, host, PEER_ID[sender])
+    r = run_in_ns(cl.ns(sender), request, "GET", url, hdrs, keep_body=True)
+    assert r.status == 400, (r.status, r.body)
 
-def test_write_invalidates_on_owner(cl):
-    key = next("inv-%d" % i for i in range(100) if cl.owner("inv-%d" % i) == "n3")
+
+@pytest.mark.parametrize("stem", ["inv-", "inv a+b&c=d%25/\u00e9-"])
+def test_write_invalidates_on_owner(cl, stem):
+    key = next(stem + str(i) for i in range(100) if cl.owner(stem + str(i)) == "n3")
     upload(cl, {key: 5 * MiB})
     assert_bytes(cl, key, cl.read("n1", key))  # cached on n3
     inv0 = cl.metric("n3", "cache_invalidations")
