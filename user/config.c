@@ -47,6 +47,7 @@ static const struct key keys[] = {
 	{"self", K_STR, S(self), "", "this node's own peer address"},
 	{"peer-listen", K_STR, S(peer_listen), "", "address:port for peer traffic"},
 	{"cluster-secret", K_STR, S(cluster_secret), "", "file holding the cluster's shared secret"},
+	{"splice", K_BOOL, S(splice), "on", "relay big bodies from plain-http upstreams by splice(2)"},
 	{"max-connections", K_UINT, S(max_connections), "65536", "client connections at once"},
 	{"client-timeout", K_UINT, S(client_timeout), "60", "seconds a client may stay silent"},
 	{"origin-timeout", K_UINT, S(origin_timeout), "30", "seconds the origin may stay silent"},

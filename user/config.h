@@ -28,6 +28,7 @@ struct config {
 	char bpf_pin_dir[CONFIG_STR_MAX];
 	bool sockmap;
 	bool pin_links;
+	bool splice;
 	char steer_to[CONFIG_STR_MAX];
 	char targets[CONFIG_STR_MAX];
 	char peers[CONFIG_STR_MAX];

@@ -22,6 +22,7 @@ struct cache_key;
 struct cache_fill;
 struct cache_follower;
 struct evbuffer_file_segment;
+struct splicer;
 
 /* Bytes queued towards a slow side before we stop reading from the fast side. */
 #define CONN_PIPE_HIGH (1024 * 1024)
@@ -72,6 +73,7 @@ struct exchange {
 	struct bgfill_watch bgw;
 	char *held_head;
 	size_t held_len;
+	struct splicer *sp; /* the body moves by splice (splice.c) */
 	/* forwarding to the key's owner node (peerfwd.c) */
 	struct peer_target fwd;
 	bool fwd_active, fwd_tried;
@@ -117,6 +119,13 @@ void objread_tee(struct conn *c, struct evbuffer *src, size_t n);
 /* The relayed body is complete (commit the fill) or failed (abort it). */
 void objread_body_done(struct conn *c, bool ok);
 void objread_cleanup(struct exchange *x);
+void objread_tee_pipe(struct conn *c, int pr, int tr, int tw, size_t n);
+
+/* splice.c: the rest of a Content-Length body from a plain upstream, by splice(2). */
+#define SPLICE_MIN (256 * 1024) /* smaller bodies are not worth the pipes */
+int splice_start(struct conn *c);
+void splice_on_client_writable(struct conn *c);
+void splice_free(struct splicer *sp);
 
 /* invalidate.c: a write's final response head arrived (x->status set): on a 2xx that
  * can change the key, drop its cache entry. Call before the head goes to the client. */

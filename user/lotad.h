@@ -34,6 +34,7 @@ struct lotad {
 	struct cache *cache; /* NULL: relay only */
 	struct bgfill_pool *bgfill; /* NULL: no service credentials, no background fills */
 	struct peers *peers;        /* NULL: a single node */
+	bool is_splice;             /* relay big bodies from plain upstreams by splice(2) */
 	struct peerauth *peerauth;
 };
 

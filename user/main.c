@@ -137,6 +137,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	d.is_splice = d.cfg.splice;
 	evthread_use_pthreads();
 	d.control_base = event_base_new();
 	if (!d.control_base || admin_start(&d, err, sizeof(err)) < 0) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -349,4 +350,39 @@ void objread_cleanup(struct exchange *x)
 	if (x->seg)
 		evbuffer_file_segment_free(x->seg);
 	x->seg = NULL;
+}
+
+/* The splice path's tee (splice.c): the n bytes now in pipe pr are duplicated into the
+ * empty pipe tw and spliced from tr into the fill's file, by reference. The fill reads
+ * them back for the CRC (from the page cache) and wakes its followers. */
+void objread_tee_pipe(struct conn *c, int pr, int tr, int tw, size_t n)
+{
+	struct exchange *x = c->x;
+	uint64_t off;
+	size_t done = 0;
+	int fd, r = 0;
+
+	if (tee(pr, tw, n, 0) != (ssize_t)n)
+		r = errno ? -errno : -EIO;
+	if (r == 0)
+		r = cache_fill_write_pos(x->fill, &fd, &off);
+	while (r == 0 && done < n) {
+		loff_t o = (loff_t)(off + done);
+		ssize_t w = splice(tr, NULL, fd, &o, n - done, SPLICE_F_MOVE);
+
+		if (w <= 0)
+			r = w < 0 ? -errno : -EIO;
+		else
+			done += (size_t)w;
+	}
+	if (r == 0)
+		r = cache_fill_advance(x->fill, n, NULL);
+	if (r < 0) {
+		log_warn("cache: fill of %s/%s abandoned: %s", x->s3.bucket, x->s3.key, strerror(-r));
+		cache_fill_abort(x->fill, r);
+		x->fill = NULL;
+		metric_add(M_cache_fills_aborted, 1);
+		if (r == -ENOSPC)
+			control_wake_evict(c->w->d);
+	}
 }

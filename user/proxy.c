@@ -44,6 +44,8 @@ static void exchange_free(struct exchange *x)
 {
 	if (!x)
 		return;
+	splice_free(x->sp);
+	x->sp = NULL;
 	objread_cleanup(x);
 	free(x->head);
 	free(x);
@@ -559,6 +561,8 @@ static void pump_response(struct conn *c)
 		exchange_finish(c);
 		return;
 	}
+	if (c->w->d->is_splice && splice_start(c) == 0)
+		return;
 	if (evbuffer_get_length(out) >= CONN_PIPE_HIGH) {
 		bufferevent_disable(c->obev, EV_READ);
 		c->origin_read_paused = true;
@@ -708,6 +712,10 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (c->x && c->x->serving_file) {
 		hit_pump(c);
+		return;
+	}
+	if (c->x && c->x->sp) {
+		splice_on_client_writable(c);
 		return;
 	}
 	if (c->origin_read_paused && c->obev) {

@@ -1,0 +1,244 @@
+/* Zero-copy relay of a response body: once the head has gone out, the rest of a
+ * Content-Length body from a plain-TCP upstream (the origin over http://, or an owner
+ * node's peer port) moves upstream socket -> pipe -> client socket with splice(2), and
+ * on a miss tee(2) copies each pipeful by reference into a second pipe that is spliced
+ * into the cache file. The bytes never enter user space.
+ *
+ * One pipeful at a time: read up to the pipe's size, tee it and write it to the cache
+ * file, then drain it to the client before reading more. tee duplicates from the head of
+ * the pipe, so the pipe must hold only bytes not yet teed; draining it first keeps that
+ * true. Socket buffers on both sides still overlap reading and writing. Never used on
+ * the client's own socket for reading: with sockmap, redirected bytes sit in a queue
+ * that splice does not see. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "cache.h"
+#include "conn.h"
+#include "log.h"
+#include "lotad.h"
+#include "metrics.h"
+
+#define SPLICE_PIPE_SIZE (1024 * 1024)
+
+struct splicer {
+	int pr, pw;	/* upstream -> client */
+	int tr, tw;	/* tee copy -> cache file (-1 without a fill) */
+	size_t pipe_cap;
+	uint64_t in_pipe;  /* bytes in pr not yet sent to the client */
+	uint64_t to_read;  /* body bytes still to come from upstream */
+	struct event *up;  /* upstream readable */
+	struct event *cl;  /* client writable */
+	bool waiting_up, waiting_cl;
+};
+
+static void splice_pump(struct conn *c);
+
+static void up_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & EV_TIMEOUT) {
+		metric_add(M_origin_timeouts, 1);
+		exchange_abort(c, "upstream silent mid-body");
+		return;
+	}
+	c->x->sp->waiting_up = false;
+	splice_pump(c);
+}
+
+static void cl_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & EV_TIMEOUT) {
+		metric_add(M_client_timeouts, 1);
+		exchange_abort(c, "client stopped reading");
+		return;
+	}
+	c->x->sp->waiting_cl = false;
+	splice_pump(c);
+}
+
+void splice_free(struct splicer *sp)
+{
+	if (!sp)
+		return;
+	if (sp->up)
+		event_free(sp->up);
+	if (sp->cl)
+		event_free(sp->cl);
+	for (int *fd = &sp->pr; fd <= &sp->tw; fd++)
+		if (*fd >= 0)
+			close(*fd);
+	free(sp);
+}
+
+static int new_pipe(int *r, int *w, size_t *cap)
+{
+	int fds[2];
+	int sz;
+
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -errno;
+	*r = fds[0];
+	*w = fds[1];
+	sz = fcntl(*w, F_SETPIPE_SZ, SPLICE_PIPE_SIZE);
+	if (sz < 0)
+		sz = fcntl(*w, F_GETPIPE_SZ);
+	if (cap && (!*cap || (size_t)sz < *cap))
+		*cap = sz > 0 ? (size_t)sz : 65536;
+	return 0;
+}
+
+/* Can the rest of this response go by splice? */
+static bool is_eligible(struct conn *c)
+{
+	struct exchange *x = c->x;
+
+	if (x->resp_body != HTTP_BODY_LENGTH || x->resp_left < SPLICE_MIN || x->serving_file)
+		return false;
+	/* TLS bytes must be decrypted in user space. */
+	if (!c->obev_peer[0] && c->w->d->origin.is_tls)
+		return false;
+	return evbuffer_get_length(bufferevent_get_input(c->obev)) == 0;
+}
+
+int splice_start(struct conn *c)
+{
+	struct exchange *x = c->x;
+	struct splicer *sp;
+	size_t cap = 0;
+
+	if (!is_eligible(c))
+		return -EAGAIN;
+	sp = calloc(1, sizeof(*sp));
+	if (!sp)
+		return -ENOMEM;
+	sp->pr = sp->pw = sp->tr = sp->tw = -1;
+	if (new_pipe(&sp->pr, &sp->pw, &cap) < 0 || (x->fill && new_pipe(&sp->tr, &sp->tw, &cap) < 0))
+		goto fail;
+	sp->pipe_cap = cap;
+	sp->to_read = x->resp_left;
+	sp->up = event_new(c->w->base, bufferevent_getfd(c->obev), EV_READ, up_cb, c);
+	sp->cl = event_new(c->w->base, bufferevent_getfd(c->cbev), EV_WRITE, cl_cb, c);
+	if (!sp->up || !sp->cl)
+		goto fail;
+	x->sp = sp;
+	bufferevent_disable(c->obev, EV_READ);
+	c->origin_read_paused = false;
+	/* The client's bufferevent must be empty before we write to its socket directly:
+	 * its write callback now fires only once everything queued is out. */
+	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
+	splice_pump(c);
+	return 0;
+fail:
+	splice_free(sp);
+	return -EAGAIN;
+}
+
+static void wait_on(struct conn *c, struct event *ev, bool *flag, uint64_t secs)
+{
+	struct timeval tv = {(time_t)secs, 0};
+
+	if (*flag)
+		return;
+	*flag = true;
+	event_add(ev, &tv);
+}
+
+/* Upstream -> pipe, and the tee into the cache file. 1: bytes arrived, 0: would block,
+ * negative: failed (the upstream closed early, the cache write failed...). */
+static int fill_pipe(struct conn *c)
+{
+	struct exchange *x = c->x;
+	struct splicer *sp = x->sp;
+	size_t want = sp->pipe_cap;
+	ssize_t n;
+
+	if (want > sp->to_read)
+		want = (size_t)sp->to_read;
+	n = splice(bufferevent_getfd(c->obev), NULL, sp->pw, NULL, want, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+	if (n == 0)
+		return -ECONNRESET;
+	if (n < 0)
+		return errno == EAGAIN ? 0 : -errno;
+	sp->in_pipe = (uint64_t)n;
+	sp->to_read -= (uint64_t)n;
+	metric_add(M_bytes_from_origin, (uint64_t)n);
+	if (x->fill)
+		objread_tee_pipe(c, sp->pr, sp->tr, sp->tw, (size_t)n);
+	return 1;
+}
+
+static void splice_done(struct conn *c)
+{
+	struct exchange *x = c->x;
+
+	splice_free(x->sp);
+	x->sp = NULL;
+	bufferevent_setwatermark(c->cbev, EV_WRITE, CONN_PIPE_HIGH / 2, 0);
+	bufferevent_enable(c->obev, EV_READ);
+	x->resp_left = 0;
+	x->resp_done = true;
+	if (x->fill)
+		objread_body_done(c, true);
+	exchange_finish(c);
+}
+
+static void splice_pump(struct conn *c)
+{
+	struct exchange *x = c->x;
+	struct splicer *sp = x->sp;
+	uint64_t timeout = c->w->d->cfg.origin_timeout;
+	ssize_t n;
+	int r;
+
+	if (evbuffer_get_length(bufferevent_get_output(c->cbev)))
+		return; /* client_write_cb calls again once the head is out */
+	for (;;) {
+		if (!sp->in_pipe) {
+			if (!sp->to_read) {
+				splice_done(c);
+				return;
+			}
+			r = fill_pipe(c);
+			if (r < 0) {
+				metric_add(M_origin_aborts, 1);
+				exchange_abort(c, r == -ECONNRESET ? "upstream closed mid-body"
+								   : "upstream read failed mid-body");
+				return;
+			}
+			if (r == 0) {
+				wait_on(c, sp->up, &sp->waiting_up, timeout);
+				return;
+			}
+		}
+		n = splice(sp->pr, NULL, bufferevent_getfd(c->cbev), NULL, (size_t)sp->in_pipe,
+			   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n < 0 && errno == EAGAIN) {
+			wait_on(c, sp->cl, &sp->waiting_cl, c->w->d->cfg.client_timeout);
+			return;
+		}
+		if (n <= 0) {
+			metric_add(M_client_aborts, 1);
+			exchange_abort(c, "client write failed");
+			return;
+		}
+		sp->in_pipe -= (uint64_t)n;
+		x->bytes_out += (uint64_t)n;
+		metric_add(M_bytes_to_client, (uint64_t)n);
+	}
+}
+
+void splice_on_client_writable(struct conn *c)
+{
+	splice_pump(c);
+}
