@@ -91,6 +91,7 @@ struct cache_fill {
 	uint8_t *hdr; /* encoded header, rewritten with the CRC at commit */
 	uint32_t header_len;
 	uint64_t size, written, reserve;
+	uint64_t notified; /* written when followers were last woken (writer only) */
 	uint32_t crc;
 	enum cache_fill_state state;
 	int error;

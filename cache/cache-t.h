@@ -22,6 +22,8 @@
 
 /* Followers of one fill at a time; one more is refused with -EUSERS. */
 #define CACHE_FILL_MAX_FOLLOWERS 64
+/* Followers are woken once per this many new bytes (and at the end of a fill). */
+#define CACHE_WAKE_BYTES (256 * 1024)
 /* Fills running at a time in one store; one more is refused with -EAGAIN. */
 #define CACHE_MAX_FILLS 1024
 

@@ -227,12 +227,21 @@ err:
 	return err;
 }
 
-/* Accounts n new body bytes (the writer alone changes written) and wakes followers. */
+/* Accounts n new body bytes (the writer alone changes written) and wakes followers once
+ * per CACHE_WAKE_BYTES: a wake per small write costs every follower a cross-thread
+ * wake-up and a tiny sendfile, and with many followers that dominates. The last bytes
+ * and the end of the fill always wake them. */
 static void fill_grow(struct cache_fill *f, uint64_t n)
 {
+	uint64_t written;
+
 	pthread_mutex_lock(&f->mu);
 	f->written += n;
+	written = f->written;
 	pthread_mutex_unlock(&f->mu);
+	if (written - f->notified < CACHE_WAKE_BYTES && written < f->size)
+		return;
+	f->notified = written;
 	fill_notify(f);
 }
 

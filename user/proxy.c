@@ -768,7 +768,9 @@ void conn_accept(struct worker *w, int fd, const char *peer, bool is_peer_port)
 	bufferevent_setwatermark(c->cbev, EV_READ, 0, CONN_READ_MAX + HTTP_HEAD_MAX);
 	bufferevent_setwatermark(c->cbev, EV_WRITE, CONN_PIPE_HIGH / 2, 0);
 	bufferevent_set_max_single_read(c->cbev, CONN_READ_MAX);
-	bufferevent_set_max_single_write(c->cbev, 4 * CONN_PIPE_HIGH);
+	/* One sendfile of a cached body may move many MiB: let it (file segments cost no
+	 * memory; the socket's buffer bounds each call). */
+	bufferevent_set_max_single_write(c->cbev, 64 * CONN_PIPE_HIGH);
 	set_client_timeout(c, true);
 	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
 }

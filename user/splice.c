@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -27,6 +28,7 @@
 #include "metrics.h"
 
 #define SPLICE_PIPE_SIZE (1024 * 1024)
+#define SPLICE_LOWAT (256 * 1024)
 
 struct splicer {
 	int pr, pw;	/* upstream -> client */
@@ -37,6 +39,7 @@ struct splicer {
 	struct event *up;  /* upstream readable */
 	struct event *cl;  /* client writable */
 	bool waiting_up, waiting_cl;
+	int lowat; /* SO_RCVLOWAT set on the upstream socket, 0: untouched */
 };
 
 static void splice_pump(struct conn *c);
@@ -178,9 +181,25 @@ static int fill_pipe(struct conn *c)
 	return 1;
 }
 
+/* Wake for the upstream only once a good share of a pipeful is there (or the body's
+ * end), not for every segment: fewer, larger splices. */
+static void lowat(struct conn *c, struct splicer *sp)
+{
+	int v = (int)(sp->to_read < SPLICE_LOWAT ? sp->to_read : SPLICE_LOWAT);
+
+	if (v != sp->lowat) {
+		setsockopt(bufferevent_getfd(c->obev), SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v));
+		sp->lowat = v;
+	}
+}
+
 static void splice_done(struct conn *c)
 {
 	struct exchange *x = c->x;
+	int one = 1;
+
+	if (x->sp->lowat > 1)
+		setsockopt(bufferevent_getfd(c->obev), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
 
 	splice_free(x->sp);
 	x->sp = NULL;
@@ -217,6 +236,7 @@ static void splice_pump(struct conn *c)
 				return;
 			}
 			if (r == 0) {
+				lowat(c, sp);
 				wait_on(c, sp->up, &sp->waiting_up, timeout);
 				return;
 			}

@@ -255,7 +255,8 @@ static void test_abort(void)
 	CU_ASSERT_EQUAL(fs.state, CACHE_FILL_ABORTED);
 	CU_ASSERT_EQUAL(fs.error, -ECONNRESET);
 	CU_ASSERT_EQUAL(fs.written, 3);
-	CU_ASSERT_EQUAL(wc.n, 2);
+	/* 3 bytes are less than CACHE_WAKE_BYTES: only the abort woke the follower. */
+	CU_ASSERT_EQUAL(wc.n, 1);
 	cache_follower_close(fl);
 	CU_ASSERT_EQUAL(count_files("tmp"), 0);
 	CU_ASSERT_EQUAL(count_objects(), 0);
@@ -264,6 +265,31 @@ static void test_abort(void)
 	cache_stats(cache, &st);
 	CU_ASSERT_EQUAL(st.fills_aborted, 1);
 	CU_ASSERT_EQUAL(st.bytes_reserved, 0);
+}
+
+/* Followers are woken once per CACHE_WAKE_BYTES of body, not once per write. */
+static void test_wake_batching(void)
+{
+	static char chunk[4096];
+	struct cache_meta m = {.id = {"b", "batch", ""}, .size = 2 * CACHE_WAKE_BYTES + 4096};
+	struct cache_key k = {"b", "batch", ""};
+	struct wake_count wc = {0};
+	struct cache_follower *fl;
+	struct cache_fill *f;
+	int wakes_at_1 = -1;
+
+	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_fill_follow(cache, &k, on_wake, &wc, &fl), 0);
+	for (uint64_t w = 0; w < m.size; w += sizeof(chunk)) {
+		CU_ASSERT_EQUAL(cache_fill_write(f, chunk, sizeof(chunk)), 0);
+		if (w + sizeof(chunk) == CACHE_WAKE_BYTES - 4096)
+			wakes_at_1 = wc.n;
+	}
+	CU_ASSERT_EQUAL(wakes_at_1, 0);
+	CU_ASSERT_EQUAL(wc.n, 3); /* at 256 KiB, at 512 KiB, and the last byte */
+	CU_ASSERT_EQUAL(cache_fill_commit(f, NULL), 0);
+	CU_ASSERT_EQUAL(wc.n, 4);
+	cache_follower_close(fl);
 }
 
 static void test_followers(void)
@@ -292,7 +318,8 @@ static void test_followers(void)
 		CU_ASSERT_EQUAL(fs.state, CACHE_FILL_RUNNING);
 		CU_ASSERT_EQUAL(fs.written, (uint64_t)(i + 1) * 4096);
 		CU_ASSERT_EQUAL(fs.size, sizeof(body));
-		CU_ASSERT_EQUAL(wc.n, i + 1);
+		/* Small writes wake no one until the last byte of the body is there. */
+		CU_ASSERT_EQUAL(wc.n, i == 2 ? 1 : 0);
 		CU_ASSERT(fd_has_body(fd, off, (size_t)fs.written, 7));
 	}
 	/* the bound on followers: fl plus MAX - 1 more, then refused */
@@ -304,7 +331,7 @@ static void test_followers(void)
 	for (int i = 0; i < CACHE_FILL_MAX_FOLLOWERS - 1; i++)
 		cache_follower_close(extra[i]);
 	CU_ASSERT_EQUAL(cache_fill_commit(f, NULL), 0);
-	CU_ASSERT_EQUAL(wc.n, 4);
+	CU_ASSERT_EQUAL(wc.n, 2);
 	cache_follower_status(fl, &fs);
 	CU_ASSERT_EQUAL(fs.state, CACHE_FILL_COMMITTED);
 	CU_ASSERT(fd_has_body(fd, off, sizeof(body), 7));
@@ -814,6 +841,7 @@ int main(void)
 	    {"file names never contain the key", test_names},
 	    {"concurrent fills of distinct keys", test_concurrent_fills},
 	    {"follower woken from the writer's thread", test_follow_thread},
+	    {"followers woken once per CACHE_WAKE_BYTES", test_wake_batching},
 	};
 	bool is_ok = true;
 	unsigned failed;
