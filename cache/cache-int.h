@@ -92,6 +92,7 @@ struct cache_fill {
 	uint32_t header_len;
 	uint64_t size, written, reserve;
 	uint64_t notified; /* written when followers were last woken (writer only) */
+	uint64_t crc_upto; /* body bytes crc covers; less than written when deferred */
 	uint32_t crc;
 	enum cache_fill_state state;
 	int error;

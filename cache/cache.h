@@ -88,6 +88,11 @@ int cache_fill_write_pos(struct cache_fill *f, int *fd, uint64_t *off);
  * entry's CRC is always that of the bytes on disk. */
 int cache_fill_advance(struct cache_fill *f, uint64_t n, const uint32_t *crc);
 
+/* Like cache_fill_advance, but the CRC of these bytes is computed later (at the next
+ * write or advance, or at commit) by reading them back: for a writer that must not spend
+ * its thread on checksums, with the commit done elsewhere. */
+int cache_fill_advance_nocrc(struct cache_fill *f, uint64_t n);
+
 /* Commits: the body must be exactly the announced size (-EPROTO otherwise) and, when
  * expected_crc is not NULL, have that CRC-32 (-EBADMSG otherwise). Finalizes the header,
  * fdatasync()s, renames into objects/ (replacing an older entry of the same key) and

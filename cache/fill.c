@@ -245,17 +245,22 @@ static void fill_grow(struct cache_fill *f, uint64_t n)
 	fill_notify(f);
 }
 
+static int crc_catch_up(struct cache_fill *f);
+
 int cache_fill_write(struct cache_fill *f, const void *buf, size_t len)
 {
 	int err;
 
 	if (len > f->size - f->written)
 		return -EFBIG;
+	if ((err = crc_catch_up(f)))
+		return err;
 	err = pwrite_all(f->fd, buf, len, f->header_len + f->written);
 	if (err)
 		return err;
 	f->crc = (uint32_t)crc32_z(f->crc, buf, len);
 	fill_grow(f, len);
+	f->crc_upto = f->written;
 	return 0;
 }
 
@@ -267,9 +272,9 @@ int cache_fill_write_pos(struct cache_fill *f, int *fd, uint64_t *off)
 }
 
 /* CRC of bytes the caller put in the file itself, read back from the page cache. */
-static int crc_readback(struct cache_fill *f, uint64_t n, uint32_t *crc)
+static int crc_readback(struct cache_fill *f, uint64_t from, uint64_t n, uint32_t *crc)
 {
-	uint64_t off = f->header_len + f->written;
+	uint64_t off = f->header_len + from;
 	char *buf = malloc(READBACK_BUF);
 	int err = 0;
 
@@ -293,6 +298,23 @@ static int crc_readback(struct cache_fill *f, uint64_t n, uint32_t *crc)
 	return err;
 }
 
+/* Brings the CRC up to every byte written, reading deferred bytes back. */
+static int crc_catch_up(struct cache_fill *f)
+{
+	uint64_t n = f->written - f->crc_upto;
+	uint32_t part;
+	int err;
+
+	if (!n)
+		return 0;
+	err = crc_readback(f, f->crc_upto, n, &part);
+	if (err)
+		return err;
+	f->crc = (uint32_t)crc32_combine64(f->crc, part, (z_off64_t)n);
+	f->crc_upto = f->written;
+	return 0;
+}
+
 int cache_fill_advance(struct cache_fill *f, uint64_t n, const uint32_t *crc)
 {
 	uint32_t part;
@@ -300,11 +322,22 @@ int cache_fill_advance(struct cache_fill *f, uint64_t n, const uint32_t *crc)
 
 	if (n > f->size - f->written || n > INT64_MAX)
 		return -EFBIG;
+	if ((err = crc_catch_up(f)))
+		return err;
 	if (crc)
 		part = *crc;
-	else if ((err = crc_readback(f, n, &part)))
+	else if ((err = crc_readback(f, f->written, n, &part)))
 		return err;
 	f->crc = (uint32_t)crc32_combine64(f->crc, part, (z_off64_t)n);
+	fill_grow(f, n);
+	f->crc_upto = f->written;
+	return 0;
+}
+
+int cache_fill_advance_nocrc(struct cache_fill *f, uint64_t n)
+{
+	if (n > f->size - f->written || n > INT64_MAX)
+		return -EFBIG;
 	fill_grow(f, n);
 	return 0;
 }
@@ -361,6 +394,9 @@ static int fill_seal(struct cache_fill *f, const uint32_t *expected_crc)
 
 	if (f->written != f->size)
 		return -EPROTO;
+	err = crc_catch_up(f);
+	if (err)
+		return err;
 	if (expected_crc && *expected_crc != f->crc)
 		return -EBADMSG;
 	entry_set_crc(f->hdr, f->header_len, f->crc);

@@ -64,6 +64,7 @@ struct exchange {
 	struct event *ev; /* wake-ups from other threads: herd release, fill progress */
 	/* a body served from a cache file: [file_pos, file_end) of file_fd */
 	bool serving_file;
+	bool is_complete; /* the body being served is all on disk (a hit, not a follow) */
 	uint64_t file_pos, file_end, body_offset;
 	struct evbuffer_file_segment *seg;
 	char origin_request_id[64];

@@ -57,7 +57,7 @@ static void write_head(struct conn *c, const struct cache_meta *meta, int status
 	evbuffer_add(out, meta->extra, meta->extra_len);
 	evbuffer_add_printf(out, "Content-Length: %llu\r\nx-lota-cache: %s\r\n%s\r\n",
 			    (unsigned long long)(status == 206 ? rg->last - rg->first + 1 : meta->size),
-			    x->obj ? "hit" : "follow",
+			    x->is_complete ? "hit" : "follow",
 			    x->req.keep_alive ? "" : "Connection: close\r\n");
 }
 
@@ -80,6 +80,14 @@ static int serve_416(struct conn *c, uint64_t size)
 	x->file_pos = x->file_end = 0;
 	x->serving_file = true;
 	return 0;
+}
+
+static bool fill_is_complete(struct cache_follower *fl)
+{
+	struct cache_fill_status st;
+
+	cache_follower_status(fl, &st);
+	return st.state != CACHE_FILL_ABORTED && st.written == st.size;
 }
 
 int hit_serve(struct conn *c, const struct http_msg *m304)
@@ -117,8 +125,10 @@ int hit_serve(struct conn *c, const struct http_msg *m304)
 	}
 	request_id(x, m304);
 	x->status = status;
-	x->route = x->obj ? "hit" : "follow";
-	metric_add(x->obj ? M_cache_hits : M_cache_coalesced, 1);
+	/* A fill with every byte written (its commit may still be queued) is a plain hit. */
+	x->is_complete = x->obj || fill_is_complete(x->fl);
+	x->route = x->is_complete ? "hit" : "follow";
+	metric_add(x->is_complete ? M_cache_hits : M_cache_coalesced, 1);
 	write_head(c, meta, status, &rg);
 	x->body_offset = body_offset;
 	x->file_pos = body_offset + rg.first;

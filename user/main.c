@@ -12,6 +12,7 @@
 #include "admin.h"
 #include "bgfill.h"
 #include "cache.h"
+#include "committer.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
@@ -145,6 +146,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	cache_setup(&d);
+	if (d.cache && committer_start() < 0) {
+		log_error("cannot start the commit thread");
+		return 1;
+	}
 	if (control_start(&d) < 0) {
 		log_error("control thread: out of memory");
 		return 1;

@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "bgfill.h"
+#include "committer.h"
 #include "cache.h"
 #include "conn.h"
 #include "http.h"
@@ -309,19 +310,16 @@ void objread_tee(struct conn *c, struct evbuffer *src, size_t n)
 void objread_body_done(struct conn *c, bool ok)
 {
 	struct exchange *x = c->x;
-	int r;
+	char label[S3_BUCKET_MAX + 256];
 
 	if (!x->fill)
 		return;
 	if (!ok) {
 		cache_fill_abort(x->fill, -ECONNRESET);
 		metric_add(M_cache_fills_aborted, 1);
-	} else if ((r = cache_fill_commit(x->fill, NULL)) == 0) {
-		metric_add(M_cache_fills_committed, 1);
 	} else {
-		metric_add(M_cache_fills_aborted, 1);
-		if (r != -ESTALE)
-			log_warn("cache: commit of %s/%s failed: %s", x->s3.bucket, x->s3.key, strerror(-r));
+		snprintf(label, sizeof(label), "%s/%s", x->s3.bucket, x->s3.key);
+		committer_commit(x->fill, label);
 	}
 	x->fill = NULL;
 }
@@ -376,7 +374,7 @@ void objread_tee_pipe(struct conn *c, int pr, int tr, int tw, size_t n)
 			done += (size_t)w;
 	}
 	if (r == 0)
-		r = cache_fill_advance(x->fill, n, NULL);
+		r = cache_fill_advance_nocrc(x->fill, n); /* the committer computes the CRC */
 	if (r < 0) {
 		log_warn("cache: fill of %s/%s abandoned: %s", x->s3.bucket, x->s3.key, strerror(-r));
 		cache_fill_abort(x->fill, r);
