@@ -78,6 +78,7 @@ struct exchange {
 	/* forwarding to the key's owner node (peerfwd.c) */
 	struct peer_target fwd;
 	bool fwd_active, fwd_tried;
+	struct event *fwd_timer; /* re-checks the owner while its answer is awaited */
 };
 
 struct conn {
@@ -139,6 +140,8 @@ int peerfwd_fallback(struct conn *c);
 /* On the peer port: 0 if the request may go on, else it was answered (403 etc.). */
 int peerfwd_admit(struct conn *c);
 void peerfwd_invalidate(struct worker *w, const struct cache_key *k);
+/* The exchange ends: count the forward's traffic, free its timer. */
+void peerfwd_end(struct conn *c, struct exchange *x);
 
 /* hit.c: serving a body from a cache file (committed, or growing under a fill). */
 int hit_serve(struct conn *c, const struct http_msg *resp304);

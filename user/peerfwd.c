@@ -25,6 +25,7 @@
 
 #define INVALIDATE_PATH "/_lota/invalidate"
 #define INVALIDATE_TIMEOUT_S 5
+#define FWD_CHECK_S 1
 
 /* This node's id for signing: as the membership knows it, else the peer-listen address. */
 static void self_id(struct lotad *d, char *buf, size_t len)
@@ -32,6 +33,41 @@ static void self_id(struct lotad *d, char *buf, size_t len)
 	peers_self(d->peers, buf, len);
 	if (!buf[0])
 		snprintf(buf, len, "%s", d->cfg.self[0] ? d->cfg.self : d->cfg.peer_listen);
+}
+
+static void fwd_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct exchange *x = c->x;
+	struct peer_target now;
+
+	if (!x || !x->fwd_active || x->resp_head_sent)
+		return;
+	if (peers_owner_of(c->w->d->peers, x->s3.bucket, x->s3.key, &now) == 1 &&
+	    strcmp(now.id, x->fwd.id) == 0)
+		return;
+	log_warn("owner %s of %s/%s is down and has not answered: handling the read here",
+		 x->fwd.id, x->s3.bucket, x->s3.key);
+	event_free(x->fwd_timer);
+	x->fwd_timer = NULL;
+	x->fwd_active = false;
+	x->extra_hdr[0] = '\0';
+	x->route = NULL;
+	peers_count_fallback(c->w->d->peers, &x->fwd);
+	if (c->obev) {
+		bufferevent_free(c->obev);
+		c->obev = NULL;
+	}
+	objread_start(c);
+}
+
+void peerfwd_end(struct conn *c, struct exchange *x)
+{
+	if (x->fwd_timer)
+		event_free(x->fwd_timer);
+	x->fwd_timer = NULL;
+	if (x->fwd_active)
+		peers_count_sent(c->w->d->peers, &x->fwd, x->bytes_out);
 }
 
 bool peerfwd_try(struct conn *c)
@@ -62,7 +98,11 @@ bool peerfwd_try(struct conn *c)
 		x->route = NULL;
 		return false;
 	}
-	peers_count_sent(d->peers, &x->fwd, 0);
+	/* A frozen owner answers nothing; the probes soon mark it down, and then waiting
+	 * for it any longer is pointless: the timer hands the read back to this node. */
+	x->fwd_timer = event_new(c->w->base, -1, EV_PERSIST, fwd_check, c);
+	if (x->fwd_timer)
+		event_add(x->fwd_timer, &(struct timeval){FWD_CHECK_S, 0});
 	return true;
 }
 
@@ -74,6 +114,9 @@ int peerfwd_fallback(struct conn *c)
 	log_warn("owner %s of %s/%s unreachable: handling the read here", x->fwd.id, x->s3.bucket,
 		 x->s3.key);
 	peers_report_unreachable(d->peers, &x->fwd);
+	if (x->fwd_timer)
+		event_free(x->fwd_timer);
+	x->fwd_timer = NULL;
 	x->fwd_active = false;
 	x->extra_hdr[0] = '\0';
 	x->route = NULL;

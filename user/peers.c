@@ -467,6 +467,12 @@ void peers_count_served(struct peers *p)
 	__atomic_add_fetch(&p->requests_served, 1, __ATOMIC_RELAXED);
 }
 
+void peers_count_fallback(struct peers *p, const struct peer_target *t)
+{
+	__atomic_add_fetch(&p->fallbacks, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&p->slots[t->slot].fallbacks, 1, __ATOMIC_RELAXED);
+}
+
 void peers_report_unreachable(struct peers *p, const struct peer_target *t)
 {
 	__atomic_add_fetch(&p->fallbacks, 1, __ATOMIC_RELAXED);

@@ -102,6 +102,8 @@ void peers_count_served(struct peers *p);
 /* A forward to t failed before its response started and the read is handled here:
  * counts a fallback and marks t down until probes bring it back. */
 void peers_report_unreachable(struct peers *p, const struct peer_target *t);
+/* A read was handed back from t (already known down): counted as a fallback only. */
+void peers_count_fallback(struct peers *p, const struct peer_target *t);
 
 /* Control thread: a probe result, or a change in the member list (for tests and DNS). */
 void peers_observe(struct peers *p, const char *id, bool ok, time_t now);

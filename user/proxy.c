@@ -40,10 +40,11 @@ static double elapsed_ms(const struct timespec *t0)
 	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-static void exchange_free(struct exchange *x)
+static void exchange_free(struct conn *c, struct exchange *x)
 {
 	if (!x)
 		return;
+	peerfwd_end(c, x);
 	splice_free(x->sp);
 	x->sp = NULL;
 	objread_cleanup(x);
@@ -63,7 +64,7 @@ static void origin_drop(struct conn *c)
 static void conn_free(struct conn *c)
 {
 	origin_drop(c);
-	exchange_free(c->x);
+	exchange_free(c, c->x);
 	bufferevent_free(c->cbev);
 	metric_sub(M_connections_open, 1);
 	free(c);
@@ -121,7 +122,7 @@ static void reply_and_finish(struct conn *c, int status, const char *code, const
 	reply_error(bufferevent_get_output(c->cbev), status, code, msg, resource, close_conn);
 	if (x) {
 		log_exchange(c);
-		exchange_free(x);
+		exchange_free(c, x);
 		c->x = NULL;
 	} else {
 		metric_status(status);
@@ -456,7 +457,7 @@ void exchange_finish(struct conn *c)
 		origin_drop(c);
 	else if (c->obev)
 		set_origin_timeout(c, false);
-	exchange_free(x);
+	exchange_free(c, x);
 	c->x = NULL;
 	if (!keep) {
 		conn_close_after_flush(c);

@@ -11,6 +11,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import signal
 import threading
 import time
 
@@ -347,3 +348,25 @@ def test_write_invalidates_on_owner(cl, stem):
     wait_for("n3 drops the key written through n2",
              lambda: cl.metric("n3", "cache_invalidations") > inv0, timeout=5, every=0.05)
     assert_bytes(cl, key, cl.read("n1", key))
+
+
+def test_frozen_owner_hands_reads_back(cl):
+    """An owner that stops answering (SIGSTOP: its sockets stay open, so connects still
+    succeed) costs a forwarded read about the probes' time to notice, not the origin
+    timeout: the waiting forward re-checks the owner every second."""
+    victim = "n2"
+    key = next(k for k in ("frozen-%d" % i for i in range(100)) if cl.owner(k) == victim)
+    upload(cl, {key: 5 * MiB})
+    fb0 = cl.metric("n1", "peer_fallbacks")
+    os.kill(cl.nodes[victim].proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        assert_bytes(cl, key, cl.read("n1", key))
+        took = time.monotonic() - t0
+    finally:
+        os.kill(cl.nodes[victim].proc.pid, signal.SIGCONT)
+    print(f"\nfrozen owner: the read took {took:.1f}s")
+    assert took < 10, took  # the origin timeout is 30 s
+    assert cl.metric("n1", "peer_fallbacks") >= fb0 + 1
+    wait_for("n1 sees n2 up again", lambda: cl.states("n1")[PEER_ID[victim]] == "up",
+             timeout=60, every=0.25)
