@@ -35,7 +35,7 @@ static const struct key keys[] = {
 	{"min-object-size", K_SIZE, S(min_object_size), "4M", "objects smaller than this are not cached"},
 	{"service-credentials", K_STR, S(service_credentials), "", "AWS shared-credentials file for lotad's own fills"},
 	{"region", K_STR, S(region), "us-east-1", "signing region for lotad's own requests"},
-	{"consistency", K_STR, S(consistency), "strong", "strong, or ttl:SECONDS (bounded staleness)"},
+	{"consistency", K_STR, S(consistency), "strong", "strong: every read's ETag is confirmed by the origin"},
 	{"bpf", K_STR, S(bpf), "auto", "BPF steering: on, off, or auto (on if it loads)"},
 	{"cgroup", K_STR, S(cgroup), "", "cgroup v2 directory to attach to (default: cgroup2 root)"},
 	{"bpf-pin-dir", K_STR, S(bpf_pin_dir), "/sys/fs/bpf/lota", "where BPF maps and programs are pinned"},

@@ -31,6 +31,13 @@ static int config_check(struct lotad *d, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	log_set_level(lv);
+	/* Bounded staleness (ttl:N) would serve without asking the origin, so it needs a
+	 * local check of the client's signature first; until lotad has one, only strong. */
+	if (strcmp(d->cfg.consistency, "strong") != 0) {
+		snprintf(err, errlen, "consistency: '%s' is not supported: only 'strong' (a ttl mode "
+			 "needs local signature checks, which lotad does not have yet)", d->cfg.consistency);
+		return -EINVAL;
+	}
 	if (!d->cfg.origin[0]) {
 		snprintf(err, errlen, "origin: required (e.g. --origin http://127.0.0.1:7480)");
 		return -EINVAL;
