@@ -549,6 +549,14 @@ class Bench:
             self.res.add(c, "exec to /healthz ok", "lotad", "s", t)
             self.res.add(c, "entries indexed", "lotad", "count", entries)
 
+    # ---- case 8: pod -> lotad through BPF steering, sockmap off vs on -----------------
+
+    def case_steer(self):
+        from steer import SteerCase
+
+        log("case 8: pod -> lotad through BPF steering, sockmap off vs on")
+        SteerCase(self).run()
+
     # ---- report ---------------------------------------------------------------------
 
     def targets(self):
@@ -597,15 +605,17 @@ class Bench:
         lines.append(f"Started {started} UTC, {elapsed:.0f} s. {machine()}\n")
         lines.append(f"{self.plan.rounds} interleaved rounds per case (case 2: {self.plan.herd_rounds}, case 5: "
                      f"{self.plan.idle_rounds}, case 6: {self.plan.restart_rounds}); "
-                     "median [min-max]; ratio = lotad's median / the other's median.\n")
+                     "median [min-max]; ratio = lotad's median / the other's median (case 8: "
+                     "sockmap-on's median / sockmap-off's).\n")
         lines.append("| case | metric | who | median | min-max | n | lotad / this |")
         lines.append("|---|---|---|---|---|---|---|")
         csvrows = [["case", "metric", "who", "unit", "median", "min", "max", "n", "values"]]
         for case, metric, who, unit, vals in sorted(R.rows, key=lambda r: r[0][:1]):
             med = statistics.median(vals)
             ratio = ""
-            if who != "lotad" and R.get(case, metric, "lotad") and med:
-                ratio = f"{R.med(case, metric, 'lotad') / med:.2f}x"
+            ref = "sockmap-on" if case.startswith("8 ") else "lotad"
+            if who != ref and R.get(case, metric, ref) and med:
+                ratio = f"{R.med(case, metric, ref) / med:.2f}x"
             lines.append(f"| {case} | {metric} | {who} | {fmt(med)} {unit} | "
                          f"{fmt(min(vals))}-{fmt(max(vals))} | {len(vals)} | {ratio} |")
             csvrows.append([case, metric, who, unit, f"{med:.6g}", f"{min(vals):.6g}",
@@ -664,7 +674,7 @@ def main():
     ap.add_argument("--quick", action="store_true", default=os.environ.get("QUICK", "") not in
                     ("", "0"))
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument("--cases", default="warm,herd,miss,small,idle,restart")
+    ap.add_argument("--cases", default="warm,herd,miss,small,idle,restart,steer")
     args = ap.parse_args()
     os.environ["LOTA_BUILD"] = os.path.abspath(args.build)
     for exe in ("nginx", "wrk", "cc"):
