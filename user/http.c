@@ -43,24 +43,32 @@ const struct http_header *http_find(const struct http_msg *m, const char *name)
 	return NULL;
 }
 
+/* The next element of a comma-separated list from *i on, without blanks: 1 with
+ * [*s, *e) set, 0 at the end of the list. Empty elements are skipped. */
+static int list_next(const struct http_str *v, size_t *i, size_t *s, size_t *e)
+{
+	while (*i < v->n) {
+		while (*i < v->n && (v->p[*i] == ' ' || v->p[*i] == '\t' || v->p[*i] == ','))
+			(*i)++;
+		*s = *i;
+		while (*i < v->n && v->p[*i] != ',')
+			(*i)++;
+		*e = *i;
+		while (*e > *s && (v->p[*e - 1] == ' ' || v->p[*e - 1] == '\t'))
+			(*e)--;
+		if (*e > *s)
+			return 1;
+	}
+	return 0;
+}
+
 bool http_has_token(const struct http_str *value, const char *token)
 {
-	size_t tn = strlen(token), i = 0;
+	size_t tn = strlen(token), i = 0, s, e;
 
-	while (i < value->n) {
-		size_t start, end;
-
-		while (i < value->n && (value->p[i] == ' ' || value->p[i] == '\t' || value->p[i] == ','))
-			i++;
-		start = i;
-		while (i < value->n && value->p[i] != ',')
-			i++;
-		end = i;
-		while (end > start && (value->p[end - 1] == ' ' || value->p[end - 1] == '\t'))
-			end--;
-		if (end - start == tn && strncasecmp(value->p + start, token, tn) == 0)
+	while (list_next(value, &i, &s, &e))
+		if (e - s == tn && strncasecmp(value->p + s, token, tn) == 0)
 			return true;
-	}
 	return false;
 }
 
@@ -214,21 +222,9 @@ static int parse_content_length(const struct http_str *v, bool *seen, uint64_t *
 /* Is "chunked" the last coding of Transfer-Encoding, and the only time it appears? */
 static int te_chunked_last(const struct http_str *v, bool *last_is_chunked, int *count)
 {
-	size_t i = 0;
+	size_t i = 0, s, e;
 
-	while (i < v->n) {
-		size_t s, e;
-
-		while (i < v->n && (v->p[i] == ' ' || v->p[i] == '\t' || v->p[i] == ','))
-			i++;
-		s = i;
-		while (i < v->n && v->p[i] != ',')
-			i++;
-		e = i;
-		while (e > s && (v->p[e - 1] == ' ' || v->p[e - 1] == '\t'))
-			e--;
-		if (e == s)
-			continue;
+	while (list_next(v, &i, &s, &e)) {
 		*last_is_chunked = (e - s == 7 && strncasecmp(v->p + s, "chunked", 7) == 0);
 		if (*last_is_chunked)
 			(*count)++;

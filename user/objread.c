@@ -281,6 +281,19 @@ int objread_response(struct conn *c, const char *buf, const struct http_msg *m)
 	return r;
 }
 
+/* A write into the fill failed: the client keeps getting its bytes, nothing is cached. */
+static void abandon_fill(struct conn *c, int r)
+{
+	struct exchange *x = c->x;
+
+	log_warn("cache: fill of %s/%s abandoned: %s", x->s3.bucket, x->s3.key, strerror(-r));
+	cache_fill_abort(x->fill, r);
+	x->fill = NULL;
+	metric_add(M_cache_fills_aborted, 1);
+	if (r == -ENOSPC)
+		control_wake_evict(c->w->d);
+}
+
 void objread_tee(struct conn *c, struct evbuffer *src, size_t n)
 {
 	struct exchange *x = c->x;
@@ -297,14 +310,8 @@ void objread_tee(struct conn *c, struct evbuffer *src, size_t n)
 	}
 	if (r == 0 && left)
 		r = -EIO; /* more than 32 chains at once cannot happen with our read sizes */
-	if (r < 0) {
-		log_warn("cache: fill of %s/%s abandoned: %s", x->s3.bucket, x->s3.key, strerror(-r));
-		cache_fill_abort(x->fill, r);
-		x->fill = NULL;
-		metric_add(M_cache_fills_aborted, 1);
-		if (r == -ENOSPC)
-			control_wake_evict(c->w->d);
-	}
+	if (r < 0)
+		abandon_fill(c, r);
 }
 
 void objread_body_done(struct conn *c, bool ok)
@@ -375,12 +382,6 @@ void objread_tee_pipe(struct conn *c, int pr, int tr, int tw, size_t n)
 	}
 	if (r == 0)
 		r = cache_fill_advance_nocrc(x->fill, n); /* the committer computes the CRC */
-	if (r < 0) {
-		log_warn("cache: fill of %s/%s abandoned: %s", x->s3.bucket, x->s3.key, strerror(-r));
-		cache_fill_abort(x->fill, r);
-		x->fill = NULL;
-		metric_add(M_cache_fills_aborted, 1);
-		if (r == -ENOSPC)
-			control_wake_evict(c->w->d);
-	}
+	if (r < 0)
+		abandon_fill(c, r);
 }

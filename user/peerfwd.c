@@ -35,6 +35,24 @@ static void self_id(struct lotad *d, char *buf, size_t len)
 		snprintf(buf, len, "%s", d->cfg.self[0] ? d->cfg.self : d->cfg.peer_listen);
 }
 
+/* Gives up the forward and runs the read on this node, from the start. */
+static void read_here(struct conn *c)
+{
+	struct exchange *x = c->x;
+
+	if (x->fwd_timer)
+		event_free(x->fwd_timer);
+	x->fwd_timer = NULL;
+	x->fwd_active = false;
+	x->extra_hdr[0] = '\0';
+	x->route = NULL;
+	if (c->obev) {
+		bufferevent_free(c->obev);
+		c->obev = NULL;
+	}
+	objread_start(c);
+}
+
 static void fwd_check(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -48,17 +66,8 @@ static void fwd_check(evutil_socket_t fd, short what, void *arg)
 		return;
 	log_warn("owner %s of %s/%s is down and has not answered: handling the read here",
 		 x->fwd.id, x->s3.bucket, x->s3.key);
-	event_free(x->fwd_timer);
-	x->fwd_timer = NULL;
-	x->fwd_active = false;
-	x->extra_hdr[0] = '\0';
-	x->route = NULL;
 	peers_count_fallback(c->w->d->peers, &x->fwd);
-	if (c->obev) {
-		bufferevent_free(c->obev);
-		c->obev = NULL;
-	}
-	objread_start(c);
+	read_here(c);
 }
 
 void peerfwd_end(struct conn *c, struct exchange *x)
@@ -114,17 +123,7 @@ int peerfwd_fallback(struct conn *c)
 	log_warn("owner %s of %s/%s unreachable: handling the read here", x->fwd.id, x->s3.bucket,
 		 x->s3.key);
 	peers_report_unreachable(d->peers, &x->fwd);
-	if (x->fwd_timer)
-		event_free(x->fwd_timer);
-	x->fwd_timer = NULL;
-	x->fwd_active = false;
-	x->extra_hdr[0] = '\0';
-	x->route = NULL;
-	if (c->obev) {
-		bufferevent_free(c->obev);
-		c->obev = NULL;
-	}
-	objread_start(c);
+	read_here(c);
 	return 1;
 }
 
