@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
@@ -105,11 +106,43 @@ static int copy_value(const char *p, const char *end, char *out, size_t cap)
 	return p < end - 1 ? -ENOSPC : 0;
 }
 
+/* The element of array a (at '[') named by the decimal path segment, or NULL. */
+static const char *array_at(const char *a, const char *path, size_t seg)
+{
+	char *end;
+	unsigned long idx = strtoul(path, &end, 10);
+	const char *p = ws(a + 1);
+
+	if (end != path + seg || seg == 0)
+		return NULL;
+	while (*p && *p != ']') {
+		const char *vend = skip_value(p, 0);
+
+		if (!vend)
+			return NULL;
+		if (idx-- == 0)
+			return p;
+		p = ws(vend);
+		if (*p == ',')
+			p = ws(p + 1);
+	}
+	return NULL;
+}
+
 int ctl_json_get(const char *json, const char *path, char *out, size_t cap)
 {
 	const char *p = ws(json);
 	size_t seg = strcspn(path, ".");
 
+	if (*p == '[') {
+		const char *v = array_at(p, path, seg);
+
+		if (!v)
+			return -ENOENT;
+		if (path[seg] == '.')
+			return ctl_json_get(v, path + seg + 1, out, cap);
+		return copy_value(v, skip_value(v, 0), out, cap);
+	}
 	if (*p != '{')
 		return -ENOENT;
 	p = ws(p + 1);

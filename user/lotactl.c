@@ -211,6 +211,32 @@ static int cmd_targets(const struct opts *o)
 	return print_answer(o, &r, "targets");
 }
 
+/* One line per member: id, state, share of the keys, and what this node sent it. */
+static void print_peers(const char *json)
+{
+	char v[128], path[64];
+	static const char *const cols[] = {"id", "state", "share", "sent", "sent_bytes", "fallbacks"};
+
+	if (!ctl_json_get(json, "self", v, sizeof(v)))
+		printf("self: %s   (%s membership)\n", v,
+		       ctl_json_get(json, "mode", path, sizeof(path)) ? "?" : path);
+	printf("%-24s %-10s %6s %10s %14s %10s\n", "MEMBER", "STATE", "KEYS", "SENT", "SENT BYTES",
+	       "FALLBACKS");
+	for (int i = 0; i < 256; i++) {
+		char f[6][128];
+
+		for (int c = 0; c < 6; c++) {
+			snprintf(path, sizeof(path), "members.%d.%s", i, cols[c]);
+			if (ctl_json_get(json, path, f[c], sizeof(f[c])))
+				snprintf(f[c], sizeof(f[c]), "-");
+		}
+		if (!strcmp(f[0], "-"))
+			break;
+		printf("%-24s %-10s %5.1f%% %10s %14s %10s\n", f[0], f[1], 100 * strtod(f[2], NULL), f[3],
+		       f[4], f[5]);
+	}
+}
+
 static int cmd_peers(const struct opts *o)
 {
 	struct ctl_response r;
@@ -218,12 +244,16 @@ static int cmd_peers(const struct opts *o)
 	if (admin_call(o, "GET", "/admin/peers", &r))
 		return 1;
 	if (r.status == 404) {
-		fprintf(stderr, "lotactl: peers: this lotad does not report peers yet "
-				"(no /admin/peers on its admin port)\n");
+		fprintf(stderr, "lotactl: peers: this lotad is not part of a cluster "
+				"(no 'peers' in its config)\n");
 		ctl_response_free(&r);
 		return 1;
 	}
-	return print_answer(o, &r, "peers");
+	if (o->is_json || r.status != 200)
+		return print_answer(o, &r, "peers");
+	print_peers(r.body);
+	ctl_response_free(&r);
+	return 0;
 }
 
 static int cmd_evict(const struct opts *o)
