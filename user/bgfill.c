@@ -158,7 +158,10 @@ static void job_end(struct bgjob *j, int result)
 	}
 	p->njobs--;
 	p->nrunning--;
-	for (struct bgfill_watch *w = j->watchers; w; w = w->next) {
+	/* Once woken, a watcher's exchange may end and free w on its own thread at once:
+	 * nothing of w is touched after event_active. */
+	for (struct bgfill_watch *w = j->watchers, *next; w; w = next) {
+		next = w->next;
 		w->result = result;
 		w->job = NULL;
 		event_active(w->ev, EV_READ, 0);

@@ -113,7 +113,7 @@ void herd_release(const struct cache_key *k)
 	char *id = NULL;
 	size_t n = key_id(k, &id);
 	struct herd_slot **pp, *s = NULL;
-	struct herd_waiter *w;
+	struct herd_waiter *w, *next;
 
 	if (!n)
 		return;
@@ -123,7 +123,8 @@ void herd_release(const struct cache_key *k)
 		s = *pp;
 		*pp = s->next;
 		/* Wake under the lock: a waiter leaving concurrently must not free w first. */
-		for (w = s->waiters; w; w = w->next) {
+		for (w = s->waiters; w; w = next) {
+			next = w->next;
 			w->slot = NULL;
 			event_active(w->wake, EV_READ, 0);
 		}
