@@ -75,6 +75,7 @@ struct exchange {
 	char *held_head;
 	size_t held_len;
 	struct splicer *sp; /* the body moves by splice (splice.c) */
+	struct evbuffer *capture; /* a DeleteObjects body, kept to invalidate its keys */
 	/* forwarding to the key's owner node (peerfwd.c) */
 	struct peer_target fwd;
 	bool fwd_active, fwd_tried;
@@ -132,6 +133,9 @@ void splice_free(struct splicer *sp);
 /* invalidate.c: a write's final response head arrived (x->status set): on a 2xx that
  * can change the key, drop its cache entry. Call before the head goes to the client. */
 void invalidate_on_write(struct conn *c);
+/* DeleteObjects (its body kept in x->capture): drop every key it names, on a 2xx. */
+#define MULTI_DELETE_BODY_MAX (2 * 1024 * 1024) /* 1000 keys of 1 KiB, with their XML */
+void invalidate_multi_delete(struct conn *c);
 
 /* peerfwd.c: reads whose owner is another node, and the peer port's own requests. */
 bool peerfwd_try(struct conn *c);

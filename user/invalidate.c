@@ -11,6 +11,9 @@
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
+#include "xmlkeys.h"
+
+#include <event2/buffer.h>
 
 /* True if the query string q (n bytes, after the '?') has a parameter named name. */
 static bool has_param(const char *q, size_t n, const char *name)
@@ -66,5 +69,46 @@ void invalidate_on_write(struct conn *c)
 		metric_add(M_cache_invalidations, (uint64_t)n);
 		log_info("cache: %.*s %s/%s: dropped %d entr%s", (int)x->req.method.n, x->req.method.p,
 			 x->s3.bucket, x->s3.key, n, n == 1 ? "y" : "ies");
+	}
+}
+
+struct multi {
+	struct conn *c;
+	int dropped;
+};
+
+static void drop_one(void *arg, const char *key, const char *version)
+{
+	struct multi *m = arg;
+	struct conn *c = m->c;
+	struct cache_key k = {c->x->s3.bucket, key, version};
+	int n;
+
+	if (c->w->d->peers)
+		peerfwd_invalidate(c->w, &k);
+	n = cache_invalidate(c->w->d->cache, &k);
+	if (n > 0)
+		m->dropped += n;
+}
+
+/* DeleteObjects: every key the request named may be gone (S3 answers per key, but a
+ * key it failed to delete is only dropped from the cache: the next read refills it). */
+void invalidate_multi_delete(struct conn *c)
+{
+	struct exchange *x = c->x;
+	struct multi m = {c, 0};
+	size_t n = evbuffer_get_length(x->capture);
+	int r;
+
+	if (x->status < 200 || x->status > 299 || !x->req_body_done)
+		return;
+	r = xmlkeys_each((const char *)evbuffer_pullup(x->capture, -1), n, drop_one, &m);
+	if (r < 0)
+		log_warn("cache: DeleteObjects on %s: body not understood; its keys stay cached "
+			 "until a read sees them changed", x->s3.bucket);
+	if (m.dropped > 0) {
+		metric_add(M_cache_invalidations, (uint64_t)m.dropped);
+		log_info("cache: DeleteObjects on %s: dropped %d entr%s", x->s3.bucket, m.dropped,
+			 m.dropped == 1 ? "y" : "ies");
 	}
 }

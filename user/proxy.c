@@ -47,6 +47,8 @@ static void exchange_free(struct conn *c, struct exchange *x)
 	peerfwd_end(c, x);
 	splice_free(x->sp);
 	x->sp = NULL;
+	if (x->capture)
+		evbuffer_free(x->capture);
 	objread_cleanup(x);
 	free(x->head);
 	free(x);
@@ -264,6 +266,10 @@ static void route_request(struct conn *c)
 		objread_start(c);
 		return;
 	}
+	/* DeleteObjects names its keys in its body: keep a copy to drop them once done. */
+	if (x->s3.is_multi_delete && d->cache && x->req.body == HTTP_BODY_LENGTH &&
+	    x->req.content_length <= MULTI_DELETE_BODY_MAX)
+		x->capture = evbuffer_new();
 	exchange_relay(c, x->s3.op == S3_OBJECT_WRITE ? "write" : "relay");
 }
 
@@ -380,8 +386,23 @@ static void on_request_head(struct conn *c)
 
 /* Moves body bytes from src to dst as the framing allows; returns 1 when the body is
  * complete, 0 if more is to come, -EBADMSG on bad chunked framing. */
+/* Copies the first n bytes of src to the end of copy (a request body we keep). */
+static void keep_copy(struct evbuffer *copy, struct evbuffer *src, size_t n)
+{
+	struct evbuffer_iovec v[32];
+	int nv = evbuffer_peek(src, (ssize_t)n, NULL, v, 32);
+
+	for (int i = 0; i < nv && i < 32 && n; i++) {
+		size_t len = v[i].iov_len < n ? v[i].iov_len : n;
+
+		evbuffer_add(copy, v[i].iov_base, len);
+		n -= len;
+	}
+}
+
 static int move_body(struct conn *tee, struct evbuffer *src, struct evbuffer *dst,
-		     enum http_body framing, uint64_t *left, struct http_chunked *ch, uint64_t *moved)
+		     enum http_body framing, uint64_t *left, struct http_chunked *ch, uint64_t *moved,
+		     struct evbuffer *copy)
 {
 	size_t avail = evbuffer_get_length(src), take = 0;
 	int done = 0;
@@ -409,6 +430,8 @@ static int move_body(struct conn *tee, struct evbuffer *src, struct evbuffer *ds
 	}
 	if (take && tee)
 		objread_tee(tee, src, take);
+	if (take && copy)
+		keep_copy(copy, src, take);
 	if (take)
 		evbuffer_remove_buffer(src, dst, take);
 	*moved += take;
@@ -426,7 +449,7 @@ static void pump_request(struct conn *c)
 		return;
 	out = bufferevent_get_output(c->obev);
 	r = move_body(NULL, bufferevent_get_input(c->cbev), out, x->req.body, &x->req_left,
-		      &x->req_chunked, &moved);
+		      &x->req_chunked, &moved, x->capture);
 	metric_add(M_bytes_from_client, moved);
 	if (r < 0) {
 		metric_add(M_bad_requests, 1);
@@ -526,6 +549,8 @@ static int on_response_head(struct conn *c)
 		http_chunked_init(&x->resp_chunked);
 		if (x->s3.op == S3_OBJECT_WRITE)
 			invalidate_on_write(c);
+		if (x->capture)
+			invalidate_multi_delete(c);
 		r = x->is_cacheable ? objread_response(c, buf, m) : 0;
 		if (r == 0)
 			send_response_head(c, buf, m);
@@ -546,7 +571,7 @@ static void pump_response(struct conn *c)
 	int r;
 
 	r = move_body(x->fill ? c : NULL, bufferevent_get_input(c->obev), out, x->resp_body, &x->resp_left,
-		      &x->resp_chunked, &moved);
+		      &x->resp_chunked, &moved, NULL);
 	x->bytes_out += moved;
 	metric_add(M_bytes_from_origin, moved);
 	metric_add(M_bytes_to_client, moved);

@@ -111,6 +111,8 @@ static int query_param(struct s3_req *r, const char *k, size_t kn, const char *v
 		return s3_pct_decode(v, vn, r->version_id, sizeof(r->version_id), false);
 	if (kn == 8 && memcmp(k, "uploadId", 8) == 0)
 		r->is_multipart_complete = true;
+	if (kn == 6 && memcmp(k, "delete", 6) == 0)
+		r->is_multi_delete = true;
 	if (kn == 10 && memcmp(k, "partNumber", 10) == 0) {
 		if (vn == 0 || vn >= sizeof(num) || s3_pct_decode(v, vn, num, sizeof(num), false) < 0)
 			return -EINVAL;
@@ -198,6 +200,8 @@ int s3_classify(const struct http_msg *m, const char *hosts, struct s3_req *r)
 		r->op = object_op(&m->method, neutral, r);
 	if (r->op != S3_OBJECT_WRITE)
 		r->is_multipart_complete = false;
+	if (r->op != S3_BUCKET || !http_str_eq(&m->method, "POST"))
+		r->is_multi_delete = false;
 	return 0;
 }
 

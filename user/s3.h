@@ -25,6 +25,7 @@ struct s3_req {
 	bool is_virtual_host;
 	bool is_presigned;
 	bool is_multipart_complete; /* POST ?uploadId: completes (or fails) an upload */
+	bool is_multi_delete;       /* POST /bucket?delete: DeleteObjects */
 	char bucket[S3_BUCKET_MAX];
 	char key[S3_KEY_MAX];
 	char version_id[S3_VERSION_MAX];

@@ -610,3 +610,23 @@ def test_lru_under_small_capacity(origin, make_lotad, bucket):
     assert cache is None and log == [(200, BIG)]
     for i in range(n):
         s3o.delete_object(Bucket=bucket, Key=f"lru/o{i:02d}")
+
+
+def test_delete_objects_invalidates_every_key(origin, make_lotad, bucket):
+    """DeleteObjects names its keys in its body: lotad keeps a copy of it and drops each
+    key once the origin says 200."""
+    d = make_lotad()
+    s3 = origin.s3(endpoint=ep(d))
+    keys = ["multi/a.bin", "multi/b & c.bin"]
+    for k in keys:
+        put(origin, bucket, k, data(BIG))
+        get(s3, bucket, k)
+        get(s3, bucket, k)  # the second read is a hit: the entry exists
+    wait_metric(d, "cache_fills_committed", len(keys))
+    entries, inval = d.metrics()["cache_entries"], d.metrics()["cache_invalidations"]
+    r = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys]})
+    assert sorted(o["Key"] for o in r["Deleted"]) == sorted(keys)
+    m = d.metrics()
+    assert m["cache_invalidations"] == inval + len(keys), m
+    assert m["cache_entries"] == entries - len(keys), m
+    assert "DeleteObjects on" in d.log_text()

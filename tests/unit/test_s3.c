@@ -174,6 +174,13 @@ static void test_writes(void)
 	expect("PUT", "/b", "cwlota.com", S3_BUCKET, "b", "");
 	expect("DELETE", "/", "b.cwlota.com", S3_BUCKET, "b", "");
 	expect("POST", "/?delete", "b.cwlota.com", S3_BUCKET, "b", "");
+	CU_ASSERT(r.is_multi_delete);
+	expect("POST", "/b?delete=", "cwlota.com", S3_BUCKET, "b", "");
+	CU_ASSERT(r.is_multi_delete);
+	expect("GET", "/b?delete", "cwlota.com", S3_BUCKET, "b", "");
+	CU_ASSERT(!r.is_multi_delete); /* only POST deletes */
+	expect("POST", "/b/k?delete", "cwlota.com", S3_OBJECT_WRITE, "b", "k");
+	CU_ASSERT(!r.is_multi_delete); /* DeleteObjects is a bucket request */
 	CU_ASSERT_STRING_EQUAL(s3_op_name(S3_OBJECT_READ), "read");
 	CU_ASSERT_STRING_EQUAL(s3_op_name(S3_OBJECT_WRITE), "write");
 	CU_ASSERT_STRING_EQUAL(s3_op_name((enum s3_op)99), "?");
