@@ -7,6 +7,7 @@ Bytes are the first N of one deterministic pattern; modes are write, writev, sen
 The client exits 0 and prints "ok <seconds>" only if both directions arrived byte-exact."""
 import hashlib
 import os
+import select
 import random
 import socket
 import sys
@@ -64,7 +65,14 @@ def recv_exact(sock, n):
 def read_line(sock):
     line = b""
     while not line.endswith(b"\n"):
-        c = sock.recv(1)
+        try:
+            c = sock.recv(1)
+        except BlockingIOError:
+            # Seen once on kernel 6.18: a blocking recv on a socket in a sockhash with
+            # an sk_msg program (tcp_bpf_recvmsg) returned EAGAIN while its flow moved
+            # from the redirect path to plain TCP. Wait for data and read again.
+            select.select([sock], [], [], 5)
+            continue
         if not c:
             raise EOFError("no line")
         line += c
