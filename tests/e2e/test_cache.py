@@ -10,6 +10,7 @@ with no body, a miss a 200 carrying the object's size."""
 import hashlib
 import http.client
 import os
+import subprocess
 import threading
 import time
 import uuid
@@ -630,3 +631,39 @@ def test_delete_objects_invalidates_every_key(origin, make_lotad, bucket):
     assert m["cache_invalidations"] == inval + len(keys), m
     assert m["cache_entries"] == entries - len(keys), m
     assert "DeleteObjects on" in d.log_text()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 24 MiB filesystem of the test's own (tmpfs), unmounted afterwards."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "lota-test", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("splice", ["on", "off"])
+def test_full_disk_abandons_the_fill_not_the_client(origin, make_lotad, bucket, small_disk,
+                                                    splice):
+    """The cache's filesystem fills up mid-fill (capacity says there is room; the disk
+    does not): the fill is abandoned, the client still gets every byte from the origin
+    stream, nothing partial is kept, and a later object that fits is cached."""
+    d = make_lotad(cache_dir=str(small_disk / "cache"), capacity="1G", splice=splice)
+    s3 = origin.s3(endpoint=ep(d))
+    big_body = put(origin, bucket, f"disk/big-{splice}", data(40 * MiB))
+    aborted = d.metrics()["cache_fills_aborted"]
+    got, h = get(s3, bucket, f"disk/big-{splice}")
+    assert got == big_body
+    wait_metric(d, "cache_fills_aborted", aborted + 1)
+    assert "abandoned" in d.log_text() and "No space left" in d.log_text()
+    assert not os.listdir(small_disk / "cache" / "tmp")
+    assert d.metrics()["cache_entries"] == 0
+    # the space is back: an object that fits is cached and hit
+    small_body = put(origin, bucket, f"disk/fits-{splice}", data(8 * MiB))
+    get(s3, bucket, f"disk/fits-{splice}")
+    wait_metric(d, "cache_fills_committed", 1)
+    got, h = get(s3, bucket, f"disk/fits-{splice}")
+    assert got == small_body and h["x-lota-cache"] == "hit"
