@@ -32,12 +32,14 @@ static void reply_text(struct evhttp_request *req, int code, const char *ctype, 
 	evhttp_send_reply(req, code, code == 200 ? "OK" : "Error", b);
 }
 
+/* 503 while draining, so that a readiness probe takes the node out of rotation. */
 static void healthz(struct evhttp_request *req, void *arg)
 {
+	struct lotad *d = arg;
 	struct evbuffer *b = evbuffer_new();
 
-	evbuffer_add_printf(b, "ok\n");
-	reply_text(req, 200, "text/plain", b);
+	evbuffer_add_printf(b, d->is_draining ? "draining\n" : "ok\n");
+	reply_text(req, d->is_draining ? 503 : 200, "text/plain", b);
 	evbuffer_free(b);
 }
 

@@ -51,6 +51,7 @@ static const struct key keys[] = {
 	{"max-connections", K_UINT, S(max_connections), "65536", "client connections at once"},
 	{"client-timeout", K_UINT, S(client_timeout), "60", "seconds a client may stay silent"},
 	{"origin-timeout", K_UINT, S(origin_timeout), "30", "seconds the origin may stay silent"},
+	{"drain-timeout", K_UINT, S(drain_timeout), "30", "seconds requests in progress get to finish on SIGTERM"},
 };
 #undef S
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

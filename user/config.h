@@ -38,6 +38,7 @@ struct config {
 	uint64_t max_connections;
 	uint64_t client_timeout;
 	uint64_t origin_timeout;
+	uint64_t drain_timeout;
 };
 
 void config_defaults(struct config *c);

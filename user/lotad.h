@@ -35,6 +35,7 @@ struct lotad {
 	struct bgfill_pool *bgfill; /* NULL: no service credentials, no background fills */
 	struct peers *peers;        /* NULL: a single node */
 	bool is_splice;             /* relay big bodies from plain upstreams by splice(2) */
+	volatile bool is_draining;  /* SIGTERM: no new connections, finishing the rest */
 	struct peerauth *peerauth;
 };
 
@@ -47,5 +48,7 @@ int control_start(struct lotad *d);
 int server_start(struct lotad *d);
 int listen_socket(const char *addr, bool reuseport, char *err, size_t errlen);
 void server_stop(struct lotad *d);
+/* Stops accepting (client and peer ports); requests in progress go on. */
+void server_stop_accepting(struct lotad *d);
 
 #endif

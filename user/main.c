@@ -122,12 +122,49 @@ static void cache_setup(struct lotad *d)
 	}
 }
 
+#define DRAIN_POLL_MS 100
+
+static struct event *drain_ev;
+static struct timespec drain_started;
+
+/* Every 100 ms while draining: stop once nothing is in progress, or at the deadline. */
+static void drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct lotad *d = arg;
+	struct timespec now;
+	uint64_t active = metric_get(M_exchanges_active);
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (active && (uint64_t)(now.tv_sec - drain_started.tv_sec) < d->cfg.drain_timeout)
+		return;
+	if (active)
+		log_warn("drain-timeout: stopping with %llu requests still in progress",
+			 (unsigned long long)active);
+	event_base_loopbreak(d->control_base);
+}
+
+/* SIGTERM/SIGINT: stop accepting and let the requests in progress finish (new
+ * connections meet BPF's fail-open path, or nothing); a second signal stops at once. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct lotad *d = arg;
+	struct timeval tv = {0, DRAIN_POLL_MS * 1000};
 
-	log_info("signal %d: stopping", (int)sig);
-	event_base_loopbreak(d->control_base);
+	if (d->is_draining || !d->cfg.drain_timeout) {
+		log_info("signal %d: stopping now", (int)sig);
+		event_base_loopbreak(d->control_base);
+		return;
+	}
+	d->is_draining = true;
+	log_info("signal %d: draining: no new connections, %llu requests in progress get up to %llus",
+		 (int)sig, (unsigned long long)metric_get(M_exchanges_active),
+		 (unsigned long long)d->cfg.drain_timeout);
+	steering_stop(d);
+	server_stop_accepting(d);
+	clock_gettime(CLOCK_MONOTONIC, &drain_started);
+	drain_ev = event_new(d->control_base, -1, EV_PERSIST, drain_tick, d);
+	if (!drain_ev || event_add(drain_ev, &tv) < 0)
+		event_base_loopbreak(d->control_base);
 }
 
 int main(int argc, char **argv)
@@ -187,6 +224,8 @@ int main(int argc, char **argv)
 	peerauth_free(d.peerauth);
 	event_free(sigterm);
 	event_free(sigint);
+	if (drain_ev)
+		event_free(drain_ev);
 	origin_free(&d.origin);
 	log_info("stopped");
 	return 0;

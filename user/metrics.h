@@ -17,6 +17,7 @@ struct evbuffer;
 	X(connections_accepted, counter, "client connections accepted")                            \
 	X(connections_refused, counter, "client connections refused at max-connections")          \
 	X(connections_open, gauge, "client connections open now")                                 \
+	X(exchanges_active, gauge, "requests in progress now")                                    \
 	X(client_timeouts, counter, "client connections closed for silence")                      \
 	X(client_aborts, counter, "client connections closed before their response ended")        \
 	X(origin_requests, counter, "requests sent to the origin")                                \

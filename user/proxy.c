@@ -44,6 +44,7 @@ static void exchange_free(struct conn *c, struct exchange *x)
 {
 	if (!x)
 		return;
+	metric_sub(M_exchanges_active, 1);
 	peerfwd_end(c, x);
 	splice_free(x->sp);
 	x->sp = NULL;
@@ -309,6 +310,7 @@ static int take_head(struct conn *c, const char *buf, size_t head_len)
 		free(x);
 		return -ENOMEM;
 	}
+	metric_add(M_exchanges_active, 1);
 	memcpy(x->head, buf, head_len);
 	x->head_len = head_len;
 	/* Re-parse the copy so that every pointer refers to memory the exchange owns. */

@@ -155,6 +155,25 @@ int server_start(struct lotad *d)
 	return 0;
 }
 
+/* Runs on each worker's own thread, where its listeners live. */
+static void close_listeners(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	if (w->listener)
+		evconnlistener_free(w->listener);
+	w->listener = NULL;
+	if (w->peer_listener)
+		evconnlistener_free(w->peer_listener);
+	w->peer_listener = NULL;
+}
+
+void server_stop_accepting(struct lotad *d)
+{
+	for (int i = 0; i < d->nworkers; i++)
+		event_base_once(d->workers[i].base, -1, EV_TIMEOUT, close_listeners, &d->workers[i], NULL);
+}
+
 void server_stop(struct lotad *d)
 {
 	for (int i = 0; i < d->nworkers; i++)

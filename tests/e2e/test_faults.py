@@ -5,10 +5,12 @@ radosgw. Before the response started the client gets an S3 XML error (502/504); 
 it started the connection is cut so that a short body never looks complete."""
 
 import os
+import signal
 import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -321,3 +323,39 @@ def test_slow_reader_of_256mib_keeps_rss_flat(make_lotad, origin):
     assert growth < (48 if d.sanitized else 8), f"lotad RSS grew {growth:.1f} MiB for one slow reader"
     assert d.alive()
     s3.delete_object(Bucket=bucket, Key="big")
+
+
+def test_sigterm_drains_requests_in_progress(make_lotad, origin):
+    """SIGTERM: /healthz says 503, no new connection is accepted, and a download in
+    progress still completes byte for byte before lotad exits."""
+    bucket = "drain-" + str(os.getpid())
+    origin.create_bucket(bucket)
+    body = os.urandom(24 * MiB)
+    origin.s3().put_object(Bucket=bucket, Key="big", Body=body)
+    d = make_lotad(drain_timeout=30)
+    url, headers = origin.signed_headers("GET", bucket, "big", endpoint=d.url)
+    s = socket.create_connection(("127.0.0.1", d.port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    path = url.split(str(d.port), 1)[1]
+    headers.setdefault("Host", f"127.0.0.1:{d.port}")  # what the signature covers
+    req = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    s.sendall((req + "\r\n").encode())
+    got = s.recv(1 << 20)  # the head and the first bytes: the response is under way
+    d.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        d.get("/healthz")
+    assert e.value.code == 503
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", d.port), timeout=2).close()
+    assert d.alive()
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        got += b
+    head, _, rest = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    assert rest == body
+    d.proc.wait(10)
+    assert "draining" in d.log_text()
