@@ -321,7 +321,7 @@ CHUNK_CASES = [
 def test_bad_chunked_body(daemon, origin, body):
     """lotad streams a body as it scans it, so the origin may answer the head (here its
     404: no such bucket) before lotad reaches the bad framing; then lotad cuts the
-    connection once it does. Either way the bad body is refused and counted."""
+    connection. Either way the bad body never passes as a complete request."""
     before = daemon.metrics()["bad_requests"]
     replies, closed = exchange(daemon.port, chunked_put(body))
     assert len(replies) == 1, [r.status for r in replies]
@@ -329,10 +329,12 @@ def test_bad_chunked_body(daemon, origin, body):
     if rep.header("Server") == "lotad":
         assert rep.status == 400, (rep.status, rep.body[:300])
         assert_xml_error(rep)
+        assert daemon.metrics()["bad_requests"] >= before + 1
     else:
+        # The origin answered first; lotad then closed without reading the rest of the
+        # body (so it may never have seen the bad framing, nor counted it).
         assert rep.status in (403, 404, 411), (rep.status, rep.body[:300])
     assert closed, "lotad must close the connection of a badly framed body"
-    assert daemon.metrics()["bad_requests"] >= before + 1
     serves_good_request(daemon, origin)
 
 
