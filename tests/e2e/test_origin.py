@@ -7,25 +7,17 @@ import hashlib
 import http.client
 import os
 import subprocess
-import sys
 import time
 import urllib.parse
 
 import pytest
 from botocore.exceptions import ClientError
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from origin import Origin  # noqa: E402
+from origin import Origin  # tests/lib, on the path through tests/conftest.py
 
 MIB = 1 << 20
 
-
-@pytest.fixture(scope="session")
-def origin(tmp_path_factory):
-    o = Origin(tmp_path_factory.mktemp("origin"))
-    o.start()
-    yield o
-    o.stop()
+# The session's origin is tests/conftest.py's `origin` fixture, shared with every suite.
 
 
 @pytest.fixture(scope="session")
