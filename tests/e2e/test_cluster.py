@@ -370,3 +370,22 @@ def test_frozen_owner_hands_reads_back(cl):
     assert cl.metric("n1", "peer_fallbacks") >= fb0 + 1
     wait_for("n1 sees n2 up again", lambda: cl.states("n1")[PEER_ID[victim]] == "up",
              timeout=60, every=0.25)
+
+
+def test_range_read_through_a_non_owner(cl):
+    """A client's signed Range goes to the owner intact; once the owner holds the object,
+    it slices the range from its cache (origin: 304, no body), whichever node asked."""
+    owner = "n3"
+    key = next(k for k in ("range-%d" % i for i in range(100)) if cl.owner(k) == owner)
+    upload(cl, {key: 6 * MiB})
+    cl.read(owner, key)  # the owner fills it
+    wait_for("the owner commits", lambda: cl.metric(owner, "cache_fills_committed") >= 1)
+    mark = cl.origin.log_mark()
+    for n in ("n1", "n2"):
+        r = cl.read(n, key, headers={"Range": "bytes=1000-1999"})
+        assert r.status == 206, (r.status, r.body)
+        assert r.headers["content-range"] == "bytes 1000-1999/%d" % (6 * MiB)
+        assert r.length == 1000
+        assert r.headers.get("x-lota-cache") == "hit"
+    gets = origin_gets(cl, key, mark)
+    assert [g.status for g in gets] == [304, 304], [g.line for g in gets]
