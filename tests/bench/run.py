@@ -640,7 +640,7 @@ NOTES = [
     "the same nginx as a plain proxy (upstream keepalive); limit = tests/bench/"
     "sendfile_server.c sendfiling the same 256 MiB file from page cache; origin = radosgw "
     "directly.",
-    "lotad ttl mode: `consistency = ttl:S` is parsed but not implemented yet: not measured.",
+    "lotad ttl mode: lotad refuses `consistency = ttl:S` (it would need local signature checks): not measured.",
     "Load: tests/bench/getload.c (one thread per connection, keep-alive, bodies discarded "
     "with recv(MSG_TRUNC)); case 4 uses wrk -t2 -c64 with a Lua script that sets the path "
     "of a presigned URL and the Host it was signed for. Client and servers share the same "

@@ -279,7 +279,7 @@ class SteerCase:
             "`Range: bytes=0-4095` GETs of the warm 256 MiB object (wrk -t2, keep-alive): "
             "the smallest request lotad answers from its cache, so the client<->lotad path "
             "is exercised with no body from the origin, though every request still waits "
-            "for the origin's 304 (strong mode; ttl mode is not implemented).")
+            "for the origin's 304 (strong mode; lotad has no ttl mode).")
 
 
 def rmdir_retry(path):
