@@ -45,6 +45,7 @@ struct exchange {
 	bool resp_keep_alive;
 	bool resp_done;
 	bool origin_retried;
+	bool upstream_sent; /* this exchange's head went out on c->obev */
 	uint64_t bytes_out;
 	struct timespec t0;
 	const char *route;

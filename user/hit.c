@@ -104,6 +104,8 @@ int hit_serve(struct conn *c, const struct http_msg *m304)
 		body_offset = x->obj->body_offset;
 	} else {
 		fd = cache_follower_fd(x->fl, &body_offset);
+		if (fd < 0)
+			return -EIO;
 	}
 	if (rh) {
 		enum range_result rr = range_parse(rh->value.p, rh->value.n, meta->size, &rg);
@@ -114,9 +116,9 @@ int hit_serve(struct conn *c, const struct http_msg *m304)
 		if (rr == RANGE_WHOLE)
 			rg = (struct range){0, meta->size ? meta->size - 1 : 0};
 	}
-	dupfd = fd < 0 ? -1 : dup(fd);
+	dupfd = dup(fd);
 	if (dupfd < 0)
-		return -errno;
+		return -EMFILE;
 	x->seg = evbuffer_file_segment_new(dupfd, 0, (ev_off_t)(body_offset + meta->size),
 					   EVBUF_FS_CLOSE_ON_FREE);
 	if (!x->seg) {

@@ -263,7 +263,14 @@ int objread_response(struct conn *c, const char *buf, const struct http_msg *m)
 	if (x->prestage)
 		return prestage_response(c, buf, m);
 	if (m->status == 304 && x->inm[0] && (x->obj || x->fl)) {
-		r = hit_serve(c, m) == 0;
+		/* The 304 answers our If-None-Match, not the client's: if our copy cannot be
+		 * served, the client must not see it either. */
+		if (hit_serve(c, m) < 0) {
+			log_warn("cache: %s/%s: cannot serve the cached copy", x->s3.bucket, x->s3.key);
+			release_herd(x);
+			return -ENOBUFS;
+		}
+		r = 1;
 	} else if (m->status == 200) {
 		metric_add(M_cache_misses, 1);
 		cache_obj_close(x->obj);

@@ -87,7 +87,8 @@ bool peerfwd_try(struct conn *c)
 	const struct http_str *value;
 	char self[PEERAUTH_NODE_MAX];
 
-	if (!d->peers || c->is_peer_port || x->fwd_tried)
+	/* A read with a body could not fall back here once bytes went to the owner. */
+	if (!d->peers || c->is_peer_port || x->fwd_tried || x->req.body != HTTP_BODY_NONE)
 		return false;
 	x->fwd_tried = true;
 	if (peers_owner_of(d->peers, x->s3.bucket, x->s3.key, &x->fwd) != 1)

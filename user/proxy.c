@@ -70,9 +70,12 @@ static void conn_free(struct conn *c)
 /* Stop reading from the client and free the connection once its output is flushed. */
 static void conn_close_after_flush(struct conn *c)
 {
+	struct timeval tv = {.tv_sec = (time_t)c->w->d->cfg.client_timeout};
+
 	c->closing = true;
 	bufferevent_disable(c->cbev, EV_READ);
-	bufferevent_set_timeouts(c->cbev, NULL, NULL);
+	/* A client that never reads the rest must not keep the connection forever. */
+	bufferevent_set_timeouts(c->cbev, NULL, &tv);
 	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
 		conn_free(c);
 }
@@ -453,6 +456,14 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 	bool has_bytes = evbuffer_get_length(bufferevent_get_input(bev)) > 0;
 
+	if ((what & BEV_EVENT_TIMEOUT) && !c->closing &&
+	    ((what & BEV_EVENT_WRITING) || (c->x && c->x->resp_head_sent))) {
+		/* The client stopped reading a response under way: nothing may be appended
+		 * to the bytes already queued; cut it off. */
+		metric_add(M_client_timeouts, 1);
+		exchange_abort(c, "client stopped reading");
+		return;
+	}
 	if ((what & BEV_EVENT_TIMEOUT) && !c->closing) {
 		metric_add(M_client_timeouts, 1);
 		if (c->x || has_bytes) {

@@ -85,6 +85,7 @@ static int upstream_send(struct conn *c, const struct peer_target *t, const char
 	if (!t)
 		metric_add(M_origin_requests, 1);
 	set_origin_timeout(c, true);
+	x->upstream_sent = true;
 	out = bufferevent_get_output(c->obev);
 	if (extra) {
 		evbuffer_add(out, x->head, x->head_len - 2);
@@ -210,8 +211,9 @@ static void origin_read_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	int r;
 
-	if (!c->x) {
-		/* Bytes from an idle origin connection: it is not in a state we can reuse. */
+	if (!c->x || !c->x->upstream_sent) {
+		/* Bytes on an idle kept-alive connection (perhaps while this exchange waits in
+		 * a herd, not having sent anything yet): it is not in a state we can reuse. */
 		origin_drop(c);
 		return;
 	}
@@ -231,6 +233,10 @@ static void origin_read_cb(struct bufferevent *bev, void *arg)
 		if (r == -ECONNREFUSED) {
 			log_warn("owner %s refused our peer signature; handling the read here", c->x->fwd.id);
 			peerfwd_fallback(c);
+			return;
+		}
+		if (r == -ENOBUFS) {
+			reply_and_finish(c, 503, "SlowDown", "the cached copy cannot be read now; retry", true);
 			return;
 		}
 		if (r < 0) {
@@ -305,7 +311,7 @@ static void origin_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED)
 		return;
-	if (!c->x || c->x->taken_over) {
+	if (!c->x || c->x->taken_over || !c->x->upstream_sent) {
 		origin_drop(c);
 		return;
 	}

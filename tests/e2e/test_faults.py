@@ -359,3 +359,40 @@ def test_sigterm_drains_requests_in_progress(make_lotad, origin):
     assert rest == body
     d.proc.wait(10)
     assert "draining" in d.log_text()
+
+
+def test_client_that_stops_reading_is_cut_not_answered(make_lotad, origin):
+    """A client stops reading a cached object's body (served with sendfile): after
+    client-timeout lotad closes the connection. Nothing is appended to the body (no 408
+    in the middle of it) and the connection is not kept forever."""
+    bucket = "stall-" + str(os.getpid())
+    origin.create_bucket(bucket)
+    body = os.urandom(64 * MiB)
+    origin.s3().put_object(Bucket=bucket, Key="big", Body=body)
+    d = make_lotad(client_timeout=2)
+    s3 = origin.s3(endpoint=d.url)
+    assert s3.get_object(Bucket=bucket, Key="big")["Body"].read() == body
+    time.sleep(1)  # the fill's commit
+    url, headers = origin.signed_headers("GET", bucket, "big", endpoint=d.url)
+    headers.setdefault("Host", f"127.0.0.1:{d.port}")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.connect(("127.0.0.1", d.port))
+    path = url.split(str(d.port), 1)[1]
+    req = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    s.sendall((req + "\r\n").encode())
+    got = s.recv(64 * 1024)
+    assert got.startswith(b"HTTP/1.1 200")
+    time.sleep(5)  # stop reading for longer than client-timeout
+    s.settimeout(10)
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        got += b
+    head, _, rest = got.partition(b"\r\n\r\n")
+    assert b"x-lota-cache: hit" in head
+    assert len(rest) < len(body), "the stalled transfer was expected to be cut"
+    assert rest == body[:len(rest)], "bytes after the cut are not the object's"
+    assert d.metrics()["connections_open"] == 0
+    assert d.metrics()["client_timeouts"] >= 1
