@@ -67,7 +67,7 @@ $(B)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) $(B)/vmlinux.h
 $(B)/%.skel.h: $(B)/bpf/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
 
-$(B)/tests/%: tests/unit/%.c $(B)/liblota.a
+$(B)/tests/%: tests/unit/%.c tests/unit/unit.h $(B)/liblota.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/liblota.a -lcunit $(LIBS)
 

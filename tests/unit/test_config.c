@@ -1,6 +1,6 @@
 /* Unit tests for user/config.c: value parsers, unknown keys, the file format, flags over
  * the file, --key=value, and the one-line messages config_load leaves in err. */
-#include <CUnit/Basic.h>
+#include "unit.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,19 +218,12 @@ static void test_flags(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	int failed;
+	static const struct unit_test tests[] = {
+	    {"sizes", test_sizes},
+	    {"set: bools, sizes, unknown keys", test_set},
+	    {"file", test_file},
+	    {"flags", test_flags},
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("config", NULL, NULL);
-	CU_add_test(s, "sizes", test_sizes);
-	CU_add_test(s, "set: bools, sizes, unknown keys", test_set);
-	CU_add_test(s, "file", test_file);
-	CU_add_test(s, "flags", test_flags);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = (int)CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return UNIT_RUN("config", NULL, NULL, tests);
 }

@@ -1,5 +1,5 @@
 /* Unit tests for user/creds.c: shared-credentials parsing and change detection. */
-#include <CUnit/Basic.h>
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,22 +176,12 @@ static void test_load_and_changed(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct unit_test tests[] = {
+	    {"default profile", test_default_profile},
+	    {"named profile, CRLF", test_named_profile_crlf},
+	    {"errors name the line", test_errors},
+	    {"load and changed", test_load_and_changed},
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("creds", NULL, NULL);
-	if (!s || !CU_add_test(s, "default profile", test_default_profile) ||
-	    !CU_add_test(s, "named profile, CRLF", test_named_profile_crlf) ||
-	    !CU_add_test(s, "errors name the line", test_errors) ||
-	    !CU_add_test(s, "load and changed", test_load_and_changed)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return UNIT_RUN("creds", NULL, NULL, tests);
 }

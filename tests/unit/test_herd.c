@@ -1,6 +1,6 @@
 /* herd: one leader per cold key, waiters woken together, and keys remembered as
  * uncacheable skip the queue. */
-#include <CUnit/Basic.h>
+#include "unit.h"
 #include <errno.h>
 
 #include <event2/event.h>
@@ -89,22 +89,17 @@ static void test_uncacheable_skips_the_queue(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct unit_test tests[] = {
+	    {"leader then waiters", test_leader_then_waiters},
+	    {"keys are distinct", test_keys_are_distinct},
+	    {"a waiter that left is not woken", test_leave_is_not_woken},
+	    {"uncacheable keys skip the queue", test_uncacheable_skips_the_queue},
+	};
+	int r;
 
 	evthread_use_pthreads();
 	base = event_base_new();
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("herd", NULL, NULL);
-	CU_add_test(s, "leader then waiters", test_leader_then_waiters);
-	CU_add_test(s, "keys are distinct", test_keys_are_distinct);
-	CU_add_test(s, "a waiter that left is not woken", test_leave_is_not_woken);
-	CU_add_test(s, "uncacheable keys skip the queue", test_uncacheable_skips_the_queue);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
+	r = UNIT_RUN("herd", NULL, NULL, tests);
 	event_base_free(base);
-	return failed ? 1 : 0;
+	return r;
 }

@@ -1,7 +1,7 @@
 /* Unit tests for user/hrw.c: SipHash test vectors, balance over 100k keys for 3..64 nodes,
  * minimal movement on join and leave, order independence; prints the cost per lookup
  * next to a SHA-256 variant, the alternative we measured it against. */
-#include <CUnit/Basic.h>
+#include "unit.h"
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -213,24 +213,14 @@ static void test_cost(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct unit_test tests[] = {
+	    {"SipHash-2-4 reference vectors", test_siphash_vectors},
+	    {"balance within 10% for 3..64 nodes", test_balance},
+	    {"join moves only the newcomer's keys", test_join_moves_minimum},
+	    {"leave moves only the leaver's keys", test_leave_moves_minimum},
+	    {"order independence, no live node", test_order_and_empty},
+	    {"cost per lookup", test_cost},
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("hrw", NULL, NULL);
-	if (!s || !CU_add_test(s, "SipHash-2-4 reference vectors", test_siphash_vectors) ||
-	    !CU_add_test(s, "balance within 10% for 3..64 nodes", test_balance) ||
-	    !CU_add_test(s, "join moves only the newcomer's keys", test_join_moves_minimum) ||
-	    !CU_add_test(s, "leave moves only the leaver's keys", test_leave_moves_minimum) ||
-	    !CU_add_test(s, "order independence, no live node", test_order_and_empty) ||
-	    !CU_add_test(s, "cost per lookup", test_cost)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return UNIT_RUN("hrw", NULL, NULL, tests);
 }

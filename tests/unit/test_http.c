@@ -1,6 +1,6 @@
 /* Unit tests for user/http.c: request and response heads, every error class, framing and
  * keep-alive rules, the chunked scanner whole, byte by byte and in random splits. */
-#include <CUnit/Basic.h>
+#include "unit.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -403,27 +403,21 @@ static void test_chunked_random_splits(void)
 
 int main(void)
 {
-	CU_pSuite s;
+	static const struct unit_test tests[] = {
+	    {"request ok", test_request_ok},
+	    {"request incomplete", test_request_incomplete},
+	    {"request line errors", test_request_line_errors},
+	    {"line endings and fields", test_line_endings_and_fields},
+	    {"bounds 431/414", test_bounds},
+	    {"host rules", test_host_rules},
+	    {"request framing", test_request_framing},
+	    {"keep-alive", test_keep_alive},
+	    {"response", test_response},
+	    {"has_token", test_has_token},
+	    {"chunked valid", test_chunked_valid},
+	    {"chunked invalid", test_chunked_invalid},
+	    {"chunked random splits", test_chunked_random_splits},
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("http", NULL, NULL);
-	CU_add_test(s, "request ok", test_request_ok);
-	CU_add_test(s, "request incomplete", test_request_incomplete);
-	CU_add_test(s, "request line errors", test_request_line_errors);
-	CU_add_test(s, "line endings and fields", test_line_endings_and_fields);
-	CU_add_test(s, "bounds 431/414", test_bounds);
-	CU_add_test(s, "host rules", test_host_rules);
-	CU_add_test(s, "request framing", test_request_framing);
-	CU_add_test(s, "keep-alive", test_keep_alive);
-	CU_add_test(s, "response", test_response);
-	CU_add_test(s, "has_token", test_has_token);
-	CU_add_test(s, "chunked valid", test_chunked_valid);
-	CU_add_test(s, "chunked invalid", test_chunked_invalid);
-	CU_add_test(s, "chunked random splits", test_chunked_random_splits);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	int failed = (int)CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return UNIT_RUN("http", NULL, NULL, tests);
 }

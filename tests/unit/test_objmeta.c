@@ -1,5 +1,5 @@
 /* objmeta: what a cache entry keeps of an origin's response head. */
-#include <CUnit/Basic.h>
+#include "unit.h"
 #include <errno.h>
 #include <string.h>
 
@@ -79,18 +79,11 @@ static void test_oversize_headers_are_refused(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct unit_test tests[] = {
+	    {"fields and replayed headers", test_fields_and_replayed_headers},
+	    {"no ETag: not cached", test_no_etag_is_refused},
+	    {"oversize replayed headers: not cached", test_oversize_headers_are_refused},
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("objmeta", NULL, NULL);
-	CU_add_test(s, "fields and replayed headers", test_fields_and_replayed_headers);
-	CU_add_test(s, "no ETag: not cached", test_no_etag_is_refused);
-	CU_add_test(s, "oversize replayed headers: not cached", test_oversize_headers_are_refused);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return UNIT_RUN("objmeta", NULL, NULL, tests);
 }

@@ -1,5 +1,5 @@
 /* origin: URL and address parsing, and the TLS context an https origin gets. */
-#include <CUnit/Basic.h>
+#include "unit.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
@@ -74,19 +74,12 @@ static void test_addr_parse_and_str(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct unit_test tests[] = {
+	    {"http URLs", test_http_urls},
+	    {"https URL gets a TLS context", test_https_url_gets_tls},
+	    {"bad URLs name the key", test_bad_urls},
+	    {"addresses", test_addr_parse_and_str},
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("origin", NULL, NULL);
-	CU_add_test(s, "http URLs", test_http_urls);
-	CU_add_test(s, "https URL gets a TLS context", test_https_url_gets_tls);
-	CU_add_test(s, "bad URLs name the key", test_bad_urls);
-	CU_add_test(s, "addresses", test_addr_parse_and_str);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return UNIT_RUN("origin", NULL, NULL, tests);
 }

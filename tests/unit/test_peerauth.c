@@ -1,6 +1,6 @@
 /* Unit tests for user/peerauth.c: sign and verify, every way a signature can be wrong,
  * the skew window, secret files (blanks, bounds) and reload with a grace for the old. */
-#include <CUnit/Basic.h>
+#include "unit.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,30 +268,22 @@ static void test_parsed_request(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct unit_test tests[] = {
+	    {"sign and verify, skew window", test_roundtrip},
+	    {"tampered parts and wrong secret", test_tampering},
+	    {"malformed values", test_malformed},
+	    {"secret files", test_secret_files},
+	    {"reload and rotation grace", test_reload},
+	    {"parsed request heads", test_parsed_request},
+	};
+	int r;
 
 	snprintf(dir, sizeof(dir), "/tmp/test_peerauth.XXXXXX");
 	if (!mkdtemp(dir))
 		return 1;
 	snprintf(path, sizeof(path), "%s/secret", dir);
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("peerauth", NULL, NULL);
-	if (!s || !CU_add_test(s, "sign and verify, skew window", test_roundtrip) ||
-	    !CU_add_test(s, "tampered parts and wrong secret", test_tampering) ||
-	    !CU_add_test(s, "malformed values", test_malformed) ||
-	    !CU_add_test(s, "secret files", test_secret_files) ||
-	    !CU_add_test(s, "reload and rotation grace", test_reload) ||
-	    !CU_add_test(s, "parsed request heads", test_parsed_request)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
+	r = UNIT_RUN("peerauth", NULL, NULL, tests);
 	unlink(path);
 	rmdir(dir);
-	return failed ? 1 : 0;
+	return r;
 }

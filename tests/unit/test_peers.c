@@ -1,7 +1,7 @@
 /* Unit tests for user/peers.c and user/peerprobe.c: the `peers` key, the health state
  * machine with flap damping, placement through the published view, worker reports,
  * self detection, metrics and JSON; and one real probe round over loopback. */
-#include <CUnit/Basic.h>
+#include "unit.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -424,25 +424,15 @@ static void test_dns_members(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct unit_test tests[] = {
+	    {"the peers key", test_parse_spec},
+	    {"health: up after 2, down after 3", test_health_basic},
+	    {"health: flap damping", test_health_damping},
+	    {"placement, reports, metrics, JSON", test_placement},
+	    {"self detection", test_self_detection},
+	    {"probes over loopback", test_probes},
+	    {"dns members", test_dns_members},
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("peers", NULL, NULL);
-	if (!s || !CU_add_test(s, "the peers key", test_parse_spec) ||
-	    !CU_add_test(s, "health: up after 2, down after 3", test_health_basic) ||
-	    !CU_add_test(s, "health: flap damping", test_health_damping) ||
-	    !CU_add_test(s, "placement, reports, metrics, JSON", test_placement) ||
-	    !CU_add_test(s, "self detection", test_self_detection) ||
-	    !CU_add_test(s, "probes over loopback", test_probes) ||
-	    !CU_add_test(s, "dns members", test_dns_members)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return UNIT_RUN("peers", NULL, NULL, tests);
 }

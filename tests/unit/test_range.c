@@ -1,5 +1,5 @@
 /* Unit tests for user/range.c: Range as S3 reads it, Content-Range both ways. */
-#include <CUnit/Basic.h>
+#include "unit.h"
 #include <string.h>
 
 #include "range.h"
@@ -202,24 +202,15 @@ static void test_round_trip(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct unit_test tests[] = {
+	    {"single ranges", test_single_ranges},
+	    {"unsatisfiable", test_unsatisfiable},
+	    {"ignored", test_ignored},
+	    {"overflow", test_overflow},
+	    {"format", test_format},
+	    {"Content-Range", test_content_range},
+	    {"round trip", test_round_trip},
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("range", NULL, NULL);
-	if (!s || !CU_add_test(s, "single ranges", test_single_ranges) ||
-	    !CU_add_test(s, "unsatisfiable", test_unsatisfiable) ||
-	    !CU_add_test(s, "ignored", test_ignored) ||
-	    !CU_add_test(s, "overflow", test_overflow) || !CU_add_test(s, "format", test_format) ||
-	    !CU_add_test(s, "Content-Range", test_content_range) ||
-	    !CU_add_test(s, "round trip", test_round_trip)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return UNIT_RUN("range", NULL, NULL, tests);
 }

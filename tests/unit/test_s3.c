@@ -1,6 +1,6 @@
 /* Unit tests for user/s3.c: bucket and key from path-style and virtual-hosted requests,
  * percent-decoding, and which requests are plain object reads the cache may serve. */
-#include <CUnit/Basic.h>
+#include "unit.h"
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -188,22 +188,15 @@ static void test_writes(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	int failed;
+	static const struct unit_test tests[] = {
+	    {"path style", test_path_style},
+	    {"virtual hosted", test_virtual_hosted},
+	    {"percent decoding", test_percent_decoding},
+	    {"long names", test_long_names},
+	    {"plain reads", test_read_classification},
+	    {"not plain reads", test_not_plain_reads},
+	    {"writes", test_writes},
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("s3", NULL, NULL);
-	CU_add_test(s, "path style", test_path_style);
-	CU_add_test(s, "virtual hosted", test_virtual_hosted);
-	CU_add_test(s, "percent decoding", test_percent_decoding);
-	CU_add_test(s, "long names", test_long_names);
-	CU_add_test(s, "plain reads", test_read_classification);
-	CU_add_test(s, "not plain reads", test_not_plain_reads);
-	CU_add_test(s, "writes", test_writes);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = (int)CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return UNIT_RUN("s3", NULL, NULL, tests);
 }

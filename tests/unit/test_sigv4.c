@@ -1,6 +1,6 @@
 /* Unit tests for user/sigv4.c: AWS's published SigV4 vectors, the S3 documentation's
  * examples, extra S3 vectors computed by botocore, and the Authorization parser. */
-#include <CUnit/Basic.h>
+#include "unit.h"
 #include <string.h>
 
 #include "sigv4.h"
@@ -587,26 +587,16 @@ static void test_signature_equal(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct unit_test tests[] = {
+	    {"aws-sig-v4-test-suite", test_aws_suite},
+	    {"signing key example", test_signing_key_example},
+	    {"S3 documentation examples", test_s3_doc_examples},
+	    {"botocore vectors", test_botocore_vectors},
+	    {"encoding", test_encoding},
+	    {"bad inputs", test_bad_inputs},
+	    {"parse Authorization", test_parse_authorization},
+	    {"signature_equal", test_signature_equal},
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("sigv4", NULL, NULL);
-	if (!s || !CU_add_test(s, "aws-sig-v4-test-suite", test_aws_suite) ||
-	    !CU_add_test(s, "signing key example", test_signing_key_example) ||
-	    !CU_add_test(s, "S3 documentation examples", test_s3_doc_examples) ||
-	    !CU_add_test(s, "botocore vectors", test_botocore_vectors) ||
-	    !CU_add_test(s, "encoding", test_encoding) ||
-	    !CU_add_test(s, "bad inputs", test_bad_inputs) ||
-	    !CU_add_test(s, "parse Authorization", test_parse_authorization) ||
-	    !CU_add_test(s, "signature_equal", test_signature_equal)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return UNIT_RUN("sigv4", NULL, NULL, tests);
 }

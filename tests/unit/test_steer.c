@@ -1,7 +1,7 @@
 /* Unit tests for user/steer.c (root): load into a child cgroup of the cgroup2 mount with a
  * temporary pin directory, then check pins, the config map, attachments, target add/del,
  * stats, stale-pin replacement and cleanup. No traffic: tests/bpf/test_steer_netns.py. */
-#include <CUnit/Basic.h>
+#include "unit.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -247,28 +247,19 @@ static void test_errors(void)
 
 int main(void)
 {
-	CU_pSuite su;
-	unsigned failed;
+	static const struct unit_test tests[] = {
+	    {"start: pins, config, attach, stop", test_start_pins_and_config},
+	    {"targets add/del/list", test_targets},
+	    {"stats start at zero", test_stats_zero},
+	    {"stale pins replaced", test_stale_pins_replaced},
+	    {"errors", test_errors},
+	};
+	int r;
 
 	if (geteuid() != 0) {
 		fprintf(stderr, "test_steer: needs root (BPF, cgroups)\n");
 		return 1;
 	}
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	su = CU_add_suite("steer", cgroup_make, cgroup_drop);
-	if (!su ||
-	    !CU_add_test(su, "start: pins, config, attach, stop", test_start_pins_and_config) ||
-	    !CU_add_test(su, "targets add/del/list", test_targets) ||
-	    !CU_add_test(su, "stats start at zero", test_stats_zero) ||
-	    !CU_add_test(su, "stale pins replaced", test_stale_pins_replaced) ||
-	    !CU_add_test(su, "errors", test_errors)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	r = UNIT_RUN("steer", cgroup_make, cgroup_drop, tests);
+	return r;
 }

@@ -1,5 +1,5 @@
 /* xmlkeys: the keys of a DeleteObjects body, with entities decoded. */
-#include <CUnit/Basic.h>
+#include "unit.h"
 #include <errno.h>
 #include <string.h>
 
@@ -63,18 +63,11 @@ static void test_key_bound(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct unit_test tests[] = {
+	    {"keys, versions, entities", test_keys_and_versions},
+	    {"malformed bodies", test_malformed},
+	    {"key length bound", test_key_bound},
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("xmlkeys", NULL, NULL);
-	CU_add_test(s, "keys, versions, entities", test_keys_and_versions);
-	CU_add_test(s, "malformed bodies", test_malformed);
-	CU_add_test(s, "key length bound", test_key_bound);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return UNIT_RUN("xmlkeys", NULL, NULL, tests);
 }
