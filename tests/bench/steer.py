@@ -1,14 +1,14 @@
 """Case 8 of the benchmark suite: a pod reaching lotad through BPF steering, sockmap off
 vs on (issue 4, "Benchmark"). Root only; everything it makes is removed on the way out.
 
-    node netns  veth n0 10.206.0.1/30; VIP 10.206.1.1/32 (the intercepted address,
-                clients dial VIP:80); ORIGIN_VIP 10.206.1.2/32 with a radosgw of its own
+    node netns  veth n0 198.18.8.1/30; VIP 198.18.9.1/32 (the intercepted address,
+                clients dial VIP:80); ORIGIN_VIP 198.18.9.2/32 with a radosgw of its own
                 on :80 (outside the cgroups); two lotads, bpf=on, targets=VIP:80:
-                "sockmap-off" on 10.206.0.1:8080 in cgroup A, "sockmap-on" on
-                10.206.0.1:8081 in cgroup B (sockops only sees lotad's accepted sockets
+                "sockmap-off" on 198.18.8.1:8080 in cgroup A, "sockmap-on" on
+                198.18.8.1:8081 in cgroup B (sockops only sees lotad's accepted sockets
                 when lotad runs inside the cgroup it attached to: tests/bpf/netns.py
                 NodeLotad does that).
-    pod netns   veth p0 10.206.0.2/30, routes to the two VIPs only (no default route).
+    pod netns   veth p0 198.18.8.2/30, routes to the two VIPs only (no default route).
     clients     getload and wrk, in the pod netns and in cgroup A or B: the same
                 command line, VIP:80 and Host cwlota.com, reaches one lotad or the other
                 only through its cgroup's connect4 rewrite.
@@ -29,8 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(TOP, "tests", "bpf"))
 
-NODE_IP, POD_IP = "10.206.0.1", "10.206.0.2"
-VIP, ORIGIN_VIP = "10.206.1.1", "10.206.1.2"
+NODE_IP, POD_IP = "198.18.8.1", "198.18.8.2"
+VIP, ORIGIN_VIP = "198.18.9.1", "198.18.9.2"
 HOST = "cwlota.com"
 BUCKET = "bench"
 REGION = "us-east-1"
@@ -271,7 +271,7 @@ class SteerCase:
                 f"+{c['budget_spent']:g}; lotad requests +{v['requests']:g}, cache_hits "
                 f"+{v['hits']:g}, cache_misses +{v['misses']:g}.")
         self.res.notes.append(
-            "Case 8 setup: pod netns -> VIP 10.206.1.1:80 (a second address on the node's "
+            "Case 8 setup: pod netns -> VIP 198.18.9.1:80 (a second address on the node's "
             "veth end) -> connect4 rewrite to lotad in the node netns, which revalidates with "
             "its own radosgw there (If-None-Match, 304) and serves from its cache; two lotads "
             "(bpf=on, workers=2, targets=VIP:80), sockmap off and on, each in its own child "

@@ -108,10 +108,11 @@ class Topology:
 
     def __init__(self, tag, node_ip, pod_ip, vips, prefix="lota"):
         self.tag = tag
-        self.node = "%s-node-%s" % (prefix, tag)
-        self.pod = "%s-pod-%s" % (prefix, tag)
+        # The pid keeps two test runs on one machine out of each other's namespaces.
+        self.node = "%s-node-%s-%d" % (prefix, tag, os.getpid())
+        self.pod = "%s-pod-%s-%d" % (prefix, tag, os.getpid())
         self.node_ip, self.pod_ip, self.vips = node_ip, pod_ip, list(vips)
-        self.cgroup = os.path.join(cgroup2_mount(), "%s-test-%s" % (prefix, tag))
+        self.cgroup = os.path.join(cgroup2_mount(), "%s-test-%s-%d" % (prefix, tag, os.getpid()))
         self.procs = []
         self.cleanups = []
 

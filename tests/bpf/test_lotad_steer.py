@@ -1,11 +1,11 @@
 """lotad steering real S3 clients with its own BPF programs, in network namespaces (root).
 
-  node netns: veth n0 10.204.0.1/30, lotad listening there (:8080, the steer-to
-              address), in the test cgroup; VIP 10.204.1.1/32 with a plain HTTP
-              listener on VIP:80 ("vip-listener"); ORIGIN_VIP 10.204.1.2/32 with radosgw
+  node netns: veth n0 198.18.5.1/30, lotad listening there (:8080, the steer-to
+              address), in the test cgroup; VIP 198.18.6.1/32 with a plain HTTP
+              listener on VIP:80 ("vip-listener"); ORIGIN_VIP 198.18.6.2/32 with radosgw
               on ORIGIN_VIP:80 (run outside the cgroup). lotad resolves cwlota.com to the
               VIP through a private hosts file (host = cwlota.com, evdns).
-  pod netns:  veth p0 10.204.0.2/30, routes to the two VIPs only; no default route.
+  pod netns:  veth p0 198.18.5.2/30, routes to the two VIPs only; no default route.
 
 Clients are unmodified /usr/bin/aws and curl --aws-sigv4 against http://cwlota.com, with
 a private hosts file mapping cwlota.com to the VIP, run in the pod namespace and (unless
@@ -26,10 +26,10 @@ from netns import (PY, NodeLotad, Topology, enter, join_cgroup, ns, remove_pins,
 from origin import Origin
 
 TAG = uuid.uuid4().hex[:6]
-NODE_IP, POD_IP = "10.204.0.1", "10.204.0.2"
-VIP, ORIGIN_VIP = "10.204.1.1", "10.204.1.2"
+NODE_IP, POD_IP = "198.18.5.1", "198.18.5.2"
+VIP, ORIGIN_VIP = "198.18.6.1", "198.18.6.2"
 LISTEN = NODE_IP + ":8080"
-PIN_DIR = "/sys/fs/bpf/lota-lotad-" + TAG
+PIN_DIR = "/sys/fs/bpf/lota-lotad-%s-%d" % (TAG, os.getpid())
 HOST = "cwlota.com"
 BUCKET = "steer"
 MiB = 1 << 20

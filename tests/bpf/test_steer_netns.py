@@ -1,9 +1,9 @@
 """Transparent steering with real traffic, in network namespaces (run as root).
 
-  node netns: veth n0 10.203.0.1/30 + VIP 10.203.1.1/32; "origin" HTTP server on VIP:80;
+  node netns: veth n0 198.18.3.1/30 + VIP 198.18.4.1/32; "origin" HTTP server on VIP:80;
               the steering host (tests/bpf/steer_host.c now, lotad later) serving on
-              10.203.0.1:8080, the redirect address
-  pod netns:  veth p0 10.203.0.2/30, one route: the VIP via 10.203.0.1; no default route
+              198.18.3.1:8080, the redirect address
+  pod netns:  veth p0 198.18.3.2/30, one route: the VIP via 198.18.3.1; no default route
 
 Both ends of the pair are test-only addresses inside namespaces this test creates, so a
 failed redirect can never leave the machine. Programs attach only to a child cgroup of
@@ -24,10 +24,10 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("LOTA_BUILD", os.path.join(TOP, "build"))
 HERE = os.path.dirname(os.path.abspath(__file__))
 TAG = uuid.uuid4().hex[:6]
-NODE_IP, POD_IP, VIP = "10.203.0.1", "10.203.0.2", "10.203.1.1"
+NODE_IP, POD_IP, VIP = "198.18.3.1", "198.18.3.2", "198.18.4.1"
 REDIRECT = (NODE_IP, 8080)
 DATA_PORT = 8090
-PIN_DIR = "/sys/fs/bpf/lota-test-" + TAG
+PIN_DIR = "/sys/fs/bpf/lota-test-%s-%d" % (TAG, os.getpid())
 SIZES = [1, 4096, 1 << 20, 64 << 20]
 MODES = ["write", "writev", "sendfile"]
 NODE = POD = None  # the namespaces' names, set by the net fixture

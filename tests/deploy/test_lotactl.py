@@ -184,7 +184,7 @@ def test_admin_commands(origin, lotad):
 
     rc, out, _ = lotactl(*admin, "--json", "targets", "list")
     assert rc == 0 and isinstance(json.loads(out), dict)
-    rc, _, err = lotactl(*admin, "targets", "add", "10.1.2.3:80")
+    rc, _, err = lotactl(*admin, "targets", "add", "198.18.10.3:80")
     assert rc == 1 and "not active" in err  # bpf = off
 
     rc, out, err = lotactl(*admin, "peers")

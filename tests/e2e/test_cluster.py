@@ -1,6 +1,6 @@
 """One cache across the cluster (issue 6): three lotad nodes, each in its own network
 namespace with its own cache directory, on a test bridge; the origin (radosgw) in a
-fourth namespace. Every address lives in namespaces this file creates (10.205.0.0/24 on
+fourth namespace. Every address lives in namespaces this file creates (198.18.7.0/24 on
 a bridge inside a switch namespace, no default routes); clients run as threads that
 entered a node's namespace, like pods on that node.
 
@@ -21,7 +21,7 @@ from cluster import NsLotad, Net, hrw_owner, in_ns, peer_header, request, run_in
 from origin import Origin
 
 BUCKET = "clu"
-SUBNET = "10.205.0."
+SUBNET = "198.18.7."
 NODES = ("n1", "n2", "n3")
 IP = {"n1": SUBNET + "1", "n2": SUBNET + "2", "n3": SUBNET + "3", "or": SUBNET + "10"}
 PEER_PORT = 8081

@@ -109,7 +109,7 @@ def tls(tmp_path_factory, origin):
     other_ca = make_ca(d, "otherca")
     ip_cert = make_cert(d, "ca", "ipcert", "IP:127.0.0.1")
     dns_cert = make_cert(d, "ca", "dnscert", "DNS:localhost")
-    wrong_cert = make_cert(d, "ca", "wrongcert", "DNS:other.example, IP:10.9.9.9")
+    wrong_cert = make_cert(d, "ca", "wrongcert", "DNS:other.example, IP:198.18.11.9")
     rgw = int(origin.url.rsplit(":", 1)[1])
     ip_port, dns_port, wrong_port = free_ports(3)
     ngx = Nginx(os.path.join(d, "nginx"), rgw, [(ip_port, *ip_cert), (dns_port, *dns_cert),

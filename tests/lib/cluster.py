@@ -184,8 +184,9 @@ class Net:
     members: {name: ip}; all get ip/24 on "eth0". Context manager; removes everything."""
 
     def __init__(self, prefix, members, subnet_bits=24):
-        self.prefix = prefix
-        self.switch = prefix + "-sw"
+        # The pid keeps two test runs on one machine out of each other's namespaces.
+        self.prefix = "%s-%d" % (prefix, os.getpid())
+        self.switch = self.prefix + "-sw"
         self.members = {name: ip for name, ip in members.items()}
         self.bits = subnet_bits
         self.made = []

@@ -66,7 +66,7 @@ static struct steer_opts opts(bool is_sockmap, bool is_pin_links)
 			       .is_sockmap = is_sockmap,
 			       .is_pin_links = is_pin_links,
 			       .own_tgid = 4242};
-	struct sockaddr_in r = sin4("10.203.0.1", 8080);
+	struct sockaddr_in r = sin4("198.18.3.1", 8080);
 
 	memcpy(&o.redirect, &r, sizeof(r));
 	return o;
@@ -119,7 +119,7 @@ static void test_start_pins_and_config(void)
 	CU_ASSERT_EQUAL(c.own_tgid, 4242);
 	CU_ASSERT_EQUAL(c.redirect_port, htons(8080));
 	CU_ASSERT_EQUAL(c.redirect_v4[10], 0xff);
-	CU_ASSERT_EQUAL(c.redirect_v4[12], 10);
+	CU_ASSERT_EQUAL(c.redirect_v4[12], 198);
 	CU_ASSERT_EQUAL(c.redirect_v4[15], 1);
 	CU_ASSERT_EQUAL(c.msg_budget, STEER_DEFAULT_MSG_BUDGET);
 
@@ -152,8 +152,8 @@ static int target_flags(const struct sockaddr_in *a)
 static void test_targets(void)
 {
 	struct steer_opts o = opts(false, false);
-	struct sockaddr_in a = sin4("10.203.1.1", 80), b = sin4("10.203.1.2", 443);
-	struct sockaddr_in6 m = sin6("::ffff:10.203.1.1", 80), v6 = sin6("fd00:203::1", 80);
+	struct sockaddr_in a = sin4("198.18.4.1", 80), b = sin4("198.18.4.2", 443);
+	struct sockaddr_in6 m = sin6("::ffff:198.18.4.1", 80), v6 = sin6("fd00:203::1", 80);
 	struct sockaddr_storage out[8];
 	struct sockaddr_in *o4 = (void *)&out[0];
 	struct steer *s = NULL;
