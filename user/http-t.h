@@ -9,7 +9,9 @@
 /* Bounds on what a peer may send us; hitting one is logged and counted by the caller. */
 #define HTTP_HEAD_MAX (64 * 1024)     /* whole head, request or response */
 #define HTTP_LINE_MAX (16 * 1024)     /* request line (presigned URLs are long) */
-#define HTTP_HEADERS_MAX 128          /* header fields per head */
+/* Header fields per head: objects may carry hundreds of x-amz-meta-* fields, and every
+ * reader of such an object must get them, so the bound is far above what clients send. */
+#define HTTP_HEADERS_MAX 512
 #define HTTP_CHUNK_LINE_MAX 4096      /* chunk-size line with extensions */
 #define HTTP_TRAILER_MAX (16 * 1024)  /* all trailer fields of a chunked body */
 

@@ -35,10 +35,39 @@ bool http_str_ieq(const struct http_str *s, const char *lit)
 	return s->n == n && strncasecmp(s->p, lit, n) == 0;
 }
 
+static unsigned char name_fold(unsigned char c)
+{
+	if (c == '_')
+		return '-';
+	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+static bool name_eq_n(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (name_fold((unsigned char)a[i]) != name_fold((unsigned char)b[i]))
+			return false;
+	return true;
+}
+
+bool http_name_eq(const struct http_str *name, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return name->n == n && name_eq_n(name->p, lit, n);
+}
+
+bool http_name_has_prefix(const struct http_str *name, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return name->n >= n && name_eq_n(name->p, prefix, n);
+}
+
 const struct http_header *http_find(const struct http_msg *m, const char *name)
 {
 	for (size_t i = 0; i < m->nheaders; i++)
-		if (http_str_ieq(&m->headers[i].name, name))
+		if (http_name_eq(&m->headers[i].name, name))
 			return &m->headers[i];
 	return NULL;
 }
@@ -243,6 +272,11 @@ static int scan_framing(struct http_msg *m, struct framing *f)
 	for (size_t i = 0; i < m->nheaders; i++) {
 		const struct http_header *h = &m->headers[i];
 
+		/* The HTTP layer in front of the origin frames by the exact names only, while
+		 * the origin reads "content_length" as the same field: refuse the ambiguity. */
+		if (memchr(h->name.p, '_', h->name.n) && (http_name_eq(&h->name, "content-length") ||
+							  http_name_eq(&h->name, "transfer-encoding")))
+			return -EBADMSG;
 		if (http_str_ieq(&h->name, "content-length")) {
 			if (parse_content_length(&h->value, &f->has_cl, &f->cl) < 0)
 				return -EBADMSG;

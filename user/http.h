@@ -15,9 +15,17 @@ int http_parse_response(const char *buf, size_t len, const struct http_str *req_
 /* The status code an error from the parsers maps to. */
 int http_error_status(int err);
 
+/* The first field named name, compared the way the origin compares field names
+ * (http_name_eq). */
 const struct http_header *http_find(const struct http_msg *m, const char *name);
 bool http_str_eq(const struct http_str *s, const char *lit);
 bool http_str_ieq(const struct http_str *s, const char *lit);
+/* Field names as radosgw (and any CGI-style server) reads them: case-insensitive, with
+ * '_' and '-' the same, so that "x_amz_server_side_encryption_customer_key" is the header
+ * the origin acts on. Every lookup of a header's meaning goes through this. */
+bool http_name_eq(const struct http_str *name, const char *lit);
+/* Does the field name start with prefix, compared as http_name_eq does? */
+bool http_name_has_prefix(const struct http_str *name, const char *prefix);
 /* Does the comma-separated header list contain the token (case-insensitive)? */
 bool http_has_token(const struct http_str *value, const char *token);
 

@@ -101,6 +101,47 @@ static void test_line_endings_and_fields(void)
 	expect_req("GET / HTTP/1.1\r\nHost: h\r\nA: caf\xc3\xa9\r\n\r\n", 0); /* obs-text */
 }
 
+/* Names compare as the origin compares them: case-insensitive, '_' the same as '-'. */
+static void test_header_names(void)
+{
+	static const char req[] = "GET /b/k HTTP/1.1\r\nHost: h\r\n"
+				  "x_amz_server_side_encryption_customer_key: AAAA\r\n"
+				  "IF_NONE_MATCH: \"e\"\r\n\r\n";
+	struct http_str a = {"X_Amz-Meta_A", 12};
+	const struct http_header *h;
+
+	CU_ASSERT(http_name_eq(&a, "x-amz-meta-a"));
+	CU_ASSERT(!http_name_eq(&a, "x-amz-meta-b"));
+	CU_ASSERT(!http_name_eq(&a, "x-amz-meta-"));
+	CU_ASSERT(http_name_has_prefix(&a, "x-amz-meta-"));
+	CU_ASSERT(!http_name_has_prefix(&a, "x-amz-meta-ab"));
+	CU_ASSERT_EQUAL_FATAL(http_parse_request(req, sizeof(req) - 1, &m), 0);
+	h = http_find(&m, "x-amz-server-side-encryption-customer-key");
+	CU_ASSERT_PTR_NOT_NULL(h);
+	CU_ASSERT(h && http_str_eq(&h->value, "AAAA"));
+	CU_ASSERT_PTR_NOT_NULL(http_find(&m, "if-none-match"));
+	/* framing fields spelled with '_' are ambiguous: the HTTP layer and the origin would
+	 * disagree on the body */
+	expect_req("PUT /b/k HTTP/1.1\r\nHost: h\r\nContent_Length: 5\r\n\r\n", -EBADMSG);
+	expect_req("PUT /b/k HTTP/1.1\r\nHost: h\r\nTransfer_Encoding: chunked\r\n\r\n", -EBADMSG);
+	expect_req("PUT /b/k HTTP/1.1\r\nHost: h\r\nx_amz_meta_a: 1\r\n\r\n", 0);
+}
+
+/* A response may carry far more fields than a request usually does (x-amz-meta-*). */
+static void test_many_response_fields(void)
+{
+	static const struct http_str get = {"GET", 3};
+	char *s = malloc(64 * 1024), *p = s;
+
+	p += sprintf(p, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n");
+	for (int i = 0; i < 400; i++)
+		p += sprintf(p, "x-amz-meta-f%03d: %d\r\n", i, i);
+	p += sprintf(p, "\r\n");
+	CU_ASSERT_EQUAL(http_parse_response(s, (size_t)(p - s), &get, &m), 0);
+	CU_ASSERT_EQUAL(m.nheaders, 401);
+	free(s);
+}
+
 static char *repeat_headers(size_t n, size_t vlen)
 {
 	char *s = malloc(64 + n * (vlen + 16)), *p = s;
@@ -409,6 +450,8 @@ int main(void)
 	    {"request line errors", test_request_line_errors},
 	    {"line endings and fields", test_line_endings_and_fields},
 	    {"bounds 431/414", test_bounds},
+	    {"header names", test_header_names},
+	    {"many response fields", test_many_response_fields},
 	    {"host rules", test_host_rules},
 	    {"request framing", test_request_framing},
 	    {"keep-alive", test_keep_alive},
