@@ -162,6 +162,7 @@ static void route_request(struct conn *c)
 {
 	struct exchange *x = c->x;
 	struct lotad *d = c->w->d;
+	const struct http_header *host;
 
 	/* The peer header is ours: a client may not send it, so no request goes two hops. */
 	if (!c->is_peer_port && http_find(&x->req, "x-lota-peer")) {
@@ -170,6 +171,14 @@ static void route_request(struct conn *c)
 	}
 	if (c->is_peer_port && peerfwd_admit(c) != 0)
 		return;
+	host = http_find(&x->req, "host");
+	if (host && s3_check_host(&host->value, d->cfg.host) < 0) {
+		metric_add(M_bad_requests, 1);
+		reply_and_finish(c, 400, "InvalidRequest",
+				 "the Host header names no endpoint of this proxy (an IP address, the "
+				 "intercepted host or BUCKET.host)", true);
+		return;
+	}
 	if (s3_classify(&x->req, d->cfg.host, &x->s3) < 0) {
 		reply_and_finish(c, 400, "InvalidURI", "the request target could not be parsed", true);
 		return;
@@ -392,7 +401,9 @@ void exchange_finish(struct conn *c)
 	bool keep = x->req.keep_alive && x->resp_keep_alive && x->req_body_done;
 
 	log_exchange(c);
-	if (!x->resp_keep_alive || !x->req_body_done)
+	/* Bytes already waiting on the upstream connection belong to no request. */
+	if (!x->resp_keep_alive || !x->req_body_done || x->upstream_spent ||
+	    (c->obev && evbuffer_get_length(bufferevent_get_input(c->obev))))
 		origin_drop(c);
 	else if (c->obev)
 		set_origin_timeout(c, false);

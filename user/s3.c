@@ -1,5 +1,6 @@
 /* Tells apart what the cache may serve (plain object reads) from everything that is
  * only relayed. Anything unusual is classified as "other" so it goes to the origin. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,9 @@ int s3_pct_decode(const char *src, size_t n, char *dst, size_t cap, bool plus_is
 				return -EINVAL;
 			c = (char)(hi * 16 + lo);
 			i += 2;
+			/* A NUL would cut the name short here but not at the origin. */
+			if (c == '\0')
+				return -EINVAL;
 		} else if (c == '+' && plus_is_space) {
 			c = ' ';
 		}
@@ -46,6 +50,100 @@ int s3_pct_decode(const char *src, size_t n, char *dst, size_t cap, bool plus_is
 	}
 	dst[o] = '\0';
 	return 0;
+}
+
+/* n bytes of s name one of the comma-separated hosts (case-insensitive, as DNS). */
+static bool is_listed_host(const char *s, size_t n, const char *hosts)
+{
+	while (*hosts) {
+		size_t ln = strcspn(hosts, ",");
+		const char *h = hosts;
+
+		while (ln && *h == ' ') {
+			h++;
+			ln--;
+		}
+		while (ln && h[ln - 1] == ' ')
+			ln--;
+		if (ln == n && strncasecmp(s, h, n) == 0)
+			return true;
+		hosts += strcspn(hosts, ",");
+		if (*hosts == ',')
+			hosts++;
+	}
+	return false;
+}
+
+static bool is_ip_literal(const char *s, size_t n)
+{
+	char buf[64];
+	unsigned char addr[16];
+	bool v6 = n >= 2 && s[0] == '[' && s[n - 1] == ']';
+
+	if (v6) {
+		s++;
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return inet_pton(v6 ? AF_INET6 : AF_INET, buf, addr) == 1;
+}
+
+/* A virtual-hosted bucket label as the origin would take it: [A-Za-z0-9._-], neither
+ * starting nor ending with a dot, no empty label. */
+static bool is_bucket_label(const char *s, size_t n)
+{
+	if (n == 0 || n >= S3_BUCKET_MAX || s[0] == '.' || s[n - 1] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '-' || c == '_'))
+			return false;
+		if (c == '.' && s[i + 1] == '.')
+			return false;
+	}
+	return true;
+}
+
+int s3_check_host(const struct http_str *hv, const char *hosts)
+{
+	const char *h = hv->p;
+	size_t n = hv->n, hn = n;
+	const char *colon = NULL;
+
+	if (n == 0)
+		return 0; /* HTTP/1.0 without Host, or an empty one: path-style at the origin */
+	if (h[0] == '[') {
+		const char *end = memchr(h, ']', n);
+
+		if (!end)
+			return -EINVAL;
+		hn = (size_t)(end - h) + 1;
+		if (hn < n && h[hn] != ':')
+			return -EINVAL;
+		colon = hn < n ? h + hn : NULL;
+	} else if ((colon = memchr(h, ':', n)) != NULL) {
+		hn = (size_t)(colon - h);
+	}
+	if (colon) {
+		size_t pn = n - hn - 1;
+
+		if (pn == 0 || pn > 5)
+			return -EINVAL;
+		for (size_t i = 1; i <= pn; i++)
+			if (colon[i] < '0' || colon[i] > '9')
+				return -EINVAL;
+	}
+	if (is_ip_literal(h, hn) || is_listed_host(h, hn, hosts))
+		return 0;
+	for (size_t i = 1; i + 1 < hn; i++)
+		if (h[i] == '.' && is_listed_host(h + i + 1, hn - i - 1, hosts))
+			return is_bucket_label(h, i) ? 0 : -EINVAL;
+	return -EINVAL;
 }
 
 /* The Host value without its port, and whether it is virtual-hosted "B.<host>". */

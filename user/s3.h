@@ -32,6 +32,11 @@ struct s3_req {
 	unsigned part_number;
 };
 
+/* Is the Host value (hv) one lotad reads exactly as the origin does? Accepted: empty, an
+ * IP literal, one of hosts (case-insensitive), or B.<one of hosts> with B a plain bucket
+ * label, each with an optional numeric port. Anything else (a trailing dot, another name,
+ * which the origin would take for a bucket of its own) is -EINVAL: refuse the request. */
+int s3_check_host(const struct http_str *hv, const char *hosts);
 /* hosts: the intercepted names, comma-separated. Returns 0, or -EINVAL when the target
  * cannot be decoded (bad percent-encoding, key or bucket too long). */
 int s3_classify(const struct http_msg *m, const char *hosts, struct s3_req *out);

@@ -93,6 +93,11 @@ static void test_percent_decoding(void)
 	CU_ASSERT_EQUAL(classify("GET", "/bkt/bad%2", "cwlota.com"), -EINVAL);
 	CU_ASSERT_EQUAL(classify("GET", "/bkt/bad%", "cwlota.com"), -EINVAL);
 	CU_ASSERT_EQUAL(classify("GET", "/bkt/k?versionId=%G1", "cwlota.com"), -EINVAL);
+	/* a NUL would cut the key short here but not at the origin */
+	CU_ASSERT_EQUAL(classify("GET", "/bkt/secret/a.bin%00x", "cwlota.com"), -EINVAL);
+	CU_ASSERT_EQUAL(classify("GET", "/bk%00t/k", "cwlota.com"), -EINVAL);
+	CU_ASSERT_EQUAL(classify("GET", "/bkt/k?versionId=a%00", "cwlota.com"), -EINVAL);
+	CU_ASSERT_EQUAL(s3_pct_decode("a%00", 4, out, sizeof(out), false), -EINVAL);
 
 	CU_ASSERT_EQUAL(s3_pct_decode("a+b%21", 6, out, sizeof(out), true), 0);
 	CU_ASSERT_STRING_EQUAL(out, "a b!");
@@ -186,6 +191,41 @@ static void test_writes(void)
 	CU_ASSERT_STRING_EQUAL(s3_op_name((enum s3_op)99), "?");
 }
 
+static int check_host(const char *v)
+{
+	struct http_str h = {v, strlen(v)};
+
+	return s3_check_host(&h, HOSTS);
+}
+
+/* Hosts the origin reads as lotad does pass; the rest (measured against radosgw: it takes
+ * any other name for a bucket of its own) are refused. */
+static void test_check_host(void)
+{
+	static const char *const ok[] = {
+	    "", "cwlota.com", "CWLOTA.COM", "Cwlota.Com", "cwlota.com:80", "s3.local:8080",
+	    "bkt.cwlota.com", "BKT.cwlota.com", "bkt.CWLOTA.COM", "x.bkt.cwlota.com",
+	    "my-bucket_1.s3.local", "127.0.0.1", "127.0.0.1:8080", "[::1]", "[::1]:8080",
+	    "cwlota.com.cwlota.com"};
+	static const char *const bad[] = {
+	    "cwlota.com.", "CWLOTA.COM.", ".cwlota.com", "cwlota.com.:80", "bkt.cwlota.com.",
+	    "bkt..cwlota.com", ".bkt.cwlota.com", "localhost", "other.example", "cwlota.com,x",
+	    "cwlota.com:", "cwlota.com:abc", "cwlota.com:123456", "cwlota.comx", "xcwlota.com",
+	    "999.1.1.1", "[::1", "[::1]x", "[zz]", "b/k.cwlota.com", "b k.cwlota.com",
+	    "cwlota.com:80:80"};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		if (check_host(ok[i]) != 0)
+			fprintf(stderr, "\nhost '%s' refused\n", ok[i]);
+		CU_ASSERT_EQUAL(check_host(ok[i]), 0);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (check_host(bad[i]) != -EINVAL)
+			fprintf(stderr, "\nhost '%s' accepted\n", bad[i]);
+		CU_ASSERT_EQUAL(check_host(bad[i]), -EINVAL);
+	}
+}
+
 int main(void)
 {
 	static const struct unit_test tests[] = {
@@ -196,6 +236,7 @@ int main(void)
 	    {"plain reads", test_read_classification},
 	    {"not plain reads", test_not_plain_reads},
 	    {"writes", test_writes},
+	    {"host check", test_check_host},
 	};
 
 	return UNIT_RUN("s3", NULL, NULL, tests);
