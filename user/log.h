@@ -3,12 +3,20 @@
 #ifndef LOTA_LOG_H
 #define LOTA_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+#define LOG_LINE_MAX 2048
 
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 int log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level level);
+/* Copies n bytes of in to out (cap bytes, NUL-terminated, truncated to fit) with control
+ * bytes, backslashes and invalid or non-printable UTF-8 written as \n, \t, \\, \xNN.
+ * Returns the length written. log_msg applies it to every message. */
+size_t log_escape(const char *in, size_t n, char *out, size_t cap);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
