@@ -36,6 +36,7 @@ struct bgjob {
 	struct event *follow_ev;
 	uint64_t left;
 	bool head_done, running;
+	bool is_confirm; /* a HEAD: drop the entry if the origin says the object is gone */
 	struct bgfill_watch *watchers;
 	struct bgjob *next;
 };
@@ -191,9 +192,25 @@ static int job_write_body(struct bgjob *j, struct evbuffer *in)
 	return 0;
 }
 
+/* The answer to a confirming HEAD: only a 404 to lotad's own request drops the entry. */
+static int confirm_head(struct bgjob *j, const struct http_msg *m)
+{
+	struct cache_key k = {j->bucket, j->key, j->version};
+	int n;
+
+	if (m->status != 404)
+		return 0;
+	n = cache_invalidate(j->p->d->cache, &k);
+	if (n > 0) {
+		metric_add(M_cache_invalidations, (uint64_t)n);
+		log_info("cache: %s/%s is gone at the origin: dropped", j->bucket, j->key);
+	}
+	return 0;
+}
+
 static int job_head(struct bgjob *j, struct evbuffer *in)
 {
-	static const struct http_str get = {"GET", 3};
+	static const struct http_str get = {"GET", 3}, head = {"HEAD", 4};
 	struct cache_key k = {j->bucket, j->key, j->version};
 	size_t len = evbuffer_get_length(in), want = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
 	struct http_msg *m = malloc(sizeof(*m));
@@ -202,7 +219,13 @@ static int job_head(struct bgjob *j, struct evbuffer *in)
 
 	if (!m)
 		return -ENOMEM;
-	r = http_parse_response((const char *)evbuffer_pullup(in, (ssize_t)want), want, &get, m);
+	r = http_parse_response((const char *)evbuffer_pullup(in, (ssize_t)want), want,
+				j->is_confirm ? &head : &get, m);
+	if (r == 0 && j->is_confirm) {
+		r = confirm_head(j, m);
+		free(m);
+		return r == 0 ? 1 : r;
+	}
 	if (r == 0 && m->status != 200)
 		r = m->status == 403 ? -EACCES : m->status == 404 ? -ENOENT : -EPROTO;
 	else if (r == 0 && m->body != HTTP_BODY_LENGTH)
@@ -284,6 +307,10 @@ static void job_read_cb(struct bufferevent *bev, void *arg)
 		r = job_head(j, in);
 		if (r == -EAGAIN)
 			return;
+		if (r == 1) {
+			job_end(j, 0); /* a confirming HEAD, answered */
+			return;
+		}
 		if (r == -EEXIST) {
 			r = job_follow(j);
 			if (r != 0)
@@ -313,11 +340,12 @@ static void job_event_cb(struct bufferevent *bev, short what, void *arg)
 	job_end(arg, (what & BEV_EVENT_TIMEOUT) ? -ETIMEDOUT : -ECONNRESET);
 }
 
-/* GET /bucket/key[?versionId=] signed with the service credentials. */
+/* GET (or HEAD) /bucket/key[?versionId=] signed with the service credentials. */
 static int job_request(struct bgjob *j, struct evbuffer *out)
 {
 	struct bgfill_pool *p = j->p;
 	struct sigv4_creds sc = {p->creds.access_key, p->creds.secret_key, p->creds.session_token};
+	const char *method = j->is_confirm ? "HEAD" : "GET";
 	char *path = malloc(BGFILL_PATH_MAX), query[3 * 1024 + 16] = "";
 	struct sigv4_signed s;
 	size_t n;
@@ -337,13 +365,13 @@ static int job_request(struct bgjob *j, struct evbuffer *out)
 		r = sigv4_uri_encode(j->version, strlen(j->version), false, query + 10, sizeof(query) - 10);
 	}
 	if (r == 0)
-		r = sigv4_sign(&sc, p->creds.region, "s3", "GET", p->d->origin.label, path, query, NULL, 0,
+		r = sigv4_sign(&sc, p->creds.region, "s3", method, p->d->origin.label, path, query, NULL, 0,
 			       SIGV4_UNSIGNED_PAYLOAD, time(NULL), &s);
 	if (r == 0) {
 		evbuffer_add_printf(out,
-				    "GET %s%s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: lotad-fill\r\n"
+				    "%s %s%s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: lotad-fill\r\n"
 				    "x-amz-date: %s\r\nx-amz-content-sha256: %s\r\nAuthorization: %s\r\n",
-				    path, query[0] ? "?" : "", query, p->d->origin.label, s.amz_date,
+				    method, path, query[0] ? "?" : "", query, p->d->origin.label, s.amz_date,
 				    s.content_sha256, s.authorization);
 		if (s.security_token)
 			evbuffer_add_printf(out, "x-amz-security-token: %s\r\n", s.security_token);
@@ -468,4 +496,30 @@ void bgfill_unwatch(struct bgfill_watch *w)
 		w->job = NULL;
 	}
 	pthread_mutex_unlock(&p->mu);
+}
+
+int bgfill_confirm_gone(struct bgfill_pool *p, const struct cache_key *k)
+{
+	struct bgjob *j;
+	int r = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (j = p->jobs; j && !same_key(j, k); j = j->next)
+		;
+	if (j) {
+		r = 1; /* a fill or a check of the key runs already */
+	} else if (p->njobs >= BGFILL_JOBS_MAX) {
+		r = -EAGAIN;
+	} else if ((j = job_new(p, k)) != NULL) {
+		j->is_confirm = true;
+		j->next = p->jobs;
+		p->jobs = j;
+		p->njobs++;
+	} else {
+		r = -ENOMEM;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (r == 0)
+		event_active(p->kick, EV_READ, 0);
+	return r;
 }

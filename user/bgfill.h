@@ -32,6 +32,10 @@ void bgfill_reload(struct bgfill_pool *p);
  * queued (or joined), 1 if there is nothing to do, negative on error. */
 int bgfill_request(struct bgfill_pool *p, const struct cache_key *k, const struct http_msg *m,
 		   struct bgfill_watch *w);
+/* Any thread: a client's read of the cached key k got 404. Checks with lotad's own HEAD
+ * and drops the entry only if the origin says 404 to it too. 0 if queued, 1 if a job for
+ * k runs already, negative on error. */
+int bgfill_confirm_gone(struct bgfill_pool *p, const struct cache_key *k);
 /* Stop watching (the waiter went away); safe if the job already ended. */
 void bgfill_unwatch(struct bgfill_watch *w);
 

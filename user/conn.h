@@ -46,6 +46,7 @@ struct exchange {
 	bool resp_done;
 	bool origin_retried;
 	bool upstream_sent; /* this exchange's head went out on c->obev */
+	bool upstream_spent; /* c->obev may carry stray bytes after this response: never reuse */
 	uint64_t bytes_out;
 	struct timespec t0;
 	const char *route;
@@ -54,7 +55,10 @@ struct exchange {
 	bool is_cacheable;         /* a plain GET the cache may serve or fill */
 	bool no_cache;             /* Cache-Control: no-cache: serve, but store nothing */
 	char inm[300];             /* the ETag we asked the origin to confirm, or "" */
-	char extra_hdr[340];       /* "If-None-Match: <inm>\r\n" as sent to the origin */
+	/* "If-None-Match: <inm>\r\nIf-Unmodified-Since: <Last-Modified>\r\n" as sent to the
+	 * origin (or a peer signature line) */
+	char extra_hdr[512];
+	bool redone;               /* resent once without our conditions (stale metadata) */
 	struct cache_obj *obj;     /* committed entry awaiting the origin's 304 */
 	struct cache_follower *fl; /* running fill awaiting the origin's 304 */
 	struct cache_fill *fill;   /* the fill this exchange tees the origin body into */
@@ -115,9 +119,17 @@ void exchange_close_after(struct conn *c);
 
 /* objread.c: object reads through the cache. */
 void objread_start(struct conn *c);
-/* A final response head from the origin for an object read: 1 if the cache path took
- * it over (the caller drains the head and stops), 0 to relay it, negative on error. */
-int objread_response(struct conn *c, const char *buf, const struct http_msg *m);
+/* What the cache path makes of the origin's final response head to an object read. */
+enum objread_verdict {
+	OBJREAD_RELAY,	    /* relay the response to the client */
+	OBJREAD_TAKEN,	    /* the cache path answers (the caller drains the head and stops) */
+	OBJREAD_REDO,	    /* the answer is to our conditions: send the client's request again,
+			     * as it came, on a fresh connection */
+	OBJREAD_UNSERVABLE, /* a 304 for a copy that cannot be read now: answer 503 */
+};
+enum objread_verdict objread_response(struct conn *c, const char *buf, const struct http_msg *m);
+/* Forget what the cache path added to the request, before it goes again (REDO). */
+void objread_redo(struct conn *c);
 /* Tee the body bytes about to be relayed into the running fill. */
 void objread_tee(struct conn *c, struct evbuffer *src, size_t n);
 /* The relayed body is complete (commit the fill) or failed (abort it). */

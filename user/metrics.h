@@ -36,7 +36,8 @@ struct evbuffer;
 	X(cache_fills_committed, counter, "cache fills committed")                                \
 	X(cache_fills_aborted, counter, "cache fills abandoned")                                  \
 	X(cache_coalesced, counter, "readers that followed another request's fill")               \
-	X(cache_invalidations, counter, "entries dropped after a write or a 404")                 \
+	X(cache_invalidations, counter, "entries dropped after a write or a confirmed 404")       \
+	X(cache_stale_metadata, counter, "reads fetched again: the object's headers changed at the origin") \
 	X(cache_evictions, counter, "entries evicted by LRU")                                     \
 	X(cache_bytes_used, gauge, "bytes held by committed cache entries")                       \
 	X(cache_capacity_bytes, gauge, "cache capacity")                                          \

@@ -17,7 +17,7 @@ static bool is_replayed_header(const struct http_str *n)
 		"proxy-authenticate", "set-cookie"};
 
 	for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
-		if (http_str_ieq(n, skip[i]))
+		if (http_name_eq(n, skip[i]))
 			return false;
 	return true;
 }
@@ -52,10 +52,20 @@ static int extra_headers(const struct http_msg *m, char *buf, size_t cap, size_t
 	return 0;
 }
 
+static bool is_ssec_response(const struct http_msg *m)
+{
+	for (size_t i = 0; i < m->nheaders; i++)
+		if (http_name_has_prefix(&m->headers[i].name, OBJMETA_SSEC_PREFIX))
+			return true;
+	return false;
+}
+
 int objmeta_from_response(struct objmeta *om, const struct cache_key *k, uint64_t size,
 			  const struct http_msg *m)
 {
 	memset(om, 0, sizeof(*om));
+	if (is_ssec_response(m))
+		return -EPERM;
 	om->etag = header_value(m, "etag");
 	om->last_modified = header_value(m, "last-modified");
 	om->content_type = header_value(m, "content-type");

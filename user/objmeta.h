@@ -6,7 +6,9 @@
 #include "cache.h"
 #include "http-t.h"
 
-#define OBJMETA_EXTRA_MAX 8192
+#define OBJMETA_EXTRA_MAX CACHE_EXTRA_MAX
+/* Request and response fields of SSE-C (customer-provided keys), as the origin names them. */
+#define OBJMETA_SSEC_PREFIX "x-amz-server-side-encryption-customer-"
 
 struct objmeta {
 	struct cache_meta meta;
@@ -14,7 +16,9 @@ struct objmeta {
 };
 
 /* size: the whole object's size. -E2BIG if the replayed headers are too big, -ENODATA
- * without an ETag, -ENOMEM. Free with objmeta_free() in every case. */
+ * without an ETag, -EPERM for an SSE-C object (its plaintext is never stored: the origin
+ * answers If-None-Match before it checks the customer key, so a 304 would not prove the
+ * next reader has the key), -ENOMEM. Free with objmeta_free() in every case. */
 int objmeta_from_response(struct objmeta *om, const struct cache_key *k, uint64_t size,
 			  const struct http_msg *m);
 void objmeta_free(struct objmeta *om);

@@ -30,19 +30,23 @@ static struct cache_key exchange_key(const struct exchange *x)
 
 /* Request headers that make a read unsuitable for the cache: the client's own
  * conditions (we would have to evaluate them against the origin's answer to ours) and
- * SSE-C (the origin must see and check the customer key for every read). */
+ * SSE-C (the origin must see and check the customer key for every read), in any spelling
+ * the origin accepts; and a second Range field, which the origin may read otherwise. */
 static bool has_bypass_header(const struct http_msg *m)
 {
 	static const char *const names[] = {"if-match", "if-none-match", "if-modified-since",
-					    "if-unmodified-since"};
+					    "if-unmodified-since", "if-range"};
+	int ranges = 0;
 
 	for (size_t i = 0; i < m->nheaders; i++) {
 		const struct http_str *n = &m->headers[i].name;
 
 		for (size_t j = 0; j < sizeof(names) / sizeof(names[0]); j++)
-			if (http_str_ieq(n, names[j]))
+			if (http_name_eq(n, names[j]))
 				return true;
-		if (n->n > 38 && strncasecmp(n->p, "x-amz-server-side-encryption-customer-", 38) == 0)
+		if (http_name_has_prefix(n, OBJMETA_SSEC_PREFIX))
+			return true;
+		if (http_name_eq(n, "range") && ++ranges > 1)
 			return true;
 	}
 	return false;
@@ -56,10 +60,20 @@ static void cache_control(const struct http_msg *m, bool *no_store, bool *no_cac
 	*no_cache = h && http_has_token(&h->value, "no-cache");
 }
 
-static void set_inm(struct exchange *x, const char *etag)
+/* The conditions a validation adds to the client's request. If-None-Match confirms the
+ * bytes; If-Unmodified-Since with the stored Last-Modified makes the origin answer 412
+ * instead of 304 once the object's metadata changed while its ETag did not (a copy in
+ * place with new metadata, new tags): the origin checks it before If-None-Match, and a
+ * 304 then also means the stored headers are still the origin's. */
+static void set_inm(struct exchange *x, const struct cache_meta *meta)
 {
-	snprintf(x->inm, sizeof(x->inm), "%s", etag);
-	snprintf(x->extra_hdr, sizeof(x->extra_hdr), "If-None-Match: %s\r\n", etag);
+	size_t n;
+
+	snprintf(x->inm, sizeof(x->inm), "%s", meta->etag);
+	n = (size_t)snprintf(x->extra_hdr, sizeof(x->extra_hdr), "If-None-Match: %s\r\n", meta->etag);
+	if (meta->last_modified[0] && n < sizeof(x->extra_hdr))
+		snprintf(x->extra_hdr + n, sizeof(x->extra_hdr) - n, "If-Unmodified-Since: %s\r\n",
+			 meta->last_modified);
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg);
@@ -81,10 +95,12 @@ static void send_read(struct conn *c)
 	struct cache *cache = c->w->d->cache;
 	struct cache_key k = exchange_key(x);
 
-	if (cache_lookup(cache, &k, &x->obj) == 0) {
-		set_inm(x, x->obj->meta.etag);
-	} else if (cache_fill_follow(cache, &k, fill_wake, x->ev, &x->fl) == 0) {
-		set_inm(x, cache_follower_meta(x->fl)->etag);
+	/* A running fill first: it only runs once the origin sent a new 200, so it holds a
+	 * newer version than a committed entry it will replace. */
+	if (cache_fill_follow(cache, &k, fill_wake, x->ev, &x->fl) == 0) {
+		set_inm(x, cache_follower_meta(x->fl));
+	} else if (cache_lookup(cache, &k, &x->obj) == 0) {
+		set_inm(x, &x->obj->meta);
 	} else if (!x->herd_leader && !x->herd_waiting && !x->herd_woken) {
 		int r = herd_join(&k, &x->herd);
 
@@ -141,21 +157,21 @@ static bool is_cached(struct conn *c, const struct cache_key *k)
 }
 
 /* The origin authorized the HEAD: hold its answer until the object is cached. */
-static int prestage_response(struct conn *c, const char *buf, const struct http_msg *m)
+static enum objread_verdict prestage_response(struct conn *c, const char *buf, const struct http_msg *m)
 {
 	struct exchange *x = c->x;
 	struct cache_key k = exchange_key(x);
 	int r;
 
 	if (m->status != 200 && m->status != 206)
-		return 0;
+		return OBJREAD_RELAY;
 	r = bgfill_request(c->w->d->bgfill, &k, m, &x->bgw);
 	if (r == 1 && !is_cached(c, &k))
-		return 0; /* under min-object-size, or no size: nothing to stage */
+		return OBJREAD_RELAY; /* under min-object-size, or no size: nothing to stage */
 	x->held_head = malloc(m->head_len);
 	if (!x->held_head) {
 		bgfill_unwatch(&x->bgw);
-		return 0;
+		return OBJREAD_RELAY;
 	}
 	memcpy(x->held_head, buf, m->head_len);
 	x->held_len = m->head_len;
@@ -166,7 +182,7 @@ static int prestage_response(struct conn *c, const char *buf, const struct http_
 		x->bgw.result = r > 0 ? 0 : r;
 		event_active(x->ev, EV_READ, 0);
 	}
-	return 1;
+	return OBJREAD_TAKEN;
 }
 
 static void prestage_done(struct conn *c)
@@ -239,6 +255,8 @@ static void begin_fill(struct conn *c, const struct http_msg *m)
 		r = cache_fill_begin(d->cache, &om.meta, &x->fill);
 	if (r == 0)
 		metric_add(M_cache_fills_started, 1);
+	else if (r == -EPERM)
+		log_info("cache: %s/%s is an SSE-C object: relayed, never stored", x->s3.bucket, x->s3.key);
 	else if (r != -EEXIST)
 		log_info("cache: not caching %s/%s: %s", x->s3.bucket, x->s3.key, strerror(-r));
 	objmeta_free(&om);
@@ -254,11 +272,11 @@ static void release_herd(struct exchange *x)
 	}
 }
 
-int objread_response(struct conn *c, const char *buf, const struct http_msg *m)
+enum objread_verdict objread_response(struct conn *c, const char *buf, const struct http_msg *m)
 {
 	struct exchange *x = c->x;
 	struct cache_key k = exchange_key(x);
-	int r = 0;
+	enum objread_verdict r = OBJREAD_RELAY;
 
 	if (x->prestage)
 		return prestage_response(c, buf, m);
@@ -268,9 +286,9 @@ int objread_response(struct conn *c, const char *buf, const struct http_msg *m)
 		if (hit_serve(c, m) < 0) {
 			log_warn("cache: %s/%s: cannot serve the cached copy", x->s3.bucket, x->s3.key);
 			release_herd(x);
-			return -ENOBUFS;
+			return OBJREAD_UNSERVABLE;
 		}
-		r = 1;
+		r = OBJREAD_TAKEN;
 	} else if (m->status == 200) {
 		metric_add(M_cache_misses, 1);
 		cache_obj_close(x->obj);
@@ -278,14 +296,38 @@ int objread_response(struct conn *c, const char *buf, const struct http_msg *m)
 		cache_follower_close(x->fl);
 		x->fl = NULL;
 		begin_fill(c, m);
-	} else if (m->status == 404) {
-		if (cache_invalidate(c->w->d->cache, &k) > 0)
-			metric_add(M_cache_invalidations, 1);
+	} else if (m->status == 412 && x->inm[0] && !x->redone) {
+		/* Our If-Unmodified-Since failed (the client sent no condition of its own): the
+		 * stored headers are stale. Ask again without ours; the 200 refills the entry. */
+		metric_add(M_cache_stale_metadata, 1);
+		log_info("cache: %s/%s changed at the origin since it was cached: fetching it again",
+			 x->s3.bucket, x->s3.key);
+		release_herd(x);
+		return OBJREAD_REDO;
+	} else if (m->status == 404 && (x->obj || x->fl)) {
+		/* Only lotad's own request may drop an entry: a 404 to someone else's request
+		 * (a mis-addressed one, say) proves nothing about the object. */
+		if (c->w->d->bgfill)
+			bgfill_confirm_gone(c->w->d->bgfill, &k);
 	} else if (m->status == 206 && c->w->d->bgfill) {
 		bgfill_request(c->w->d->bgfill, &k, m, NULL);
 	}
 	release_herd(x);
 	return r;
+}
+
+void objread_redo(struct conn *c)
+{
+	struct exchange *x = c->x;
+
+	x->redone = true;
+	x->inm[0] = '\0';
+	x->extra_hdr[0] = '\0';
+	cache_obj_close(x->obj);
+	x->obj = NULL;
+	cache_follower_close(x->fl);
+	x->fl = NULL;
+	x->route = "miss";
 }
 
 /* A write into the fill failed: the client keeps getting its bytes, nothing is cached. */

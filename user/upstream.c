@@ -23,6 +23,7 @@
 static void origin_read_cb(struct bufferevent *bev, void *arg);
 static void origin_write_cb(struct bufferevent *bev, void *arg);
 static void origin_event_cb(struct bufferevent *bev, short what, void *arg);
+static bool is_reusable_after(const struct exchange *x);
 
 void set_origin_timeout(struct conn *c, bool active)
 {
@@ -123,7 +124,17 @@ static void send_response_head(struct conn *c, const char *buf, struct http_msg 
 	x->req.keep_alive = false;
 }
 
-/* Parses response heads from the origin; interim 1xx heads go to the client as they are. */
+/* What on_response_head found, besides errors (negative errno) and -EAGAIN. */
+enum head_verdict {
+	HEAD_RELAY,	    /* the head went to the client: relay the body */
+	HEAD_TAKEN,	    /* the cache path answers */
+	HEAD_REDO,	    /* send the client's request again (objread_redo) */
+	HEAD_UNSERVABLE,    /* a 304 for a copy that cannot be read now */
+	HEAD_PEER_REFUSED,  /* the owner node refused our peer signature */
+};
+
+/* Parses response heads from the origin; interim 1xx heads go to the client as they are.
+ * Returns an enum head_verdict, -EAGAIN until a final head is complete, or an error. */
 static int on_response_head(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->obev);
@@ -137,6 +148,7 @@ static int on_response_head(struct conn *c)
 		size_t len = evbuffer_get_length(in);
 		size_t want = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
 		const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)want);
+		enum objread_verdict v = OBJREAD_RELAY;
 
 		r = len ? http_parse_response(buf, want, &x->req.method, m) : -EAGAIN;
 		if (r == -EAGAIN && len >= HTTP_HEAD_MAX)
@@ -150,28 +162,44 @@ static int on_response_head(struct conn *c)
 			continue;
 		}
 		if (x->fwd_active && m->status == 403 && http_find(m, "x-lota-peer-refused")) {
-			free(m);
-			return -ECONNREFUSED;
+			r = HEAD_PEER_REFUSED;
+			break;
 		}
 		x->status = m->status;
 		x->resp_body = m->body;
 		x->resp_left = m->content_length;
 		x->resp_keep_alive = m->keep_alive;
+		x->upstream_spent = !is_reusable_after(x);
 		http_chunked_init(&x->resp_chunked);
+		if (x->is_cacheable)
+			v = objread_response(c, buf, m);
+		if (v == OBJREAD_REDO || v == OBJREAD_UNSERVABLE) {
+			r = v == OBJREAD_REDO ? HEAD_REDO : HEAD_UNSERVABLE;
+			break;
+		}
 		if (x->s3.op == S3_OBJECT_WRITE)
 			invalidate_on_write(c);
 		if (x->capture)
 			invalidate_multi_delete(c);
-		r = x->is_cacheable ? objread_response(c, buf, m) : 0;
-		if (r == 0)
+		if (v == OBJREAD_RELAY)
 			send_response_head(c, buf, m);
-		x->taken_over = r == 1;
+		x->taken_over = v == OBJREAD_TAKEN;
+		r = x->taken_over ? HEAD_TAKEN : HEAD_RELAY;
 		evbuffer_drain(in, m->head_len);
 		x->resp_head_sent = true;
 		break;
 	}
 	free(m);
-	return x->resp_head_sent ? r : r < 0 ? r : -EAGAIN;
+	return r;
+}
+
+/* Some origins send bytes after a response that has none by its framing (radosgw: a
+ * chunked "0" after HEAD /, an ACL document after HEAD /bkt?acl). Read as the start of
+ * the next response, they would answer the next request. Only object HEADs are known to
+ * end cleanly; after any other HEAD the connection is closed, never reused. */
+static bool is_reusable_after(const struct exchange *x)
+{
+	return !http_str_eq(&x->req.method, "HEAD") || x->s3.op == S3_OBJECT_READ;
 }
 
 void pump_response(struct conn *c)
@@ -206,6 +234,16 @@ void pump_response(struct conn *c)
 	}
 }
 
+/* The origin's answer was to our conditions only: the client's request goes again, as it
+ * came, on a fresh connection (the unread error body stays behind with the old one). */
+static void redo_request(struct conn *c)
+{
+	objread_redo(c);
+	origin_drop(c);
+	c->x->upstream_sent = false;
+	exchange_send_origin(c, NULL);
+}
+
 static void origin_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
@@ -226,16 +264,20 @@ static void origin_read_cb(struct bufferevent *bev, void *arg)
 		r = on_response_head(c);
 		if (r == -EAGAIN)
 			return;
-		if (r == 1) {
+		if (r == HEAD_TAKEN) {
 			hit_pump(c);
 			return;
 		}
-		if (r == -ECONNREFUSED) {
+		if (r == HEAD_REDO) {
+			redo_request(c);
+			return;
+		}
+		if (r == HEAD_PEER_REFUSED) {
 			log_warn("owner %s refused our peer signature; handling the read here", c->x->fwd.id);
 			peerfwd_fallback(c);
 			return;
 		}
-		if (r == -ENOBUFS) {
+		if (r == HEAD_UNSERVABLE) {
 			reply_and_finish(c, 503, "SlowDown", "the cached copy cannot be read now; retry", true);
 			return;
 		}

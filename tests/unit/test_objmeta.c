@@ -65,7 +65,7 @@ static void test_oversize_headers_are_refused(void)
 	struct objmeta om;
 	size_t n = (size_t)snprintf(big, sizeof(big), "HTTP/1.1 200 OK\r\nETag: \"e\"\r\n");
 
-	for (int i = 0; i < 9; i++) {
+	for (int i = 0; i < 17; i++) {
 		n += (size_t)snprintf(big + n, sizeof(big) - n, "x-amz-meta-f%d: ", i);
 		memset(big + n, 'v', 1000);
 		n += 1000;
@@ -77,12 +77,39 @@ static void test_oversize_headers_are_refused(void)
 	objmeta_free(&om);
 }
 
+/* An SSE-C object's plaintext is never stored, in any spelling of the fields. */
+static void test_ssec_response_is_refused(void)
+{
+	static const char *const spellings[] = {
+	    "x-amz-server-side-encryption-customer-algorithm: AES256\r\n",
+	    "X-Amz-Server-Side-Encryption-Customer-Key-MD5: AAAA\r\n",
+	    "x_amz_server_side_encryption_customer_algorithm: AES256\r\n"};
+	struct cache_key k = {"bkt", "key", ""};
+	struct http_msg m;
+	struct objmeta om;
+	char text[512];
+
+	for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+		snprintf(text, sizeof(text), "HTTP/1.1 200 OK\r\nETag: \"e\"\r\n%sContent-Length: 1\r\n\r\n",
+			 spellings[i]);
+		parse(&m, text);
+		CU_ASSERT_EQUAL(objmeta_from_response(&om, &k, 1, &m), -EPERM);
+		objmeta_free(&om);
+	}
+	/* SSE with keys the origin holds (SSE-S3, SSE-KMS) is not SSE-C */
+	parse(&m, "HTTP/1.1 200 OK\r\nETag: \"e\"\r\nx-amz-server-side-encryption: AES256\r\n"
+		  "Content-Length: 1\r\n\r\n");
+	CU_ASSERT_EQUAL(objmeta_from_response(&om, &k, 1, &m), 0);
+	objmeta_free(&om);
+}
+
 int main(void)
 {
 	static const struct unit_test tests[] = {
 	    {"fields and replayed headers", test_fields_and_replayed_headers},
 	    {"no ETag: not cached", test_no_etag_is_refused},
 	    {"oversize replayed headers: not cached", test_oversize_headers_are_refused},
+	    {"SSE-C responses: not cached", test_ssec_response_is_refused},
 	};
 
 	return UNIT_RUN("objmeta", NULL, NULL, tests);
