@@ -183,6 +183,8 @@ rgw_gc_processor_period = 5
 rgw_dynamic_resharding = false
 rgw_enable_usage_log = false
 rgw_enable_ops_log = false
+# SSE-C over plain http on loopback: the tests check that lotad never leaks SSE-C plaintext.
+rgw_crypt_require_ssl = false
 ${ORIGIN_CONF_EXTRA:-}
 EOF
 }

@@ -276,6 +276,7 @@ def test_sixteen_cold_readers_one_origin_body(origin, make_lotad, bucket):
     log = gets(origin, bucket, key, mark)
     assert sum(b for s, b in log if s == 200) == BIG, log
     assert sum(1 for s, _ in log if s == 200) == 1, log
+    wait_metric(d, "cache_fills_committed", 1)  # the commit thread runs after the readers
     m = d.metrics()
     assert m["cache_fills_started"] == 1 and m["cache_fills_committed"] == 1
     assert m["cache_coalesced"] + m["cache_hits"] == n - 1

@@ -1,0 +1,380 @@
+"""Requests an attacker on the same node would send, against a real radosgw with two users
+and a bucket policy: each case here once leaked or changed the cache (issue 10), and now
+must not. The origin's request log shows what reached it; lotad's metrics and cache
+directory show what it kept.
+
+- SSE-C headers spelled with '_' (the origin accepts them): never cached as plaintext.
+- Host values lotad and the origin read differently: refused, so nobody can evict a key.
+- A 404 to someone else's request: never drops an entry by itself.
+- Bytes the origin sends after a HEAD response: never read as the next answer.
+- An object with hundreds of x-amz-meta-* headers: served, whole.
+- %00 in a key, %0A in a key: refused, and never written raw into the log.
+- Metadata changed at the origin under an unchanged ETag: hits carry the new headers."""
+
+import base64
+import hashlib
+import os
+import re
+import socket
+import time
+import uuid
+
+import pytest
+
+from origin import Origin
+
+HOST = "cwlota.com"
+MiB = 1024 * 1024
+SSEC = "x-amz-server-side-encryption-customer-"
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+def data(n):
+    return os.urandom(n)
+
+
+def signed(origin, method, path, host, headers=None, access=None, secret=None):
+    """Header dict of a SigV4 request for path with this exact Host (signed as sent)."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    class Unsigned(S3SigV4Auth):
+        def _should_sha256_sign_payload(self, request):
+            return False
+
+    access = access or origin.access_key
+    secret = secret or origin._users[access]
+    h = dict(headers or {})
+    h["Host"] = host
+    req = AWSRequest(method=method, url=origin.url + path, headers=h)
+    Unsigned(Credentials(access, secret), "s3", "us-east-1").add_auth(req)
+    return dict(req.headers.items())
+
+
+class Conn:
+    """One raw HTTP/1.1 connection to lotad: requests go out exactly as given, responses
+    are read by their framing (Content-Length; no chunked answers are expected here)."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buf = b""
+
+    def send(self, method, path, headers):
+        lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
+        self.s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def _fill(self):
+        d = self.s.recv(1 << 20)
+        if not d:
+            raise EOFError("connection closed")
+        self.buf += d
+
+    def response(self, head_only=False):
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        hdrs = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            hdrs.setdefault(k.strip().lower(), v.strip())
+        n = 0 if head_only else int(hdrs.get("content-length", "0"))
+        while len(self.buf) < n:
+            self._fill()
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return status, hdrs, body
+
+    def close(self):
+        self.s.close()
+
+
+def one(d, method, path, headers, head_only=False):
+    c = Conn(d.port)
+    try:
+        c.send(method, path, headers)
+        return c.response(head_only)
+    finally:
+        c.close()
+
+
+def cached(d):
+    return d.metrics()["cache_entries"]
+
+
+def wait_committed(d, n, timeout=30):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if d.metrics().get("cache_fills_committed", 0) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no commit:\n" + d.log_tail())
+
+
+def service_creds(tmp_path, origin):
+    p = tmp_path / "service-credentials"
+    p.write_text(f"[default]\naws_access_key_id = {origin.access_key}\n"
+                 f"aws_secret_access_key = {origin.secret_key}\n")
+    return str(p)
+
+
+@pytest.fixture(scope="module")
+def users(origin):
+    """A bucket with alice (everything) and bob (GetObject on it, by policy)."""
+    tag = uuid.uuid4().hex[:8]
+    b = "hostile-" + tag
+    origin.create_bucket(b)
+    alice, bob = f"alice-{tag}", f"bob-{tag}"
+    a = origin.create_user(alice)
+    bb = origin.create_user(bob)
+    pol = Origin.policy_allow(alice, b, actions=("s3:*",))
+    pol["Statement"] += Origin.policy_allow(bob, b)["Statement"]
+    origin.set_bucket_policy(b, pol)
+    return b, a, bb
+
+
+def lotad_get(origin, d, bucket, key, host=None, headers=None, who=None, unsigned=None):
+    path = f"/{bucket}/{key}"
+    h = signed(origin, "GET", path, host or f"{HOST}:{d.port}", headers,
+               *(who or (None, None)))
+    h.update(unsigned or {})
+    return one(d, "GET", path, h)
+
+
+# -- SSE-C -----------------------------------------------------------------------------
+
+def ssec_headers(key, spell):
+    kb = base64.b64encode(key).decode()
+    km = base64.b64encode(hashlib.md5(key).digest()).decode()
+    names = {"algorithm": "AES256", "key": kb, "key-md5": km}
+    return {spell(SSEC + n): v for n, v in names.items()}
+
+
+@pytest.mark.parametrize("spell", [
+    lambda n: n.replace("-", "_"),
+    lambda n: n.upper().replace("-", "_"),
+    lambda n: n.title(),
+], ids=["underscores", "upper-underscores", "title-case"])
+def test_ssec_plaintext_is_never_cached(origin, make_lotad, users, spell):
+    b, alice, bob = users
+    key, plain = os.urandom(32), b"PLAINTEXT-" * (600 * 1024)
+    k = "ssec/" + uuid.uuid4().hex
+    origin.s3(*alice).put_object(Bucket=b, Key=k, Body=plain, SSECustomerAlgorithm="AES256",
+                                 SSECustomerKey=key)
+    d = make_lotad()
+    st, h, body = lotad_get(origin, d, b, k, who=alice, unsigned=ssec_headers(key, spell))
+    assert st == 200 and body == plain
+    time.sleep(0.3)
+    # Without the key, alice and bob get the origin's refusal, never the plaintext.
+    for who in (alice, bob):
+        st, h, body = lotad_get(origin, d, b, k, who=who)
+        assert st == 400 and b"PLAINTEXT" not in body, (st, body[:200])
+        assert "x-lota-cache" not in h
+    m = d.metrics()
+    assert m["cache_fills_started"] == 0 and m["cache_entries"] == 0
+    assert not any(files for _, _, files in os.walk(os.path.join(d.cfg["cache-dir"], "objects")))
+
+
+# -- Host and 404 ----------------------------------------------------------------------
+
+BAD_HOSTS = ["cwlota.com.", ".cwlota.com", "CWLOTA.COM.", "cwlota.com.:80", "localhost",
+             "cwlota.com,x", "evil.example", "bkt.cwlota.com.", "cwlota.com:abc"]
+
+
+def test_host_the_origin_reads_otherwise_is_refused(origin, make_lotad, users):
+    b, alice, _ = users
+    k = "secret/a.bin"
+    body = data(8 * MiB)
+    origin.s3(*alice).put_object(Bucket=b, Key=k, Body=body)
+    d = make_lotad()
+    assert lotad_get(origin, d, b, k, who=alice)[2] == body
+    wait_committed(d, 1)
+    mark = origin.log_mark()
+    for host in BAD_HOSTS:
+        st, h, err = lotad_get(origin, d, b, k, host=host)
+        assert st == 400 and b"InvalidRequest" in err, (host, st, err[:200])
+    # None of them reached the origin, and alice's copy is still there.
+    assert origin.log_requests(mark, "GET") == []
+    st, h, got = lotad_get(origin, d, b, k, who=alice)
+    assert st == 200 and got == body and h["x-lota-cache"] == "hit"
+    # What the origin reads as lotad does still works: case, port, IP literal.
+    for host in ("CWLOTA.COM", f"cwlota.com:{d.port}", f"127.0.0.1:{d.port}"):
+        st, h, got = lotad_get(origin, d, b, k, host=host, who=alice)
+        assert st == 200 and got == body, host
+
+
+@pytest.mark.parametrize("with_creds", [False, True], ids=["no-service-creds", "service-creds"])
+def test_a_404_to_someone_elses_request_keeps_the_entry(origin, make_lotad, users, tmp_path,
+                                                        with_creds):
+    """An operator listed a name the origin does not know (host = cwlota.com,evil.example):
+    the origin reads `Host: evil.example` as a bucket of that name and answers 404 to a
+    read that lotad classifies as alice's key."""
+    b, alice, _ = users
+    k = "secret/b-" + uuid.uuid4().hex[:6]
+    body = data(8 * MiB)
+    origin.s3(*alice).put_object(Bucket=b, Key=k, Body=body)
+    cfg = {"host": "cwlota.com,evil.example"}
+    if with_creds:
+        cfg["service-credentials"] = service_creds(tmp_path, origin)
+    d = make_lotad(**cfg)
+    assert lotad_get(origin, d, b, k, who=alice)[2] == body
+    wait_committed(d, 1)
+    for _ in range(3):
+        st, _, _ = lotad_get(origin, d, b, k, host="evil.example")
+        assert st == 404
+    time.sleep(1.0)  # a confirming HEAD, if any, has had time to run
+    assert cached(d) == 1
+    st, h, got = lotad_get(origin, d, b, k, who=alice)
+    assert st == 200 and got == body and h["x-lota-cache"] == "hit"
+
+
+def test_an_object_gone_at_the_origin_is_dropped_after_lotads_own_check(origin, make_lotad,
+                                                                        users, tmp_path):
+    # The bucket's owner: the others lack s3:ListBucket, so a missing key is 403 to them.
+    b, _, _ = users
+    k = "secret/gone-" + uuid.uuid4().hex[:6]
+    body = data(8 * MiB)
+    origin.s3().put_object(Bucket=b, Key=k, Body=body)
+    d = make_lotad(service_credentials=service_creds(tmp_path, origin))
+    assert lotad_get(origin, d, b, k)[2] == body
+    wait_committed(d, 1)
+    origin.s3().delete_object(Bucket=b, Key=k)  # behind lotad's back
+    mark = origin.log_mark()
+    st, _, _ = lotad_get(origin, d, b, k)
+    assert st == 404
+    end = time.monotonic() + 10
+    while cached(d) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert cached(d) == 0
+    heads = origin.log_requests(mark, "HEAD", f"/{b}/{k}")
+    assert [r.status for r in heads] == [404]
+
+
+# -- HEAD desync -----------------------------------------------------------------------
+
+def test_bytes_after_a_head_answer_nothing(origin, make_lotad, users):
+    b, _, _ = users  # the owner: the bucket ACL is not for the policy users
+    victim = "victim-" + uuid.uuid4().hex[:6]
+    body = data(8 * MiB)
+    origin.s3().put_object(Bucket=b, Key=victim, Body=body)
+    d = make_lotad()
+    assert lotad_get(origin, d, b, victim)[2] == body
+    wait_committed(d, 1)
+    host = f"{HOST}:{d.port}"
+    c = Conn(d.port)
+    try:
+        statuses = []
+        for method, path in (("HEAD", f"/{b}?acl"), ("HEAD", "/"), ("DELETE", f"/{b}/{victim}")):
+            c.send(method, path, signed(origin, method, path, host))
+            statuses.append(c.response(head_only=method == "HEAD")[0])
+            if method == "HEAD":
+                time.sleep(0.3)  # the origin's stray bytes arrive meanwhile
+    finally:
+        c.close()
+    assert statuses == [200, 200, 204]
+    # The DELETE ran at the origin and its invalidation ran here.
+    assert cached(d) == 0
+    st, _, _ = lotad_get(origin, d, b, victim)
+    assert st == 404
+
+
+# -- many headers, NUL, log injection ----------------------------------------------------
+
+def test_object_with_hundreds_of_metadata_headers(origin, make_lotad, users):
+    b, alice, bob = users
+    k = "meta/many"
+    body = data(5 * MiB)
+    meta = {f"f{i:03d}": f"value-{i}" for i in range(300)}
+    origin.s3(*alice).put_object(Bucket=b, Key=k, Body=body, Metadata=meta)
+    d = make_lotad()
+    for round_ in range(2):
+        st, h, got = lotad_get(origin, d, b, k, who=bob)
+        assert st == 200 and got == body, (st, got[:300])
+        assert {n[len("x-amz-meta-"):]: v for n, v in h.items()
+                if n.startswith("x-amz-meta-")} == meta
+        wait_committed(d, 1)
+    assert h["x-lota-cache"] == "hit"
+
+
+def test_nul_in_bucket_or_key_is_refused(origin, make_lotad, users):
+    b, alice, _ = users
+    d = make_lotad()
+    mark = origin.log_mark()
+    for path in (f"/{b}/secret/a.bin%00x", f"/{b}%00/k", f"/{b}/k?versionId=%00"):
+        h = signed(origin, "GET", "/" + b + "/k", f"{HOST}:{d.port}", access=alice[0])
+        st, _, err = one(d, "GET", path, h)
+        assert st == 400 and b"InvalidURI" in err, (path, st)
+    assert origin.log_requests(mark) == []
+
+
+def test_control_bytes_in_a_key_cannot_forge_a_log_line(origin, make_lotad, users):
+    b, alice, _ = users
+    d = make_lotad()
+    key = "x%0A2026-12-01T00:00:00.000Z%20error%20lotad:%20forged%1B[31m"
+    path = f"/{b}/{key}"
+    h = signed(origin, "GET", path, f"{HOST}:{d.port}", access=alice[0])
+    one(d, "GET", path, h)
+    time.sleep(0.2)
+    log = d.log_text()
+    assert not any(line.startswith("2026-12-01T00:00:00.000Z") for line in log.splitlines())
+    assert "\x1b" not in log
+    assert "x\\n2026-12-01T00:00:00.000Z error lotad: forged\\x1b[31m" in log
+
+
+# -- metadata changed at the origin --------------------------------------------------
+
+def meta_of(h):
+    keep = ("content-type", "content-disposition", "x-amz-tagging-count", "x-amz-version-id",
+            "last-modified", "etag")
+    out = {n: v for n, v in h.items() if n.startswith("x-amz-meta-") or n in keep}
+    return out
+
+
+@pytest.mark.parametrize("versioned", [False, True], ids=["plain", "versioned"])
+def test_hits_carry_the_origins_current_metadata(origin, make_lotad, versioned):
+    b = "meta-" + uuid.uuid4().hex[:8]
+    s3 = origin.s3()
+    s3.create_bucket(Bucket=b)
+    if versioned:
+        s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    k = "obj"
+    body = data(6 * MiB)
+    s3.put_object(Bucket=b, Key=k, Body=body, ContentType="text/x-old",
+                  ContentDisposition="inline", Metadata={"a": "1"})
+    d = make_lotad()
+    path = f"/{b}/{k}"
+
+    def through_lotad():
+        st, h, got = one(d, "GET", path, signed(origin, "GET", path, f"{HOST}:{d.port}"))
+        assert st == 200 and got == body
+        return h
+
+    def direct():
+        r = s3.get_object(Bucket=b, Key=k)
+        assert r["Body"].read() == body
+        return {n: v for n, v in r["ResponseMetadata"]["HTTPHeaders"].items()}
+
+    through_lotad()
+    wait_committed(d, 1)
+    h = through_lotad()
+    assert h["x-lota-cache"] == "hit" and meta_of(h) == meta_of(direct())
+
+    time.sleep(1.1)  # Last-Modified has a resolution of one second
+    s3.copy_object(Bucket=b, Key=k, CopySource={"Bucket": b, "Key": k},
+                   MetadataDirective="REPLACE", ContentType="application/x-new",
+                   ContentDisposition="attachment; filename=new.bin", Metadata={"a": "2"})
+    want = meta_of(direct())
+    assert want["content-type"] == "application/x-new"
+    assert meta_of(through_lotad()) == want
+    wait_committed(d, 2)
+    h = through_lotad()
+    assert h["x-lota-cache"] == "hit" and meta_of(h) == want
+
+    time.sleep(1.1)
+    s3.put_object_tagging(Bucket=b, Key=k, Tagging={"TagSet": [{"Key": "t", "Value": "v"}]})
+    want = meta_of(direct())
+    assert want.get("x-amz-tagging-count") == "1"
+    assert meta_of(through_lotad()) == want
+    assert d.metrics()["cache_stale_metadata"] == 2
