@@ -196,8 +196,10 @@ static const char *refusal(int r)
 	switch (r) {
 	case -ENOENT:
 		return "no signature";
+	case -EBADMSG:
+		return "malformed signature";
 	case -ETIME:
-		return "stale signature";
+		return "signature outside the time window (stale, or clocks apart)";
 	case -EPROTONOSUPPORT:
 		return "signature of another version (a node runs an older lotad?)";
 	case -EALREADY:
@@ -235,7 +237,8 @@ int peerfwd_admit(struct conn *c)
 	char node[PEERAUTH_NODE_MAX];
 	int r = -EPERM;
 
-	if (d->peerauth && peerauth_req_of(&x->req, &req, &value) == 0)
+	/* two x-lota-peer lines are as malformed as one bad one */
+	if (d->peerauth && (r = peerauth_req_of(&x->req, &req, &value)) == 0)
 		r = peerauth_verify(d->peerauth, &req, value, time(NULL), node, sizeof(node));
 	if (r < 0) {
 		metric_add(M_peer_refused, 1);

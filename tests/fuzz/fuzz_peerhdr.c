@@ -23,8 +23,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (peerhdr_format(&h, out, sizeof(out)) != 0 || strlen(out) != size ||
 		    memcmp(out, copy, size) != 0)
 			abort();
-		if (peerhdr_parse(out, strlen(out), &again) != 0 || strcmp(again.node, h.node) != 0 ||
-		    again.ts != h.ts || memcmp(again.nonce, h.nonce, sizeof(h.nonce)) != 0 ||
+		if (peerhdr_parse(out, strlen(out), &again) != 0 ||
+		    strcmp(again.node, h.node) != 0 || again.ts != h.ts ||
+		    memcmp(again.nonce, h.nonce, sizeof(h.nonce)) != 0 ||
 		    memcmp(again.sig, h.sig, sizeof(h.sig)) != 0)
 			abort();
 	}
