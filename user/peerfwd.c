@@ -1,7 +1,8 @@
 /* Reads whose owner is another node: forward the client's request to the owner's peer
- * port with an HMAC signature over its head (one hop at most: a forwarded request is never
- * forwarded again), fall back to handling the read here when the owner cannot be reached, and
- * tell an owner to drop a key written through this node. Also the peer port's gate. */
+ * port, signed over its whole head (one hop at most: a forwarded request is never
+ * forwarded again), fall back to handling the read here when the owner cannot be
+ * reached, and tell an owner to drop a key written through this node. Also the peer
+ * port's gate. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
