@@ -154,6 +154,9 @@ void invalidate_multi_delete(struct conn *c);
 bool peerfwd_try(struct conn *c);
 /* The forward failed before its response started: 1 if the read restarted here. */
 int peerfwd_fallback(struct conn *c);
+/* Before the forward goes again on a fresh connection: a new signature (a nonce is good
+ * once, and the owner may have seen the first). 0, or negative: do not resend. */
+int peerfwd_resign(struct conn *c);
 /* On the peer port: 0 if the request may go on, else it was answered (403 etc.). */
 int peerfwd_admit(struct conn *c);
 void peerfwd_invalidate(struct worker *w, const struct cache_key *k);

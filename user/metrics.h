@@ -42,7 +42,9 @@ struct evbuffer;
 	X(cache_bytes_used, gauge, "bytes held by committed cache entries")                       \
 	X(cache_capacity_bytes, gauge, "cache capacity")                                          \
 	X(cache_entries, gauge, "committed cache entries")                                       \
-	X(peer_refused, counter, "peer-port requests refused (bad or missing signature)")
+	X(peer_refused, counter, "peer-port requests refused (bad or missing signature)")          \
+	X(peer_replayed, counter, "peer-port requests refused as a replayed signature")            \
+	X(peer_replay_full, counter, "peer-port requests refused because the replay cache was full")
 
 enum metric {
 #define X(name, type, help) M_##name,

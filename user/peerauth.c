@@ -1,5 +1,6 @@
-/* peerauth: HMAC-SHA256 signatures on peer requests under the cluster secret, verified
- * in constant time, with the secret reloaded from its file when the file changes. */
+/* peerauth: HMAC-SHA256 signatures on peer requests under the cluster secret, over the
+ * request line and a digest of every header line, verified in constant time, each nonce
+ * accepted once; the secret is reloaded from its file when the file changes. */
 #include "peerauth.h"
 
 #include <ctype.h>
@@ -15,12 +16,16 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "creds.h"
 #include "http.h"
 
-#define SIG_LEN 32
-#define DOMAIN "lota-peer-v1\n"
+#define DOMAIN "lota-peer-v2\n"
+#define DIGEST_LEN 32 /* SHA-256 of the header lines */
+
+_Static_assert(PEERAUTH_LINE_MAX >= sizeof(PEERAUTH_HEADER ": \r\n") + PEERHDR_VALUE_MAX,
+	       "a signed line fits PEERAUTH_LINE_MAX");
 
 struct secret {
 	unsigned char key[PEERAUTH_SECRET_MAX];
@@ -33,6 +38,7 @@ struct peerauth {
 	time_t prev_until;
 	struct creds_stamp stamp;
 	EVP_MAC *mac;
+	struct peerauth_replay *replay;
 	char path[];
 };
 
@@ -92,6 +98,12 @@ int peerauth_open(const char *path, struct peerauth **out, char *err, size_t err
 		r = -ENOSYS;
 		goto err;
 	}
+	pa->replay = peerauth_replay_new(PEERAUTH_REPLAY_MAX);
+	if (!pa->replay) {
+		snprintf(err, errlen, "cluster-secret: no memory for the replay cache");
+		r = -ENOMEM;
+		goto err;
+	}
 	r = creds_changed(path, &pa->stamp);
 	if (r < 0) {
 		snprintf(err, errlen, "cluster-secret %s: %s", path, strerror(-r));
@@ -112,6 +124,7 @@ void peerauth_free(struct peerauth *pa)
 	if (!pa)
 		return;
 	EVP_MAC_free(pa->mac);
+	peerauth_replay_free(pa->replay);
 	pthread_mutex_destroy(&pa->lock);
 	explicit_bzero(pa, sizeof(*pa));
 	free(pa);
@@ -144,11 +157,44 @@ int peerauth_reload(struct peerauth *pa, time_t now, char *err, size_t errlen)
 	return r;
 }
 
-/* HMAC-SHA256(secret, DOMAIN method \n target \n host \n ts \n node). None of the parts
- * can hold a newline (the HTTP parser refuses them, node ids are checked), so the
- * concatenation is unambiguous. */
+/* SHA-256 over "name:value\r\n" for each header line in order but x-lota-peer: the lines
+ * as sent, with the OWS around a value left out as the parser leaves it out (it is not
+ * part of the value, RFC 9110 5.5; the origin drops it too). Names cannot hold ':' and
+ * values cannot hold CR or LF, so the concatenation is unambiguous. */
+static int headers_digest(const struct peerauth_req *r, unsigned char out[DIGEST_LEN])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned int outl = 0;
+	int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+
+	for (size_t i = 0; ok && i < r->nheaders; i++) {
+		const struct http_header *h = &r->headers[i];
+
+		if (http_str_ieq(&h->name, PEERAUTH_HEADER))
+			continue;
+		ok = EVP_DigestUpdate(c, h->name.p, h->name.n) && EVP_DigestUpdate(c, ":", 1) &&
+		     EVP_DigestUpdate(c, h->value.p, h->value.n) && EVP_DigestUpdate(c, "\r\n", 2);
+	}
+	ok = ok && EVP_DigestFinal_ex(c, out, &outl) && outl == DIGEST_LEN;
+	EVP_MD_CTX_free(c);
+	return ok ? 0 : -EIO;
+}
+
+/* The signed text after the request line: "node \n ts \n nonce \n header digest", hex. */
+static void signed_tail(const struct peerhdr *h, const unsigned char digest[DIGEST_LEN], char *out,
+			size_t cap)
+{
+	char nonce[2 * PEERHDR_NONCE_LEN + 1], dig[2 * DIGEST_LEN + 1];
+
+	peerhdr_hex(h->nonce, PEERHDR_NONCE_LEN, nonce);
+	peerhdr_hex(digest, DIGEST_LEN, dig);
+	snprintf(out, cap, "%s\n%lld\n%s\n%s", h->node, (long long)h->ts, nonce, dig);
+}
+
+/* HMAC-SHA256(secret, DOMAIN method \n target \n tail). Neither method nor target can
+ * hold a newline (the HTTP parser refuses them), nor can the tail's fields. */
 static int compute(EVP_MAC *mac, const struct secret *s, const struct peerauth_req *r,
-		   const char *ts, const char *node, unsigned char out[SIG_LEN])
+		   const char *tail, unsigned char out[PEERHDR_SIG_LEN])
 {
 	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
 			       OSSL_PARAM_construct_end()};
@@ -164,163 +210,252 @@ static int compute(EVP_MAC *mac, const struct secret *s, const struct peerauth_r
 	     EVP_MAC_update(c, (const unsigned char *)"\n", 1) &&
 	     EVP_MAC_update(c, (const unsigned char *)r->target.p, r->target.n) &&
 	     EVP_MAC_update(c, (const unsigned char *)"\n", 1) &&
-	     EVP_MAC_update(c, (const unsigned char *)r->host.p, r->host.n) &&
-	     EVP_MAC_update(c, (const unsigned char *)"\n", 1) &&
-	     EVP_MAC_update(c, (const unsigned char *)ts, strlen(ts)) &&
-	     EVP_MAC_update(c, (const unsigned char *)"\n", 1) &&
-	     EVP_MAC_update(c, (const unsigned char *)node, strlen(node)) &&
-	     EVP_MAC_final(c, out, &outl, SIG_LEN);
+	     EVP_MAC_update(c, (const unsigned char *)tail, strlen(tail)) &&
+	     EVP_MAC_final(c, out, &outl, PEERHDR_SIG_LEN);
 	EVP_MAC_CTX_free(c);
-	return ok && outl == SIG_LEN ? 0 : -EIO;
+	return ok && outl == PEERHDR_SIG_LEN ? 0 : -EIO;
 }
 
-int peerauth_check_node(const char *node, size_t len)
+static struct secret current(struct peerauth *pa)
 {
-	if (len == 0 || len >= PEERAUTH_NODE_MAX)
-		return -EINVAL;
-	for (size_t i = 0; i < len; i++)
-		if (!isalnum((unsigned char)node[i]) && !strchr("._:[]-", node[i]))
-			return -EINVAL;
-	return 0;
+	struct secret s;
+
+	pthread_mutex_lock(&pa->lock);
+	s = pa->cur;
+	pthread_mutex_unlock(&pa->lock);
+	return s;
 }
 
 int peerauth_sign(struct peerauth *pa, const struct peerauth_req *r, const char *node, time_t now,
 		  char *out, size_t outlen)
 {
-	unsigned char sig[SIG_LEN];
+	struct peerhdr h = {.ts = (int64_t)now};
+	unsigned char digest[DIGEST_LEN];
+	char tail[PEERHDR_VALUE_MAX], value[PEERHDR_VALUE_MAX];
 	struct secret s;
-	char ts[24];
 	int n, rc;
 
-	if (peerauth_check_node(node, strlen(node)) < 0)
+	if (peerhdr_check_node(node, strlen(node)) < 0 || now < 0)
 		return -EINVAL;
-	snprintf(ts, sizeof(ts), "%lld", (long long)now);
-	pthread_mutex_lock(&pa->lock);
-	s = pa->cur;
-	pthread_mutex_unlock(&pa->lock);
-	rc = compute(pa->mac, &s, r, ts, node, sig);
-	explicit_bzero(&s, sizeof(s));
+	memcpy(h.node, node, strlen(node) + 1);
+	if (RAND_bytes(h.nonce, sizeof(h.nonce)) != 1)
+		return -EIO;
+	rc = headers_digest(r, digest);
 	if (rc < 0)
 		return rc;
-	n = snprintf(out, outlen, PEERAUTH_HEADER ": v1 node=%s,ts=%s,sig=", node, ts);
-	if (n < 0 || (size_t)n + 2 * SIG_LEN + 3 > outlen)
-		return -ENOSPC;
-	for (int i = 0; i < SIG_LEN; i++)
-		n += snprintf(out + n, outlen - (size_t)n, "%02x", sig[i]);
-	memcpy(out + n, "\r\n", 3);
-	return 0;
+	signed_tail(&h, digest, tail, sizeof(tail));
+	s = current(pa);
+	rc = compute(pa->mac, &s, r, tail, h.sig);
+	explicit_bzero(&s, sizeof(s));
+	if (rc == 0)
+		rc = peerhdr_format(&h, value, sizeof(value));
+	if (rc < 0)
+		return rc;
+	n = snprintf(out, outlen, PEERAUTH_HEADER ": %s\r\n", value);
+	return n < 0 || (size_t)n >= outlen ? -ENOSPC : 0;
 }
 
-/* Lower-case hex only: we write it so, and one spelling per signature is simpler. */
-static int hexval(char c)
+int peerauth_sign_head(struct peerauth *pa, const char *head, size_t head_len, const char *node,
+		       time_t now, char *out, size_t outlen)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
+	struct http_msg *m = malloc(sizeof(*m));
+	struct peerauth_req r;
+	const struct http_str *value;
+	int rc;
 
-/* Pulls node, ts and sig out of "v1 node=<id>,ts=<digits>,sig=<64 hex>", exactly. */
-static int parse_value(const struct http_str *v, char *node, char *ts, unsigned char sig[SIG_LEN])
-{
-	const char *p = v->p, *end = v->p + v->n, *comma;
-	size_t n;
-
-	if (v->n < 3 || memcmp(p, "v1 ", 3) != 0)
-		return -EBADMSG;
-	p += 3;
-	if ((size_t)(end - p) < 5 || memcmp(p, "node=", 5) != 0)
-		return -EBADMSG;
-	p += 5;
-	comma = memchr(p, ',', (size_t)(end - p));
-	if (!comma || peerauth_check_node(p, (size_t)(comma - p)) < 0)
-		return -EBADMSG;
-	memcpy(node, p, (size_t)(comma - p));
-	node[comma - p] = '\0';
-	p = comma + 1;
-	if ((size_t)(end - p) < 3 || memcmp(p, "ts=", 3) != 0)
-		return -EBADMSG;
-	p += 3;
-	for (n = 0; p + n < end && isdigit((unsigned char)p[n]); n++)
-		;
-	if (n == 0 || n > 19 || p + n == end || p[n] != ',')
-		return -EBADMSG;
-	memcpy(ts, p, n);
-	ts[n] = '\0';
-	p += n + 1;
-	if ((size_t)(end - p) != 4 + 2 * SIG_LEN || memcmp(p, "sig=", 4) != 0)
-		return -EBADMSG;
-	p += 4;
-	for (int i = 0; i < SIG_LEN; i++) {
-		int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -EBADMSG;
-		sig[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return 0;
+	if (!m)
+		return -ENOMEM;
+	if (http_parse_request(head, head_len, m) != 0 || m->head_len != head_len ||
+	    peerauth_req_of(m, &r, &value) < 0 || value)
+		rc = -EINVAL;
+	else
+		rc = peerauth_sign(pa, &r, node, now, out, outlen);
+	free(m);
+	return rc;
 }
 
 static bool matches(EVP_MAC *mac, const struct secret *s, const struct peerauth_req *r,
-		    const char *ts, const char *node, const unsigned char sig[SIG_LEN])
+		    const char *tail, const unsigned char sig[PEERHDR_SIG_LEN])
 {
-	unsigned char want[SIG_LEN];
+	unsigned char want[PEERHDR_SIG_LEN];
 
-	return s->len > 0 && compute(mac, s, r, ts, node, want) == 0 &&
-	       CRYPTO_memcmp(want, sig, SIG_LEN) == 0;
+	return s->len > 0 && compute(mac, s, r, tail, want) == 0 &&
+	       CRYPTO_memcmp(want, sig, PEERHDR_SIG_LEN) == 0;
 }
 
-int peerauth_verify(struct peerauth *pa, const struct peerauth_req *r, const struct http_str *value,
-		    time_t now, char *node, size_t nodelen)
+/* Either secret in use (the previous one during its grace) made this signature. */
+static bool signed_by_us(struct peerauth *pa, const struct peerauth_req *r, const struct peerhdr *h,
+			 time_t now)
 {
-	char id[PEERAUTH_NODE_MAX], ts[24];
-	unsigned char sig[SIG_LEN];
+	unsigned char digest[DIGEST_LEN];
+	char tail[PEERHDR_VALUE_MAX];
 	struct secret cur, prev = {.len = 0};
-	long long t;
-	int rc = -EPERM;
+	bool ok;
 
-	if (!value)
-		return -ENOENT;
-	if (parse_value(value, id, ts, sig) < 0)
-		return -EBADMSG;
-	t = strtoll(ts, NULL, 10);
-	if (t > (long long)now + PEERAUTH_SKEW_S || t < (long long)now - PEERAUTH_SKEW_S)
-		return -ETIME;
+	if (headers_digest(r, digest) < 0)
+		return false;
+	signed_tail(h, digest, tail, sizeof(tail));
 	pthread_mutex_lock(&pa->lock);
 	cur = pa->cur;
 	if (now <= pa->prev_until)
 		prev = pa->prev;
 	pthread_mutex_unlock(&pa->lock);
-	if (matches(pa->mac, &cur, r, ts, id, sig) || matches(pa->mac, &prev, r, ts, id, sig)) {
-		snprintf(node, nodelen, "%s", id);
-		rc = 0;
-	}
+	ok = matches(pa->mac, &cur, r, tail, h->sig) || matches(pa->mac, &prev, r, tail, h->sig);
 	explicit_bzero(&cur, sizeof(cur));
 	explicit_bzero(&prev, sizeof(prev));
+	return ok;
+}
+
+int peerauth_verify(struct peerauth *pa, const struct peerauth_req *r, const struct http_str *value,
+		    time_t now, char *node, size_t nodelen)
+{
+	struct peerhdr h;
+	int rc;
+
+	if (!value)
+		return -ENOENT;
+	rc = peerhdr_parse(value->p, value->n, &h);
+	if (rc < 0)
+		return rc;
+	if (h.ts > (int64_t)now + PEERAUTH_SKEW_S || h.ts < (int64_t)now - PEERAUTH_SKEW_S)
+		return -ETIME;
+	if (!signed_by_us(pa, r, &h, now))
+		return -EPERM;
+	/* Only a signature of ours takes a place in the cache: forgeries cannot fill it. */
+	rc = peerauth_replay_admit(pa->replay, h.nonce, (time_t)h.ts + PEERAUTH_SKEW_S, now);
+	if (rc == 0)
+		snprintf(node, nodelen, "%s", h.node);
 	return rc;
 }
 
 int peerauth_req_of(const struct http_msg *m, struct peerauth_req *r, const struct http_str **value)
 {
-	const struct http_str *host = NULL;
-
 	*value = NULL;
 	r->method = m->method;
 	r->target = m->target;
+	r->headers = m->headers;
+	r->nheaders = m->nheaders;
 	for (size_t i = 0; i < m->nheaders; i++) {
 		const struct http_header *h = &m->headers[i];
 
-		if (http_str_ieq(&h->name, "host")) {
-			if (host)
-				return -EBADMSG;
-			host = &h->value;
-		} else if (http_str_ieq(&h->name, PEERAUTH_HEADER)) {
-			if (*value)
-				return -EBADMSG;
-			*value = &h->value;
-		}
+		if (!http_str_ieq(&h->name, PEERAUTH_HEADER))
+			continue;
+		if (*value)
+			return -EBADMSG;
+		*value = &h->value;
 	}
-	r->host = host ? *host : (struct http_str){"", 0};
 	return 0;
+}
+
+/* --- the replay cache ------------------------------------------------------------ */
+
+#define NIL UINT32_MAX
+
+/* A ring of entries in the order they were admitted, chained by nonce into buckets.
+ * Entries leave from the oldest end once their time passed; one that outlives an older
+ * neighbour's time just waits behind it, which keeps a nonce longer, never shorter.
+ * A wall clock stepped back by more than the window keeps nonces until it catches up
+ * (their signatures would come back into the window); should the cache fill meanwhile,
+ * peer requests are refused and each node serves its reads itself. */
+struct replay_entry {
+	unsigned char nonce[PEERHDR_NONCE_LEN];
+	int64_t until;
+	uint32_t next; /* in its bucket's chain */
+};
+
+struct peerauth_replay {
+	pthread_mutex_t lock;
+	size_t max, head, count;
+	size_t nbuckets; /* a power of two */
+	uint32_t *buckets;
+	struct replay_entry e[];
+};
+
+struct peerauth_replay *peerauth_replay_new(size_t max)
+{
+	struct peerauth_replay *rc;
+	size_t nb = 1;
+
+	if (max == 0 || max >= NIL)
+		return NULL;
+	while (nb < max)
+		nb <<= 1;
+	rc = calloc(1, sizeof(*rc) + max * sizeof(rc->e[0]));
+	if (!rc)
+		return NULL;
+	rc->buckets = malloc(nb * sizeof(rc->buckets[0]));
+	if (!rc->buckets) {
+		free(rc);
+		return NULL;
+	}
+	for (size_t i = 0; i < nb; i++)
+		rc->buckets[i] = NIL;
+	rc->max = max;
+	rc->nbuckets = nb;
+	pthread_mutex_init(&rc->lock, NULL);
+	return rc;
+}
+
+void peerauth_replay_free(struct peerauth_replay *rc)
+{
+	if (!rc)
+		return;
+	pthread_mutex_destroy(&rc->lock);
+	free(rc->buckets);
+	free(rc);
+}
+
+/* Nonces are random (and HMAC-checked before they get here): any 4 bytes spread well. */
+static uint32_t *bucket_of(struct peerauth_replay *rc, const unsigned char *nonce)
+{
+	uint32_t h;
+
+	memcpy(&h, nonce, sizeof(h));
+	return &rc->buckets[h & (rc->nbuckets - 1)];
+}
+
+static void expire(struct peerauth_replay *rc, time_t now)
+{
+	while (rc->count > 0 && rc->e[rc->head].until < (int64_t)now) {
+		uint32_t *link = bucket_of(rc, rc->e[rc->head].nonce);
+
+		while (*link != rc->head)
+			link = &rc->e[*link].next;
+		*link = rc->e[rc->head].next;
+		rc->head = (rc->head + 1) % rc->max;
+		rc->count--;
+	}
+}
+
+static bool is_known(struct peerauth_replay *rc, const unsigned char *nonce)
+{
+	for (uint32_t i = *bucket_of(rc, nonce); i != NIL; i = rc->e[i].next)
+		if (memcmp(rc->e[i].nonce, nonce, PEERHDR_NONCE_LEN) == 0)
+			return true;
+	return false;
+}
+
+int peerauth_replay_admit(struct peerauth_replay *rc, const unsigned char nonce[PEERHDR_NONCE_LEN],
+			  time_t until, time_t now)
+{
+	uint32_t *b, i;
+	int r = 0;
+
+	pthread_mutex_lock(&rc->lock);
+	expire(rc, now);
+	if (is_known(rc, nonce)) {
+		r = -EALREADY;
+	} else if (rc->count == rc->max) {
+		r = -ENOBUFS; /* forgetting a live nonce would let its request be replayed */
+	} else {
+		i = (uint32_t)((rc->head + rc->count) % rc->max);
+		b = bucket_of(rc, nonce);
+		memcpy(rc->e[i].nonce, nonce, PEERHDR_NONCE_LEN);
+		rc->e[i].until = (int64_t)until;
+		rc->e[i].next = *b;
+		*b = i;
+		rc->count++;
+	}
+	pthread_mutex_unlock(&rc->lock);
+	return r;
 }

@@ -1,7 +1,8 @@
 /* Reads whose owner is another node: forward the client's request to the owner's peer
- * port with an HMAC signature (one hop at most: a forwarded request is never forwarded
- * again), fall back to handling the read here when the owner cannot be reached, and
- * tell an owner to drop a key written through this node. Also the peer port's gate. */
+ * port, signed over its whole head (one hop at most: a forwarded request is never
+ * forwarded again), fall back to handling the read here when the owner cannot be
+ * reached, and tell an owner to drop a key written through this node. Also the peer
+ * port's gate. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,13 +80,37 @@ void peerfwd_end(struct conn *c, struct exchange *x)
 		peers_count_sent(c->w->d->peers, &x->fwd, x->bytes_out);
 }
 
-bool peerfwd_try(struct conn *c)
+/* Signs the forward of x's head into x->extra_hdr, under a nonce of its own. */
+static int sign_forward(struct conn *c)
 {
 	struct exchange *x = c->x;
 	struct lotad *d = c->w->d;
 	struct peerauth_req req;
 	const struct http_str *value;
 	char self[PEERAUTH_NODE_MAX];
+	int r;
+
+	self_id(d, self, sizeof(self));
+	r = peerauth_req_of(&x->req, &req, &value);
+	if (r == 0 && value)
+		r = -EINVAL; /* a client's own x-lota-peer (proxy.c refuses it): never forwarded */
+	if (r == 0)
+		r = peerauth_sign(d->peerauth, &req, self, time(NULL), x->extra_hdr,
+				  sizeof(x->extra_hdr));
+	if (r < 0)
+		x->extra_hdr[0] = '\0';
+	return r;
+}
+
+int peerfwd_resign(struct conn *c)
+{
+	return c->x->fwd_active ? sign_forward(c) : 0;
+}
+
+bool peerfwd_try(struct conn *c)
+{
+	struct exchange *x = c->x;
+	struct lotad *d = c->w->d;
 
 	/* A read with a body could not fall back here once bytes went to the owner. */
 	if (!d->peers || c->is_peer_port || x->fwd_tried || x->req.body != HTTP_BODY_NONE)
@@ -93,12 +118,8 @@ bool peerfwd_try(struct conn *c)
 	x->fwd_tried = true;
 	if (peers_owner_of(d->peers, x->s3.bucket, x->s3.key, &x->fwd) != 1)
 		return false;
-	self_id(d, self, sizeof(self));
-	if (peerauth_req_of(&x->req, &req, &value) < 0 ||
-	    peerauth_sign(d->peerauth, &req, self, time(NULL), x->extra_hdr, sizeof(x->extra_hdr)) < 0) {
-		x->extra_hdr[0] = '\0';
+	if (sign_forward(c) < 0)
 		return false;
-	}
 	x->fwd_active = true;
 	x->route = "peer";
 	if (exchange_send_peer(c, &x->fwd, x->extra_hdr) < 0) {
@@ -171,6 +192,43 @@ static void serve_invalidate(struct conn *c)
 	exchange_reply(c, 200, NULL, n > 0 ? "dropped\n" : "absent\n", false);
 }
 
+static const char *refusal(int r)
+{
+	switch (r) {
+	case -ENOENT:
+		return "no signature";
+	case -EBADMSG:
+		return "malformed signature";
+	case -ETIME:
+		return "signature outside the time window (stale, or clocks apart)";
+	case -EPROTONOSUPPORT:
+		return "signature of another version (a node runs an older lotad?)";
+	case -EALREADY:
+		return "replayed signature";
+	case -ENOBUFS:
+		return "replay cache full";
+	default:
+		return "bad signature";
+	}
+}
+
+/* A full replay cache refuses every peer request: say so once a second, not each time. */
+static void log_refusal(struct conn *c, int r)
+{
+	static time_t last_full;
+	time_t now = time(NULL);
+
+	if (r != -ENOBUFS) {
+		log_warn("%s: peer request refused: %s", c->peer, refusal(r));
+		return;
+	}
+	if (__atomic_exchange_n(&last_full, now, __ATOMIC_RELAXED) == now)
+		return;
+	log_warn("%s: peer request refused: replay cache full (%u nonces live, %llu refused): "
+		 "senders serve their reads themselves",
+		 c->peer, PEERAUTH_REPLAY_MAX, (unsigned long long)metric_get(M_peer_replay_full));
+}
+
 int peerfwd_admit(struct conn *c)
 {
 	struct exchange *x = c->x;
@@ -180,12 +238,16 @@ int peerfwd_admit(struct conn *c)
 	char node[PEERAUTH_NODE_MAX];
 	int r = -EPERM;
 
-	if (d->peerauth && peerauth_req_of(&x->req, &req, &value) == 0)
+	/* two x-lota-peer lines are as malformed as one bad one */
+	if (d->peerauth && (r = peerauth_req_of(&x->req, &req, &value)) == 0)
 		r = peerauth_verify(d->peerauth, &req, value, time(NULL), node, sizeof(node));
 	if (r < 0) {
 		metric_add(M_peer_refused, 1);
-		log_warn("%s: peer request refused: %s", c->peer,
-			 r == -ENOENT ? "no signature" : r == -ETIME ? "stale signature" : "bad signature");
+		if (r == -EALREADY)
+			metric_add(M_peer_replayed, 1);
+		if (r == -ENOBUFS)
+			metric_add(M_peer_replay_full, 1);
+		log_refusal(c, r);
 		exchange_reply(c, 403, "x-lota-peer-refused: 1\r\n",
 			       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>"
 			       "<Message>peer request refused</Message></Error>\n", true);
@@ -246,32 +308,44 @@ static int inval_target(const struct cache_key *k, char *out, size_t cap)
 	return r;
 }
 
+/* The invalidation's head, signed: "POST target ... x-lota-peer: ...\r\n\r\n". */
+static int inval_head(struct lotad *d, const char *target, const char *owner, char *out, size_t cap)
+{
+	static const char fmt[] =
+	    "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+	char self[PEERAUTH_NODE_MAX], line[PEERAUTH_LINE_MAX];
+	int n = snprintf(out, cap, fmt, target, owner);
+	int r;
+
+	if (n < 0 || (size_t)n + sizeof(line) > cap)
+		return -ENOSPC;
+	self_id(d, self, sizeof(self));
+	r = peerauth_sign_head(d->peerauth, out, (size_t)n, self, time(NULL), line, sizeof(line));
+	if (r < 0)
+		return r;
+	snprintf(out + n - 2, cap - (size_t)n + 2, "%s\r\n", line);
+	return 0;
+}
+
 void peerfwd_invalidate(struct worker *w, const struct cache_key *k)
 {
 	struct lotad *d = w->d;
 	struct peer_target t;
-	struct peerauth_req req;
 	struct timeval tv = {INVALIDATE_TIMEOUT_S, 0};
-	char self[PEERAUTH_NODE_MAX], line[PEERAUTH_LINE_MAX];
 	size_t cap = 3 * (S3_KEY_MAX + S3_BUCKET_MAX + S3_VERSION_MAX) + 64;
-	char *target = malloc(cap);
+	size_t hcap = cap + PEERAUTH_NODE_MAX + PEERAUTH_LINE_MAX + 128;
+	char *target = malloc(cap), *head = malloc(hcap);
 	struct inval *iv = NULL;
 
-	if (!target || !d->peers || peers_owner_of(d->peers, k->bucket, k->key, &t) != 1 ||
-	    inval_target(k, target, cap) < 0)
-		goto out;
-	req = (struct peerauth_req){{"POST", 4}, {target, strlen(target)}, {t.id, strlen(t.id)}};
-	self_id(d, self, sizeof(self));
-	if (peerauth_sign(d->peerauth, &req, self, time(NULL), line, sizeof(line)) < 0)
+	if (!target || !head || !d->peers || peers_owner_of(d->peers, k->bucket, k->key, &t) != 1 ||
+	    inval_target(k, target, cap) < 0 || inval_head(d, target, t.id, head, hcap) < 0)
 		goto out;
 	iv = calloc(1, sizeof(*iv));
 	if (!iv || !(iv->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE)))
 		goto out;
 	bufferevent_setcb(iv->bev, inval_done, NULL, inval_event, iv);
 	bufferevent_set_timeouts(iv->bev, &tv, &tv);
-	evbuffer_add_printf(bufferevent_get_output(iv->bev),
-			    "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\nConnection: close\r\n%s\r\n",
-			    target, t.id, line);
+	evbuffer_add(bufferevent_get_output(iv->bev), head, strlen(head));
 	if (bufferevent_socket_connect(iv->bev, (struct sockaddr *)&t.addr, (int)t.addrlen) < 0)
 		goto out;
 	bufferevent_enable(iv->bev, EV_READ | EV_WRITE);
@@ -280,5 +354,6 @@ out:
 	if (iv && iv->bev)
 		bufferevent_free(iv->bev);
 	free(iv);
+	free(head);
 	free(target);
 }

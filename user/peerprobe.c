@@ -169,26 +169,34 @@ static void probe_event(struct bufferevent *bev, short what, void *arg)
 	probe_done(m, false);
 }
 
+/* "GET /healthz ..." with its signature before the empty line, or unsigned (tests). */
+static void probe_head(struct peers *p, struct peer *m, char *out, size_t cap)
+{
+	char line[PEERAUTH_LINE_MAX] = "", self[PEERAUTH_NODE_MAX];
+	int n = snprintf(
+	    out, cap, "GET " PEERS_PROBE_PATH " HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+	    m->id);
+
+	peers_self(p, self, sizeof(self));
+	if (!p->auth || n < 0 || (size_t)n + sizeof(line) > cap ||
+	    peerauth_sign_head(p->auth, out, (size_t)n, self[0] ? self : "-", time(NULL), line,
+			       sizeof(line)) < 0)
+		return;
+	snprintf(out + n - 2, cap - (size_t)n + 2, "%s\r\n", line);
+}
+
 static void probe_start(struct peers *p, struct peer *m)
 {
 	struct timeval tv = {0, PEERS_PROBE_TIMEOUT_MS * 1000};
-	char line[PEERAUTH_LINE_MAX] = "", self[PEERAUTH_NODE_MAX];
-	struct peerauth_req r = {
-	    {"GET", 3}, {PEERS_PROBE_PATH, strlen(PEERS_PROBE_PATH)}, {m->id, strlen(m->id)}};
+	char head[PEERAUTH_NODE_MAX + PEERAUTH_LINE_MAX + 128];
 
 	m->probe = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (!m->probe)
 		return;
-	peers_self(p, self, sizeof(self));
-	if (p->auth &&
-	    peerauth_sign(p->auth, &r, self[0] ? self : "-", time(NULL), line, sizeof(line)) < 0)
-		line[0] = '\0';
+	probe_head(p, m, head, sizeof(head));
 	bufferevent_setcb(m->probe, probe_read, NULL, probe_event, m);
 	bufferevent_set_timeouts(m->probe, &tv, &tv);
-	evbuffer_add_printf(bufferevent_get_output(m->probe),
-			    "GET " PEERS_PROBE_PATH
-			    " HTTP/1.1\r\nHost: %s\r\n%sConnection: close\r\n\r\n",
-			    m->id, line);
+	evbuffer_add(bufferevent_get_output(m->probe), head, strlen(head));
 	bufferevent_enable(m->probe, EV_READ | EV_WRITE);
 	if (bufferevent_socket_connect(m->probe, (struct sockaddr *)&m->addr, (int)m->addrlen) < 0)
 		probe_done(m, false);

@@ -302,6 +302,8 @@ static bool retry_on_fresh_connection(struct conn *c)
 	x->origin_retried = true;
 	metric_add(M_origin_retries, 1);
 	origin_drop(c);
+	if (peerfwd_resign(c) < 0)
+		return false;
 	return upstream_send(c, x->fwd_active ? &x->fwd : NULL,
 			     x->extra_hdr[0] ? x->extra_hdr : NULL) == 0;
 }

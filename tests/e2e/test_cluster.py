@@ -9,15 +9,18 @@ the origin's request log counts the bodies radosgw sent."""
 
 import concurrent.futures
 import hashlib
+import http.client
 import json
 import os
 import signal
+import socket
 import threading
 import time
 
 import pytest
 
-from cluster import NsLotad, Net, hrw_owner, in_ns, peer_header, request, run_in_ns
+from cluster import (NsLotad, Net, as_sent, hrw_owner, in_ns, peer_header, peer_header_v1,
+                     request, run_in_ns)
 from origin import Origin
 
 BUCKET = "clu"
@@ -274,35 +277,81 @@ def test_peer_port_refuses_forgeries_and_keeps_origin_authz(cl):
     assert_bytes(cl, key, cl.read(sender, key))
     assert cl.metric(owner, "cache_entries") >= 1
 
-    def send(url, hdrs, extra):
-        h = dict(hdrs)
+    def send(url, hdrs, extra, method="GET", body=None):
+        h = as_sent(url, hdrs, body)
         if extra is not None:
             h["x-lota-peer"] = extra
-        return run_in_ns(cl.ns(sender), request, "GET", url, h, keep_body=True)
+        return run_in_ns(cl.ns(sender), request, method, url, h, body=body, keep_body=True)
+
+    def sign(url, hdrs, method="GET", body=None, **kw):
+        return peer_header(cl.secret, method, url[len(peer_url):], as_sent(url, hdrs, body),
+                           PEER_ID[sender], **kw)
+
+    def refused(r, what):
+        assert r.status == 403 and r.headers.get("x-lota-peer-refused") == "1", (what, r.status)
+        assert len(r.body) < 1024, what
 
     url, hdrs = cl.signed("GET", key, peer_url)
     target = url[len(peer_url):]
-    host = hdrs.get("host") or hdrs.get("Host") or PEER_ID[owner]
+    host = as_sent(url, hdrs)["Host"]
     refused0 = cl.metric(owner, "peer_refused")
+    replayed0 = cl.metric(owner, "peer_replayed")
+    now = int(time.time())
     forged = {
         "none": None,
-        "wrong key": peer_header(b"not-the-cluster-secret!!", "GET", target, host,
-                                 PEER_ID[sender]),
-        "other target": peer_header(cl.secret, "GET", "/%s/pub/open" % BUCKET, host,
-                                    PEER_ID[sender]),
-        "stale": peer_header(cl.secret, "GET", target, host, PEER_ID[sender],
-                             ts=int(time.time()) - 600),
-        "garbage": "v1 node=x,ts=1,sig=zz",
+        "wrong key": peer_header(b"not-the-cluster-secret!!", "GET", target,
+                                 as_sent(url, hdrs), PEER_ID[sender]),
+        "other target": peer_header(cl.secret, "GET", "/%s/pub/open" % BUCKET,
+                                    as_sent(url, hdrs), PEER_ID[sender]),
+        "stale": sign(url, hdrs, ts=now - 600),
+        "outside the window (inside the old 60 s one)": sign(url, hdrs, ts=now - 30),
+        "from the future": sign(url, hdrs, ts=now + 30),
+        "old-style v1, correctly signed": peer_header_v1(cl.secret, "GET", target, host,
+                                                        PEER_ID[sender]),
+        "garbage": "v2 node=x,ts=1,nonce=00,sig=zz",
     }
     for what, value in forged.items():
-        r = send(url, hdrs, value)
-        assert r.status == 403 and r.headers.get("x-lota-peer-refused") == "1", (what, r.status)
-        assert len(r.body) < 1024, what
-    assert cl.metric(owner, "peer_refused") == refused0 + len(forged)
+        refused(send(url, hdrs, value), what)
 
-    # a correctly signed peer request is served as the original client's own request
-    r = send(url, hdrs, peer_header(cl.secret, "GET", target, host, PEER_ID[sender]))
-    assert_bytes(cl, key, r)
+    # a correctly signed peer request is served as the original client's own request, once
+    value = sign(url, hdrs)
+    assert_bytes(cl, key, send(url, hdrs, value))
+    refused(send(url, hdrs, value), "the same header replayed")
+    assert cl.metric(owner, "peer_replayed") == replayed0 + 1
+
+    # a fresh, unspent header moved onto other credentials or another Range is refused;
+    # the same header on the request it was made for is then still good
+    _, bob_hdrs = cl.signed("GET", key, peer_url, access=cl.bob[0])
+    other_auth = dict(as_sent(url, hdrs), Authorization=bob_hdrs["Authorization"])
+    other_range = dict(as_sent(url, hdrs), Range="bytes=0-99")
+    for what, moved in {"another Authorization": other_auth,
+                        "another Range": other_range}.items():
+        value = sign(url, hdrs)
+        refused(send(url, moved, value), what)
+        assert_bytes(cl, key, send(url, hdrs, value))
+
+    # two signatures on one request, both good: refused
+    def raw(head):
+        s = socket.create_connection((IP[owner], PEER_PORT), timeout=10)
+        try:
+            s.sendall(head.encode())
+            data = b""
+            while b"\r\n\r\n" not in data:
+                b = s.recv(65536)
+                if not b:
+                    break
+                data += b
+            return data
+        finally:
+            s.close()
+
+    lines = "".join("%s: %s\r\n" % kv for kv in as_sent(url, hdrs).items())
+    head = "GET %s HTTP/1.1\r\n%sx-lota-peer: %s\r\nx-lota-peer: %s\r\n\r\n" % (
+        target, lines, sign(url, hdrs), sign(url, hdrs))
+    answer = run_in_ns(cl.ns(sender), raw, head)
+    assert answer.startswith(b"HTTP/1.1 403 ") and b"\r\nx-lota-peer-refused: 1\r\n" in answer, \
+        answer[:300]
+    assert cl.metric(owner, "peer_refused") == refused0 + len(forged) + 4
 
     mark = cl.origin.log_mark()
     served0 = cl.metric(owner, "cache_bytes_served")
@@ -310,7 +359,7 @@ def test_peer_port_refuses_forgeries_and_keeps_origin_authz(cl):
                                    "wrong client secret": (cl.origin.access_key,
                                                            "wrong-secret-key")}.items():
         url, hdrs = cl.signed("GET", key, peer_url, access=access, secret=secret)
-        r = send(url, hdrs, peer_header(cl.secret, "GET", target, host, PEER_ID[sender]))
+        r = send(url, hdrs, sign(url, hdrs))
         assert r.status == 403 and "x-lota-peer-refused" not in r.headers, (what, r.status)
         assert b"<Error>" in r.body and len(r.body) < 4096, (what, r.body[:200])
     assert cl.metric(owner, "cache_bytes_served") == served0  # not one cached byte
@@ -323,13 +372,14 @@ def test_peer_port_refuses_forgeries_and_keeps_origin_authz(cl):
     # the peer port serves object reads only, however well signed
     mark = cl.origin.log_mark()
     url, hdrs = cl.signed("PUT", key, peer_url)
-    hdrs["x-lota-peer"] = peer_header(cl.secret, "PUT", target, host, PEER_ID[sender])
-    r = run_in_ns(cl.ns(sender), request, "PUT", url, hdrs, body=b"x" * 100, keep_body=True)
-    assert r.status == 403, (r.status, r.body)
+    body = b"x" * 100
+    r = send(url, hdrs, sign(url, hdrs, method="PUT", body=body), method="PUT", body=body)
+    assert r.status == 403 and "x-lota-peer-refused" not in r.headers, (r.status, r.body)
     assert not cl.origin.log_requests(mark, "PUT"), "a peer-port PUT reached the origin"
     # and a client may not send the peer header to a client port (no second hop)
     url, hdrs = cl.signed("GET", key, cl.nodes[sender].url)
-    hdrs["x-lota-peer"] = peer_header(cl.secret, "GET", target, host, PEER_ID[sender])
+    hdrs["x-lota-peer"] = peer_header(cl.secret, "GET", target, as_sent(url, hdrs),
+                                      PEER_ID[sender])
     r = run_in_ns(cl.ns(sender), request, "GET", url, hdrs, keep_body=True)
     assert r.status == 400, (r.status, r.body)
 
@@ -389,3 +439,168 @@ def test_range_read_through_a_non_owner(cl):
         assert r.headers.get("x-lota-cache") == "hit"
     gets = origin_gets(cl, key, mark)
     assert [g.status for g in gets] == [304, 304], [g.line for g in gets]
+
+
+class CutRelay:
+    """A TCP relay in namespace ns from listen to target (HOST, PORT pairs), in front of
+    a node's peer port, for one fault: once armed, the next request head that arrives on
+    a connection that already carried one (a kept-alive connection being reused) reaches
+    the node, but the node's answer is swallowed and both connections closed, as if the
+    connection had died under the request after the node took it."""
+
+    def __init__(self, ns, listen, target):
+        self.ns, self.listen, self.target = ns, listen, target
+        self.armed = False
+        self.cuts = 0
+        self.socks = []
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+        assert self.ready.wait(5), "relay did not start"
+
+    def _accept(self):
+        in_ns(self.ns)
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(self.listen)
+        ls.listen(64)
+        self.socks.append(ls)
+        self.ready.set()
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            self.socks.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        in_ns(self.ns)
+        answered = threading.Event()
+        swallow = threading.Event()
+        try:
+            up = socket.create_connection(self.target, timeout=10)
+        except OSError:
+            c.close()
+            return
+        self.socks.append(up)
+
+        def back():
+            try:
+                while True:
+                    b = up.recv(65536)
+                    if not b:
+                        break
+                    if swallow.is_set():
+                        answered.set()
+                        return
+                    c.sendall(b)
+            except OSError:
+                pass
+            try:
+                c.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+        threading.Thread(target=back, daemon=True).start()
+        heads = 0
+        try:
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                with self.lock:
+                    cut = self.armed and heads >= 1
+                    if cut:
+                        self.armed = False
+                if cut:
+                    swallow.set()
+                    up.sendall(b)
+                    answered.wait(10)
+                    self.cuts += 1
+                    break
+                heads += b.count(b"\r\n\r\n")
+                up.sendall(b)
+        except OSError:
+            pass
+        for s in (c, up):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        for s in self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+def test_resend_on_fresh_connection_is_signed_anew(cl):
+    """A forward on a kept-alive peer connection that dies after the owner took the head
+    is sent again on a fresh connection (upstream.c retry_on_fresh_connection). The owner
+    has seen that nonce: the resend must carry a new signature, or it is refused as a
+    replay and the read falls back to the sender. Two extra nodes in n1's namespace; the
+    owner's id names a relay in front of its real peer port."""
+    ip = IP["n1"]
+    ida, idb = "%s:8181" % ip, "%s:8281" % ip
+    peers = "%s,%s" % (ida, idb)
+    common = dict(netns=cl.ns("n1"), peers=peers, cluster_secret=cl.secret_path, workers=1,
+                  origin_timeout=30)
+    relay = CutRelay(cl.ns("n1"), (ip, 8281), (ip, 8282))
+    a = NsLotad(cl.tmp / "resend-a", cl.origin.url, config={"self": ida},
+                listen="%s:8180" % ip, admin="%s:9190" % ip, peer_listen=ida, **common)
+    b = NsLotad(cl.tmp / "resend-b", cl.origin.url, config={"self": idb},
+                listen="%s:8280" % ip, admin="%s:9290" % ip, peer_listen="%s:8282" % ip,
+                **common)
+    key = next(k for k in ("resend-%d" % i for i in range(100))
+               if hrw_owner([ida, idb], BUCKET, k) == idb)
+    upload(cl, {key: 5 * MiB})
+    size, sha = cl.objects[key]
+    try:
+        b.start()
+        a.start()
+        wait_for("a sees b up through the relay",
+                 lambda: {m["id"]: m["state"] for m in json.loads(a.get("/admin/peers"))
+                          ["members"]}.get(idb) == "up", timeout=20)
+
+        def two_reads():
+            """Two reads of key on one client connection to a: a forwards both on one
+            kept-alive connection to b, unless it had to open another."""
+            conn = http.client.HTTPConnection(ip, 8180, timeout=60)
+            out = []
+            try:
+                for i in range(2):
+                    url, hdrs = cl.signed("GET", key, a.url)
+                    relay.armed = i == 1  # before the head goes: the relay must see it armed
+                    conn.putrequest("GET", url[len(a.url):], skip_host=True,
+                                    skip_accept_encoding=True)
+                    for k, v in as_sent(url, hdrs).items():
+                        conn.putheader(k, v)
+                    conn.endheaders()
+                    r = conn.getresponse()
+                    body = r.read()
+                    out.append((r.status, len(body), hashlib.sha256(body).hexdigest()))
+            finally:
+                conn.close()
+            return out
+
+        before = {"a": a.metrics(), "b": b.metrics()}
+        results = run_in_ns(cl.ns("n1"), two_reads)
+        after = {"a": a.metrics(), "b": b.metrics()}
+        d = {n: {m: after[n].get(m, 0) - before[n].get(m, 0) for m in after[n]}
+             for n in after}
+        assert results == [(200, size, sha)] * 2, results
+        assert relay.cuts == 1  # the second forward's connection died after b took it
+        assert d["a"]["origin_retries"] == 1, d["a"]
+        # b took the first head, then the resend under its own nonce: no replay, no
+        # fallback to a
+        assert d["b"]["peer_replayed"] == 0 and d["b"]["peer_refused"] == 0, d["b"]
+        assert d["b"]["peer_requests_served"] == 3, d["b"]
+        assert d["a"]["peer_requests_sent"] == 2 and d["a"]["peer_fallbacks"] == 0, d["a"]
+    finally:
+        relay.close()
+        a.stop()
+        b.stop()

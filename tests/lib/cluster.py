@@ -73,6 +73,17 @@ class Response:
         self.length = length
 
 
+def as_sent(url, headers=None, body=None):
+    """The header lines request() sends for these arguments, in order: headers, then Host
+    and Content-Length where they are missing."""
+    hdrs = dict(headers or {})
+    if not any(k.lower() == "host" for k in hdrs):
+        hdrs["Host"] = urllib.parse.urlsplit(url).netloc
+    if body is not None and not any(k.lower() == "content-length" for k in hdrs):
+        hdrs["Content-Length"] = str(len(body))
+    return hdrs
+
+
 def request(method, url, headers=None, body=None, timeout=60, keep_body=None):
     """One HTTP/1.1 request from the calling thread's namespace. The body is hashed as it
     streams in (kept only when keep_body, or when it is short)."""
@@ -81,12 +92,7 @@ def request(method, url, headers=None, body=None, timeout=60, keep_body=None):
     try:
         target = u.path + ("?" + u.query if u.query else "")
         conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-        hdrs = dict(headers or {})
-        if not any(k.lower() == "host" for k in hdrs):
-            hdrs["Host"] = u.netloc
-        if body is not None and not any(k.lower() == "content-length" for k in hdrs):
-            hdrs["Content-Length"] = str(len(body))
-        for k, v in hdrs.items():
+        for k, v in as_sent(url, headers, body).items():
             conn.putheader(k, v)
         conn.endheaders(body)
         r = conn.getresponse()
@@ -169,8 +175,25 @@ def hrw_owner(node_ids, bucket, key):
 
 # -- peer signatures: user/peerauth.c in Python ----------------------------------------
 
-def peer_header(secret, method, target, host, node, ts=None):
-    """The value of x-lota-peer for this request, signed with secret (bytes)."""
+def peer_header(secret, method, target, headers, node, ts=None, nonce=None):
+    """The value of x-lota-peer (v2) for a request whose header lines are headers ({name:
+    value} or [(name, value)], in the order sent; an x-lota-peer among them does not
+    count), signed with secret (bytes): HMAC-SHA256 over method, target, node, time, a
+    random nonce and a SHA-256 of the header lines as "name:value\r\n"."""
+    ts = str(int(time.time()) if ts is None else ts)
+    nonce = (os.urandom(16) if nonce is None else nonce).hex()
+    lines = hashlib.sha256()
+    for k, v in (headers.items() if isinstance(headers, dict) else headers):
+        if k.lower() != "x-lota-peer":
+            lines.update(("%s:%s\r\n" % (k, v.strip(" \t"))).encode("latin-1"))
+    msg = "lota-peer-v2\n%s\n%s\n%s\n%s\n%s\n%s" % (method, target, node, ts, nonce,
+                                                 lines.hexdigest())
+    sig = hmac.new(secret, msg.encode(), hashlib.sha256).hexdigest()
+    return "v2 node=%s,ts=%s,nonce=%s,sig=%s" % (node, ts, nonce, sig)
+
+
+def peer_header_v1(secret, method, target, host, node, ts=None):
+    """The old (v1) value, signed as lotad signed it before: lotad must refuse it."""
     ts = str(int(time.time()) if ts is None else ts)
     msg = "lota-peer-v1\n%s\n%s\n%s\n%s\n%s" % (method, target, host, ts, node)
     sig = hmac.new(secret, msg.encode(), hashlib.sha256).hexdigest()
