@@ -33,18 +33,29 @@ static void request_id(struct exchange *x, const struct http_msg *m)
 	x->origin_request_id[n] = '\0';
 }
 
-static void write_head(struct conn *c, const struct cache_meta *meta, int status,
-		       const struct range *rg)
+/* The status line and Date, as the origin starts every answer. */
+static void status_line(struct evbuffer *out, int status)
 {
-	struct evbuffer *out = bufferevent_get_output(c->cbev);
-	struct exchange *x = c->x;
-	char date[64], cr[RANGE_CONTENT_RANGE_MAX];
+	char date[64];
 	time_t now = time(NULL);
 	struct tm tm;
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_reason(status), date);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_reason(status),
+			    date);
+}
+
+/* rg: the range the body covers, when the answer carries a Content-Range (a 206, or a
+ * 200 to a Range header radosgw ignored: it still names the whole object). */
+static void write_head(struct conn *c, const struct cache_meta *meta, int status,
+		       const struct range *rg)
+{
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	struct exchange *x = c->x;
+	char cr[RANGE_CONTENT_RANGE_MAX];
+
+	status_line(out, status);
 	if (x->origin_request_id[0])
 		evbuffer_add_printf(out, "x-amz-request-id: %s\r\n", x->origin_request_id);
 	if (meta->last_modified[0])
@@ -52,34 +63,49 @@ static void write_head(struct conn *c, const struct cache_meta *meta, int status
 	evbuffer_add_printf(out, "ETag: %s\r\nAccept-Ranges: bytes\r\n", meta->etag);
 	if (meta->content_type[0])
 		evbuffer_add_printf(out, "Content-Type: %s\r\n", meta->content_type);
-	if (status == 206 && range_format(rg, meta->size, cr, sizeof(cr)) == 0)
+	if (rg && range_format(rg, meta->size, cr, sizeof(cr)) == 0)
 		evbuffer_add_printf(out, "Content-Range: %s\r\n", cr);
 	evbuffer_add(out, meta->extra, meta->extra_len);
 	evbuffer_add_printf(out, "Content-Length: %llu\r\nx-lota-cache: %s\r\n%s\r\n",
-			    (unsigned long long)(status == 206 ? rg->last - rg->first + 1 : meta->size),
+			    (unsigned long long)(rg ? rg->last - rg->first + 1 : meta->size),
 			    x->is_complete ? "hit" : "follow",
 			    x->req.keep_alive ? "" : "Connection: close\r\n");
 }
 
-/* S3's answer to a range past the end, with nothing left to stream afterwards. */
-static int serve_416(struct conn *c, uint64_t size)
+/* radosgw's 416, less what only it knows (its host id): no Content-Range, an XML error
+ * whose Code is InvalidRange. Nothing is left to stream afterwards. */
+static int serve_416(struct conn *c)
 {
 	struct exchange *x = c->x;
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
-	char cr[RANGE_CONTENT_RANGE_MAX];
-	static const char body[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidRange"
-				   "</Code><Message>The requested range is not satisfiable</Message></Error>\n";
+	static const char body[] =
+	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidRange"
+	    "</Code><Message></Message></Error>";
 
-	range_format_unsatisfied(size, cr, sizeof(cr));
-	evbuffer_add_printf(out, "HTTP/1.1 416 %s\r\nContent-Type: application/xml\r\n"
-			    "Content-Range: %s\r\nContent-Length: %zu\r\n%s\r\n%s",
-			    http_reason(416), cr, sizeof(body) - 1,
+	status_line(out, 416);
+	if (x->origin_request_id[0])
+		evbuffer_add_printf(out, "x-amz-request-id: %s\r\n", x->origin_request_id);
+	evbuffer_add_printf(out,
+			    "Accept-Ranges: bytes\r\nContent-Type: application/xml\r\n"
+			    "Content-Length: %zu\r\nx-lota-cache: %s\r\n%s\r\n%s",
+			    sizeof(body) - 1, x->obj ? "hit" : "follow",
 			    x->req.keep_alive ? "" : "Connection: close\r\n", body);
 	x->status = 416;
 	x->route = x->obj ? "hit" : "follow";
 	x->file_pos = x->file_end = 0;
 	x->serving_file = true;
 	return 0;
+}
+
+/* radosgw reads a request's last Range header (each one replaces the one before). */
+static const struct http_header *last_range(const struct http_msg *m)
+{
+	const struct http_header *h = NULL;
+
+	for (size_t i = 0; i < m->nheaders; i++)
+		if (http_str_ieq(&m->headers[i].name, "range"))
+			h = &m->headers[i];
+	return h;
 }
 
 static bool fill_is_complete(struct cache_follower *fl)
@@ -94,10 +120,11 @@ int hit_serve(struct conn *c, const struct http_msg *m304)
 {
 	struct exchange *x = c->x;
 	const struct cache_meta *meta = x->obj ? &x->obj->meta : cache_follower_meta(x->fl);
-	const struct http_header *rh = http_find(&x->req, "range");
-	uint64_t body_offset;
+	const struct http_header *rh = last_range(&x->req);
 	struct range rg = {0, meta->size ? meta->size - 1 : 0};
-	int fd, status = 200, dupfd;
+	enum range_result rr = RANGE_WHOLE;
+	uint64_t body_offset;
+	int fd, dupfd;
 
 	if (x->obj) {
 		fd = x->obj->fd;
@@ -107,15 +134,11 @@ int hit_serve(struct conn *c, const struct http_msg *m304)
 		if (fd < 0)
 			return -EIO;
 	}
-	if (rh) {
-		enum range_result rr = range_parse(rh->value.p, rh->value.n, meta->size, &rg);
-
-		if (rr == RANGE_UNSATISFIABLE)
-			return serve_416(c, meta->size);
-		status = rr == RANGE_PARTIAL ? 206 : 200;
-		if (rr == RANGE_WHOLE)
-			rg = (struct range){0, meta->size ? meta->size - 1 : 0};
-	}
+	request_id(x, m304);
+	if (rh)
+		rr = range_parse(rh->value.p, rh->value.n, meta->size, &rg);
+	if (rr == RANGE_UNSATISFIABLE)
+		return serve_416(c);
 	dupfd = dup(fd);
 	if (dupfd < 0)
 		return -EMFILE;
@@ -125,13 +148,12 @@ int hit_serve(struct conn *c, const struct http_msg *m304)
 		close(dupfd);
 		return -ENOMEM;
 	}
-	request_id(x, m304);
-	x->status = status;
+	x->status = rr == RANGE_PARTIAL ? 206 : 200;
 	/* A fill with every byte written (its commit may still be queued) is a plain hit. */
 	x->is_complete = x->obj || fill_is_complete(x->fl);
 	x->route = x->is_complete ? "hit" : "follow";
 	metric_add(x->is_complete ? M_cache_hits : M_cache_coalesced, 1);
-	write_head(c, meta, status, &rg);
+	write_head(c, meta, x->status, rh ? &rg : NULL);
 	x->body_offset = body_offset;
 	x->file_pos = body_offset + rg.first;
 	x->file_end = meta->size ? body_offset + rg.last + 1 : body_offset;
