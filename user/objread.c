@@ -22,6 +22,7 @@
 #include "lotad.h"
 #include "metrics.h"
 #include "objmeta.h"
+#include "range.h"
 
 static struct cache_key exchange_key(const struct exchange *x)
 {
@@ -87,6 +88,25 @@ static void fill_wake(void *arg)
 	event_active(ev, EV_READ, 0);
 }
 
+/* Is the request's Range (if any) one lotad answers exactly as the origin would? The
+ * others go to the origin as they came (range.h says which forms are served here). */
+static bool is_range_local(const struct exchange *x, uint64_t size)
+{
+	const struct http_header *h = http_find(&x->req, "range");
+
+	return !h || range_is_served_locally(h->value.p, h->value.n, size);
+}
+
+/* We hold the key but will not serve this request from it. */
+static void drop_held(struct exchange *x)
+{
+	cache_obj_close(x->obj);
+	x->obj = NULL;
+	cache_follower_close(x->fl);
+	x->fl = NULL;
+	x->route = "relay";
+}
+
 /* What we hold for this key decides the request we send: with an ETag to confirm, or
  * the client's request as it is. */
 static void send_read(struct conn *c)
@@ -98,9 +118,15 @@ static void send_read(struct conn *c)
 	/* A running fill first: it only runs once the origin sent a new 200, so it holds a
 	 * newer version than a committed entry it will replace. */
 	if (cache_fill_follow(cache, &k, fill_wake, x->ev, &x->fl) == 0) {
-		set_inm(x, cache_follower_meta(x->fl));
+		if (is_range_local(x, cache_follower_meta(x->fl)->size))
+			set_inm(x, cache_follower_meta(x->fl));
+		else
+			drop_held(x);
 	} else if (cache_lookup(cache, &k, &x->obj) == 0) {
-		set_inm(x, &x->obj->meta);
+		if (is_range_local(x, x->obj->meta.size))
+			set_inm(x, &x->obj->meta);
+		else
+			drop_held(x);
 	} else if (!x->herd_leader && !x->herd_waiting && !x->herd_woken) {
 		int r = herd_join(&k, &x->herd);
 
@@ -111,7 +137,8 @@ static void send_read(struct conn *c)
 		}
 		x->herd_leader = r == 1;
 	}
-	x->route = x->inm[0] ? "validate" : "miss";
+	if (!x->route)
+		x->route = x->inm[0] ? "validate" : "miss";
 	if (exchange_send_origin(c, x->extra_hdr[0] ? x->extra_hdr : NULL) < 0)
 		return;
 }
