@@ -22,13 +22,19 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE $(SAN) \
-	  -Iuser -Icache -Ibpf -I$(B)
+	  -Iuser/lib -Icache -Ibpf -Iuser/lotad -I$(B) -MMD -MP
 LDFLAGS += $(SAN)
 LIBS := -levent -levent_openssl -levent_pthreads -lssl -lcrypto -lbpf -lelf -lz -lpthread
 
+# Layers, bottom up (scripts/check-includes.sh holds them to it): pure libraries, the
+# store and the BPF side, the daemon (its exchange core, then the modules that register
+# with it), and the CLI, which needs nothing but the libraries.
+LIB_SRCS := $(wildcard user/lib/*.c)
 CACHE_SRCS := $(wildcard cache/*.c)
-USER_LIB_SRCS := $(filter-out user/main.c user/lotactl.c,$(wildcard user/*.c))
-LIB_OBJS := $(patsubst %.c,$(B)/%.o,$(CACHE_SRCS) $(USER_LIB_SRCS))
+BPF_LOADER_SRCS := $(wildcard bpf/*-loader.c)
+LOTAD_SRCS := $(filter-out user/lotad/main.c,$(wildcard user/lotad/*.c user/lotad/*/*.c))
+LOTACTL_SRCS := $(wildcard user/lotactl/*.c)
+objs = $(patsubst %.c,$(B)/%.o,$(1))
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_SKELS := $(patsubst bpf/%.bpf.c,$(B)/%.skel.h,$(BPF_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -36,24 +42,34 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRCS))
 FUZZ_SECONDS ?= 20
+LOTAD_ARCHIVES := $(B)/liblotad.a $(B)/libcache.a $(B)/liblib.a
 
 .PHONY: all test unit e2e demo bench fuzz fuzz-bin unit-bin deps clean format
-# Keep generated skeletons and BPF objects: they are inputs of every C object.
+# Keep generated skeletons and BPF objects (inputs of the loader) between runs.
 .SECONDARY:
 all: $(B)/lotad $(B)/lotactl
 
-$(B)/lotad: $(B)/user/main.o $(B)/liblota.a
+$(B)/lotad: $(B)/user/lotad/main.o $(LOTAD_ARCHIVES)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/lotactl: $(B)/user/lotactl.o $(B)/liblota.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(B)/lotactl: $(call objs,$(LOTACTL_SRCS)) $(B)/liblib.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lssl -lcrypto
 
-$(B)/liblota.a: $(LIB_OBJS)
+$(B)/liblib.a: $(call objs,$(LIB_SRCS))
+$(B)/libcache.a: $(call objs,$(CACHE_SRCS))
+$(B)/liblotad.a: $(call objs,$(LOTAD_SRCS) $(BPF_LOADER_SRCS))
+$(B)/%.a:
+	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/%.o: %.c $(wildcard user/*.h cache/*.h bpf/*.h) $(BPF_SKELS) | $(B)
+$(B)/%.o: %.c | $(B)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Only the loader sees the generated skeleton.
+$(call objs,$(BPF_LOADER_SRCS)): $(BPF_SKELS)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
 
 # BPF: .bpf.c -> object -> skeleton, as libbpf-bootstrap does.
 $(B)/vmlinux.h: | $(B)
@@ -67,9 +83,9 @@ $(B)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) $(B)/vmlinux.h
 $(B)/%.skel.h: $(B)/bpf/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
 
-$(B)/tests/%: tests/unit/%.c tests/unit/unit.h $(B)/liblota.a
+$(B)/tests/%: tests/unit/%.c tests/unit/unit.h $(LOTAD_ARCHIVES)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/liblota.a -lcunit $(LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LOTAD_ARCHIVES) -lcunit $(LIBS)
 
 $(B):
 	@mkdir -p $(B)
@@ -97,9 +113,9 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@QUICK=$(QUICK) /usr/bin/python3 tests/bench/run.py --build $(B)
 
-# libFuzzer targets are built with clang, always sanitized: fuzz_X.c tests user/X.c.
-FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Iuser -Icache -Ibpf
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c user/%.c $(wildcard user/*.h)
+# libFuzzer targets are built with clang, always sanitized: fuzz_X.c tests user/lib/X.c.
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Iuser/lib
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c user/lib/%.c $(wildcard user/lib/*.h)
 	@mkdir -p build-fuzz
 	$(CLANG) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lcrypto
 
@@ -113,7 +129,7 @@ fuzz: fuzz-bin
 	done
 
 format:
-	clang-format -i $(wildcard user/*.[ch] cache/*.[ch] bpf/*.[ch] tests/unit/*.c tests/fuzz/*.c)
+	clang-format -i $(wildcard user/*/*.[ch] user/*/*/*.[ch] cache/*.[ch] bpf/*.[ch] tests/unit/*.c tests/fuzz/*.c)
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -287,7 +287,7 @@ class Bench:
         self.sfs = cc("sendfile_server.c", os.path.join(self.bin, "sendfile_server"),
                       ["-lpthread"])
         self.synth = cc("synth_cache.c", os.path.join(self.bin, "synth_cache"),
-                        ["-Iuser", "-Icache", os.path.join(self.build, "liblota.a"), *LIBS])
+                        ["-Iuser/lib", "-Icache", os.path.join(self.build, "libcache.a"), "-lz", "-lpthread"])
 
     def start_synth(self):
         self.synth_dir = os.path.join(self.work, "synth")

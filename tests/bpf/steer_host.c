@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "steer.h"
+#include "steer-loader.h"
 
 static volatile sig_atomic_t is_stopping;
 

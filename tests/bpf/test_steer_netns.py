@@ -1,7 +1,7 @@
 """Transparent steering with real traffic, in network namespaces (run as root).
 
   node netns: veth n0 198.18.3.1/30 + VIP 198.18.4.1/32; "origin" HTTP server on VIP:80;
-              the steering host (tests/bpf/steer_host.c now, lotad later) serving on
+              the steering host (tests/bpf/steer_host.c) serving on
               198.18.3.1:8080, the redirect address
   pod netns:  veth p0 198.18.3.2/30, one route: the VIP via 198.18.3.1; no default route
 
@@ -40,12 +40,12 @@ def host_bin(tmp_path_factory):
                     os.path.join(os.path.relpath(BUILD, TOP), "steer.skel.h")],
                    check=True, capture_output=True)
     out = str(tmp_path_factory.mktemp("bin") / "steer_host")
-    # Against user/steer.c itself, not build/liblota.a: the archive pulls in every
-    # module, and this test is about steering alone.
+    # Against the loader itself (bpf/steer-loader.c), not the daemon: this test is about
+    # steering alone.
     subprocess.run(["cc", "-O2", "-g", "-Wall", "-Werror", "-Wno-unused-parameter",
-                    "-D_GNU_SOURCE", "-I" + TOP + "/user", "-I" + TOP + "/bpf", "-I" + BUILD,
+                    "-D_GNU_SOURCE", "-I" + TOP + "/bpf", "-I" + BUILD,
                     "-o", out, os.path.join(HERE, "steer_host.c"),
-                    os.path.join(TOP, "user/steer.c"), "-lbpf", "-lelf", "-lz"],
+                    os.path.join(TOP, "bpf/steer-loader.c"), "-lbpf", "-lelf", "-lz"],
                    check=True)
     return out
 

@@ -4,7 +4,7 @@ fourth namespace. Every address lives in namespaces this file creates (198.18.7.
 a bridge inside a switch namespace, no default routes); clients run as threads that
 entered a node's namespace, like pods on that node.
 
-Placement is checked against user/hrw.c's rendezvous hash computed here in Python, and
+Placement is checked against user/lib/hrw.c's rendezvous hash computed here in Python, and
 the origin's request log counts the bodies radosgw sent."""
 
 import concurrent.futures

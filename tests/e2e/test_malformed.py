@@ -1,5 +1,5 @@
 """Malformed requests over raw sockets against a running lotad in front of the real
-origin. Every case gets the exact status user/http.c intends (or a closed connection),
+origin. Every case gets the exact status user/lib/http.c intends (or a closed connection),
 the reply is a well-formed HTTP/1.1 response with an S3 XML error body, the refusal is
 counted in /metrics, and lotad goes on serving a real signed request afterwards."""
 
@@ -444,7 +444,7 @@ def test_slow_headers_cut_by_client_timeout(make_lotad, origin):
     assert cut is not None, (
         f"lotad kept a slowloris connection open for {time.monotonic() - t0:.1f}s "
         f"(client-timeout=2): the read timeout is re-armed by every byte, so a head "
-        f"trickled slowly is never cut (user/proxy.c set_client_timeout)")
+        f"trickled slowly is never cut (user/lotad/exchange set_client_timeout)")
     assert cut < 6
     if data:
         replies, _ = parse_replies(data)

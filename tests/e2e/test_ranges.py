@@ -9,7 +9,7 @@ The requests go out three ways: SigV4-signed headers with the Range header added
 (every byte of the value reaches the server as written), presigned URLs with a raw Range
 header, and boto3's get_object(Range=...), which signs it.
 
-Which warm answers must come from the cache: the forms user/range.h serves locally
+Which warm answers must come from the cache: the forms user/lib/range.h serves locally
 (`bytes=N-M`, `bytes=N-`, `bytes=-N` with plain numbers) always do (x-lota-cache and a 304
 in the origin's log). Every other form is lotad's to relay to the origin; until the
 object-read path asks range_is_served_locally() before adding If-None-Match, the hit path
@@ -94,7 +94,7 @@ Answer = namedtuple("Answer", "status content_range content_length body code xca
 
 
 def served_locally(values, size):
-    """The rule of user/range.h, range_is_served_locally(), for an object of size bytes: one
+    """The rule of user/lib/range.h, range_is_served_locally(), for an object of size bytes: one
     Range header, after the white space HTTP trims, `bytes=N-M` (N <= M), `bytes=N-`
     (N < size) or `bytes=-N` (N >= 1), with plain numbers up to 2^63-1."""
     if len(values) != 1:

@@ -183,7 +183,7 @@ def assert_verify_502(d, want_in_message="certificate verify failed"):
     root = ET.fromstring(body)
     assert root.find("Code").text == "BadGateway"
     msg = root.find("Message").text
-    # Known bug (user/origin.c origin_tls_error): the loop keeps the last error popped
+    # Known bug (user/lotad/origin.c origin_tls_error): the loop keeps the last error popped
     # from libevent's queue, which is libevent's own SSL_get_error() code (1), so the
     # message reads "error:00000001:lib(0)::reason(1)" instead of naming the failure.
     assert want_in_message in msg, f"502 does not say why the origin was refused: {msg}"

@@ -114,7 +114,7 @@ def request(method, url, headers=None, body=None, timeout=60, keep_body=None):
         conn.close()
 
 
-# -- placement: user/hrw.c in Python ---------------------------------------------------
+# -- placement: user/lib/hrw.c in Python ---------------------------------------------------
 
 _M64 = (1 << 64) - 1
 HRW_K0 = 0x7277682d61746f6c
@@ -154,7 +154,7 @@ def _sip(words):
 
 
 def hrw_hash(data):
-    """SipHash-2-4 under lotad's fixed HRW key (hrw_hash in user/hrw.c)."""
+    """SipHash-2-4 under lotad's fixed HRW key (hrw_hash in user/lib/hrw.c)."""
     words = [int.from_bytes(data[i:i + 8], "little") for i in range(0, len(data) - 7, 8)]
     tail = data[len(data) - len(data) % 8:]
     words.append(int.from_bytes(tail, "little") | (len(data) & 0xff) << 56)
@@ -173,7 +173,7 @@ def hrw_owner(node_ids, bucket, key):
     return best[1]
 
 
-# -- peer signatures: user/peerauth.c in Python ----------------------------------------
+# -- peer signatures: user/lib/peerauth.c in Python ----------------------------------------
 
 def peer_header(secret, method, target, headers, node, ts=None, nonce=None):
     """The value of x-lota-peer (v2) for a request whose header lines are headers ({name:

@@ -7,7 +7,7 @@
 #include <event2/thread.h>
 
 #include "cache.h"
-#include "herd.h"
+#include "cachepath/herd.h"
 
 static struct event_base *base;
 static int woken;

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "http.h"
-#include "objmeta.h"
+#include "cachepath/objmeta.h"
 
 static const char resp[] = "HTTP/1.1 200 OK\r\n"
 			   "Content-Length: 10\r\n"

@@ -16,7 +16,7 @@
 
 #include "http.h"
 #include "origin.h"
-#include "peers-int.h"
+#include "cluster/peers-int.h"
 
 static char err[256];
 

@@ -13,8 +13,8 @@
 
 #include <bpf/bpf.h>
 
+#include "steer-loader.h"
 #include "steer.h"
-#include "../../bpf/steer.h"
 
 static char cg[512], pin_dir[256];
 

@@ -16,7 +16,7 @@
 
 #include "log.h"
 #include "origin.h"
-#include "peers-int.h"
+#include "cluster/peers-int.h"
 
 time_t peers_now(void)
 {

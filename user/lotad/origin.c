@@ -18,79 +18,6 @@
 
 #include "origin.h"
 
-static int split_host_port(const char *s, char *host, size_t hcap, char *port, size_t pcap,
-			   const char *def_port)
-{
-	const char *colon, *hs = s, *he;
-
-	if (*s == '[') {
-		he = strchr(s, ']');
-		if (!he)
-			return -EINVAL;
-		hs = s + 1;
-		colon = he[1] == ':' ? he + 1 : NULL;
-		if (he[1] && !colon)
-			return -EINVAL;
-	} else {
-		colon = strrchr(s, ':');
-		he = colon ? colon : s + strlen(s);
-	}
-	if (he == hs || (size_t)(he - hs) >= hcap)
-		return -EINVAL;
-	memcpy(host, hs, (size_t)(he - hs));
-	host[he - hs] = '\0';
-	if (colon) {
-		if (!colon[1] || strlen(colon + 1) >= pcap || strspn(colon + 1, "0123456789") != strlen(colon + 1))
-			return -EINVAL;
-		strcpy(port, colon + 1);
-	} else {
-		if (!def_port)
-			return -EINVAL;
-		snprintf(port, pcap, "%s", def_port);
-	}
-	return 0;
-}
-
-static int resolve(const char *host, const char *port, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-	int r = getaddrinfo(host, port, &hints, &res);
-
-	if (r != 0)
-		return -EHOSTUNREACH;
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*len = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
-}
-
-int addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[256], port[8];
-
-	if (split_host_port(s, host, sizeof(host), port, sizeof(port), NULL) < 0)
-		return -EINVAL;
-	return resolve(host, port, ss, len);
-}
-
-const char *addr_str(const struct sockaddr *sa, char *buf, size_t len)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)sa;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-		snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
-	} else {
-		const struct sockaddr_in *s4 = (const void *)sa;
-
-		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-		snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
-	}
-	return buf;
-}
-
 static int tls_setup(struct origin *o, const char *ca_file, char *err, size_t errlen)
 {
 	o->ssl_ctx = SSL_CTX_new(TLS_client_method());
@@ -135,13 +62,13 @@ int origin_init(struct origin *o, const char *url, const char *ca_file, char *er
 	}
 	memcpy(hostport, rest, n);
 	hostport[n] = '\0';
-	if (split_host_port(hostport, o->host, sizeof(o->host), o->port, sizeof(o->port),
+	if (netaddr_split(hostport, o->host, sizeof(o->host), o->port, sizeof(o->port),
 			    o->is_tls ? "443" : "80") < 0) {
 		snprintf(err, errlen, "origin: '%s': bad host or port", url);
 		return -EINVAL;
 	}
 	snprintf(o->label, sizeof(o->label), "%s", hostport);
-	if (resolve(o->host, o->port, &o->addr, &o->addrlen) < 0) {
+	if (netaddr_resolve(o->host, o->port, &o->addr, &o->addrlen) < 0) {
 		snprintf(err, errlen, "origin: %s: cannot resolve host", o->host);
 		return -EHOSTUNREACH;
 	}

@@ -7,10 +7,10 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "bgfill.h"
-#include "herd.h"
+#include "cachepath/bgfill.h"
+#include "cachepath/herd.h"
 #include "http-t.h"
-#include "peers.h"
+#include "cluster/peers.h"
 #include "s3.h"
 
 struct bufferevent;

@@ -14,13 +14,13 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "conn.h"
+#include "exchange/conn.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
-#include "proxy-int.h"
-#include "reply.h"
+#include "exchange/proxy-int.h"
+#include "exchange/reply.h"
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);

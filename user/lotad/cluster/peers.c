@@ -13,7 +13,7 @@
 
 #include "log.h"
 #include "origin.h"
-#include "peers-int.h"
+#include "cluster/peers-int.h"
 
 /* --- health -------------------------------------------------------------------- */
 

@@ -1,8 +1,8 @@
 /* Transparent steering loader: loads bpf/steer.bpf.c, pins its maps and programs with
  * BTF under a bpffs directory, attaches it to a cgroup and edits the targets map.
  * Every function returns 0 (or a count) or a negative errno. */
-#ifndef LOTA_STEER_H
-#define LOTA_STEER_H
+#ifndef LOTA_STEER_LOADER_H
+#define LOTA_STEER_LOADER_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -13,15 +13,15 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "bgfill.h"
+#include "cachepath/bgfill.h"
 #include "committer.h"
 #include "cache.h"
-#include "conn.h"
+#include "exchange/conn.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
-#include "objmeta.h"
+#include "cachepath/objmeta.h"
 #include "range.h"
 
 static struct cache_key exchange_key(const struct exchange *x)

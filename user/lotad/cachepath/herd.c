@@ -10,7 +10,7 @@
 #include <event2/event.h>
 
 #include "cache.h"
-#include "herd.h"
+#include "cachepath/herd.h"
 
 #define HERD_BUCKETS 256
 #define HERD_WAITERS_MAX 4096

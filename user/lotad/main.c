@@ -9,15 +9,15 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "admin.h"
-#include "bgfill.h"
+#include "admin/admin.h"
+#include "cachepath/bgfill.h"
 #include "cache.h"
 #include "committer.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
 #include "peerauth.h"
-#include "peers.h"
+#include "cluster/peers.h"
 #include "steering.h"
 
 static int config_check(struct lotad *d, char *err, size_t errlen)

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "netaddr.h"
+
 struct event_base;
 struct bufferevent;
 typedef struct ssl_ctx_st SSL_CTX;
@@ -28,9 +30,5 @@ void origin_free(struct origin *o);
 struct bufferevent *origin_connect(struct origin *o, struct event_base *base);
 /* Why the last TLS operation on bev failed, for a log line; "" if it was not TLS. */
 const char *origin_tls_error(struct bufferevent *bev, char *buf, size_t len);
-/* Splits "HOST:PORT" or "[V6]:PORT" into a socket address (numeric or resolved). */
-int addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len);
-/* "HOST:PORT" text of a socket address. */
-const char *addr_str(const struct sockaddr *sa, char *buf, size_t len);
 
 #endif

@@ -17,10 +17,10 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 
-#include "admin.h"
+#include "admin/admin.h"
 #include "log.h"
 #include "lotad.h"
-#include "steer.h"
+#include "steer-loader.h"
 #include "steering.h"
 
 #define TARGETS_MAX 256

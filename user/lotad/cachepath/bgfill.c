@@ -12,14 +12,14 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "bgfill.h"
+#include "cachepath/bgfill.h"
 #include "cache.h"
 #include "creds.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
-#include "objmeta.h"
+#include "cachepath/objmeta.h"
 #include "range.h"
 #include "sigv4.h"
 

@@ -7,7 +7,7 @@
 #include <event2/buffer.h>
 
 #include "http.h"
-#include "reply.h"
+#include "exchange/reply.h"
 
 void xml_escape(struct evbuffer *out, const char *s)
 {

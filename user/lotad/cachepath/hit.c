@@ -12,7 +12,7 @@
 #include <event2/bufferevent.h>
 
 #include "cache.h"
-#include "conn.h"
+#include "exchange/conn.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"

@@ -18,9 +18,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "steer-loader.h"
 #include "steer.h"
-/* The map layouts; both halves call their header steer.h (STYLE.md's layout). */
-#include "../bpf/steer.h"
 #include "steer.skel.h"
 
 #ifndef BPF_FS_MAGIC

@@ -3,7 +3,7 @@
  * and reloading the service credentials when their file changes. */
 #include <event2/event.h>
 
-#include "bgfill.h"
+#include "cachepath/bgfill.h"
 #include "cache.h"
 #include "log.h"
 #include "lotad.h"

@@ -14,13 +14,13 @@
 #include <event2/event.h>
 
 #include "cache.h"
-#include "conn.h"
+#include "exchange/conn.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
 #include "peerauth.h"
-#include "peers.h"
+#include "cluster/peers.h"
 #include "s3.h"
 #include "sigv4.h"
 

@@ -6,7 +6,7 @@
 #include <pthread.h>
 
 #include "hrw.h"
-#include "peers.h"
+#include "cluster/peers.h"
 
 #define PEERS_SLOTS (2 * PEERS_MAX)
 #define PEERS_PLACEMENT_KEY_MAX 1100 /* bucket (63) '/' key (1024) and a NUL */

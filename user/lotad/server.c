@@ -12,7 +12,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "conn.h"
+#include "exchange/conn.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"

@@ -10,12 +10,12 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "admin.h"
+#include "admin/admin.h"
 #include "cache.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
-#include "reply.h"
+#include "exchange/reply.h"
 #include "steering.h"
 
 static time_t started;

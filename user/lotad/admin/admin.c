@@ -10,7 +10,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "admin.h"
+#include "admin/admin.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cache.h"
-#include "conn.h"
+#include "exchange/conn.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"

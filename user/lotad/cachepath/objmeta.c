@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "http.h"
-#include "objmeta.h"
+#include "cachepath/objmeta.h"
 
 /* Everything but hop-by-hop headers, the ones a hit writes itself, and per-request
  * identifiers is replayed. */

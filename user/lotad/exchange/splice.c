@@ -22,7 +22,7 @@
 #include <event2/event.h>
 
 #include "cache.h"
-#include "conn.h"
+#include "exchange/conn.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"

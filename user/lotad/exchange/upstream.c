@@ -13,12 +13,12 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "conn.h"
+#include "exchange/conn.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
-#include "proxy-int.h"
+#include "exchange/proxy-int.h"
 
 static void origin_read_cb(struct bufferevent *bev, void *arg);
 static void origin_write_cb(struct bufferevent *bev, void *arg);
