@@ -139,7 +139,7 @@ PROTECTED = [
 ]
 
 
-def refused_changes_nothing(origin, d, bucket, body, calls):
+def refused_changes_nothing(origin, d, bucket, body):
     """Everything the calls could have changed is as before."""
     assert targets(d) == [STATIC_TARGET]
     assert local(d, "GET", "/admin/log-level") == {"log_level": "info"}
@@ -164,7 +164,7 @@ def test_tcp_refuses_admin_calls_without_admin_token(origin, steering, make_lota
     # a token is no use where none is configured
     status, _, _ = tcp(d, "POST", "/admin/evict?all=1", token=TOKEN)
     assert status == 403
-    refused_changes_nothing(origin, d, bucket, body, PROTECTED)
+    refused_changes_nothing(origin, d, bucket, body)
 
     # Counted, and logged without a line per call.
     assert d.metrics()["admin_refused"] == len(PROTECTED) + 1
@@ -203,7 +203,7 @@ def test_tcp_bearer_token(origin, steering, make_lotad, tmp_path):
             if want == 401:
                 assert rh["www-authenticate"].startswith("Bearer"), rh
             n += 1
-    refused_changes_nothing(origin, d, bucket, body, PROTECTED)
+    refused_changes_nothing(origin, d, bucket, body)
     assert d.metrics()["admin_refused"] == n
 
     # The right token, any case of "Bearer": lotactl's calls work over TCP.
