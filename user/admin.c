@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <sys/un.h>
 #include <time.h>
@@ -192,8 +193,7 @@ static const char *authorization(struct evhttp_request *req)
 	const char *v = NULL;
 	struct evkeyval *kv;
 
-	TAILQ_FOREACH(kv, h, next)
-	{
+	for (kv = TAILQ_FIRST(h); kv; kv = TAILQ_NEXT(kv, next)) {
 		if (strcasecmp(kv->key, "Authorization") != 0)
 			continue;
 		if (v)
