@@ -53,6 +53,7 @@ mkdir -p "$cg"
 cat >"$work/lotad.conf" <<EOF
 listen = 127.0.0.1:$port
 admin = 127.0.0.1:$admin
+admin-socket = $work/admin.sock
 origin = $ORIGIN_URL
 cache-dir = $work/cache
 bpf = auto

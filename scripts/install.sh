@@ -11,7 +11,10 @@
 #   --capacity SIZE       cache capacity, e.g. 500G (default: 90% of the file system)
 #   --peers LIST          peer list HOST:PORT,... or dns:NAME:PORT
 #   --listen ADDR         client address:port (default 127.0.0.1:8080)
-#   --admin ADDR          admin address:port (default 127.0.0.1:9090)
+#   --admin ADDR          admin address:port for /healthz and /metrics (default 127.0.0.1:9090);
+#                         the rest of the admin API (lotactl) is on /run/lota/admin.sock
+#   --admin-token FILE    also serve the admin API on ADDR to holders of the token in FILE
+#                         (made with a random token, mode 0600, if missing)
 #   --bpf on|off|auto     BPF steering (default auto)
 #   --prefix DIR          where bin/lotad and bin/lotactl go (default /usr/local)
 #   --root DIR            install under DIR as if it were / (packaging; implies --no-start)
@@ -22,7 +25,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-origin="" cache_dir=/var/cache/lota capacity="" peers="" listen="" admin="" bpf=""
+origin="" cache_dir=/var/cache/lota capacity="" peers="" listen="" admin="" admin_token="" bpf=""
 prefix=/usr/local root="" prebuilt="" no_deps=0 no_start=0 dry=0
 
 die() { echo "install: $*" >&2; exit 1; }
@@ -35,6 +38,7 @@ while [ $# -gt 0 ]; do
 	--peers) need "$@"; peers=$2; shift ;;
 	--listen) need "$@"; listen=$2; shift ;;
 	--admin) need "$@"; admin=$2; shift ;;
+	--admin-token) need "$@"; admin_token=$2; shift ;;
 	--bpf) need "$@"; bpf=$2; shift ;;
 	--prefix) need "$@"; prefix=$2; shift ;;
 	--root) need "$@"; root=${2%/}; no_start=1; shift ;;
@@ -49,6 +53,7 @@ while [ $# -gt 0 ]; do
 done
 case "$cache_dir" in /*) ;; *) die "--cache-dir must be absolute" ;; esac
 case "$prefix" in /*) ;; *) die "--prefix must be absolute" ;; esac
+case "$admin_token" in "" | /*) ;; *) die "--admin-token must be absolute" ;; esac
 case "$bpf" in "" | on | off | auto) ;; *) die "--bpf must be on, off or auto" ;; esac
 
 bindir=$prefix/bin
@@ -139,6 +144,17 @@ CONF
 	cat <<'CONF'
 host = cwlota.com
 log-level = info
+# The admin API: /healthz and /metrics on the admin address; everything lotactl does on
+# this unix socket (root only, mode 0600), and on the admin address only with the bearer
+# token in admin-token (a file: openssl rand -hex 32 >FILE; chmod 600 FILE).
+admin-socket = /run/lota/admin.sock
+CONF
+	if [ -n "$admin_token" ]; then
+		echo "admin-token = $admin_token"
+	else
+		echo "# admin-token = /etc/lota/admin-token"
+	fi
+	cat <<'CONF'
 # Credentials lotad uses for its own whole-object fills and pre-staging (AWS shared
 # credentials file format, mode 0600):
 # service-credentials = /etc/lota/credentials
@@ -148,7 +164,7 @@ CONF
 config() {
 	if [ -f "$root$conf" ]; then
 		local note=""
-		if [ -n "$origin$capacity$peers$listen$admin$bpf" ] && ! render_config | cmp -s - "$root$conf"; then
+		if [ -n "$origin$capacity$peers$listen$admin$admin_token$bpf" ] && ! render_config | cmp -s - "$root$conf"; then
 			note="; it differs from these options, which only a first install writes: edit it"
 		fi
 		step config "unchanged (kept $conf$note)"
@@ -165,6 +181,32 @@ config() {
 	chmod 0644 "$root$conf.tmp"
 	mv "$root$conf.tmp" "$root$conf"
 	changed=1
+}
+
+# -- 3b. admin token -------------------------------------------------------------------
+# 32 random bytes as hex: printable, one word, what lotad's admin-token wants.
+token() {
+	local to=$root$admin_token
+	if [ -z "$admin_token" ]; then
+		step token "skipped (no --admin-token)"
+		return
+	fi
+	if [ -f "$to" ]; then
+		step token "unchanged (kept $admin_token)"
+		return
+	fi
+	step token "created $admin_token (random, mode 0600)"
+	if [ "$dry" -eq 1 ]; then
+		echo "  would write 32 random bytes, as hex, to $admin_token"
+		return
+	fi
+	install -d -m 0755 "$(dirname "$to")"
+	(
+		umask 077
+		head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$to.tmp"
+		echo >>"$to.tmp"
+	)
+	mv "$to.tmp" "$to"
 }
 
 # -- 4. cache directory -----------------------------------------------------------------
@@ -236,6 +278,7 @@ else
 	put "$src/lotactl" "$bindir/lotactl" 755 lotactl
 fi
 config
+token
 cachedir
 unitfile
 bpffs

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Removes what scripts/install.sh installed: the service, the unit, lotad and lotactl,
-# /etc/lota and lotad's pinned BPF objects. The cache directory stays unless --purge.
+# /etc/lota (with the admin token), /run/lota (the admin socket's directory, which systemd
+# removes itself when it stops lotad) and lotad's pinned BPF objects. The cache directory
+# stays unless --purge.
 #
 #   scripts/uninstall.sh [--purge] [--prefix DIR] [--root DIR] [--cache-dir DIR] [--dry-run]
 set -euo pipefail
@@ -55,6 +57,7 @@ remove unit /etc/systemd/system/lotad.service
 remove lotad "$prefix/bin/lotad"
 remove lotactl "$prefix/bin/lotactl"
 remove config /etc/lota
+remove runtime /run/lota
 case "$root:$pin_dir" in
 :/sys/fs/bpf/?*) remove bpf "$pin_dir" ;; # only ever under bpffs
 *) step bpf "unchanged (no pins to remove)" ;;

@@ -180,7 +180,8 @@ class NodeLotad(Lotad):
     """lotad inside a Topology's node namespace and cgroup, with host names from a
     private hosts file (its own mount namespace: the machine's /etc/hosts is never
     touched). The admin address is inside the namespace too: get() and post() go through
-    curl there. hosts: {name: ip}."""
+    curl there, but for /admin/..., which goes to lotad's unix socket (a file: any
+    namespace reaches it). hosts: {name: ip}."""
 
     def __init__(self, workdir, origin_url, topo, hosts, **cfg):
         super().__init__(workdir, origin_url, **cfg)
@@ -225,7 +226,11 @@ class NodeLotad(Lotad):
         return r.stdout
 
     def get(self, path, timeout=5):
+        if self.via_socket(path):
+            return Lotad.get(self, path, timeout)
         return self._curl(path, [], timeout)
 
     def post(self, path, data=b"", timeout=5):
+        if self.via_socket(path):
+            return Lotad.post(self, path, data, timeout)
         return self._curl(path, ["-X", "POST", "--data-binary", data.decode()], timeout)

@@ -1,16 +1,19 @@
 """scripts/install.sh and scripts/uninstall.sh on this machine, in a throwaway root: a
-private mount namespace in which /etc, /usr/local and /var/cache are copy-on-write
+private mount namespace in which /etc, /usr/local, /var/cache and /run are copy-on-write
 overlays (upper layers on a tmpfs) and /sys/fs/bpf is a fresh bpffs, so the scripts write
 the real paths and nothing reaches the host. In there: a dry run changes nothing, an
 install, a second install that changes nothing, systemd-analyze accepts the unit, the
 installed lotad started from the unit's ExecStart line serves a GET through the real
-origin, then uninstall keeps the cache and --purge removes it."""
+origin, the installed lotactl reaches it on the default socket /run/lota/admin.sock (mode
+0600), the admin address refuses /admin/... without the generated token and serves it
+with it, then uninstall keeps the cache and --purge removes it."""
 
 import os
 import re
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -28,7 +31,7 @@ set -u
 ov=$W/ov
 mkdir -p "$ov"
 mount -t tmpfs tmpfs "$ov"
-for d in etc usr/local var/cache; do
+for d in etc usr/local var/cache run; do
 	n=${d//\//_}
 	mkdir -p "$ov/$n.u" "$ov/$n.w"
 	mount -t overlay overlay -o "lowerdir=/$d,upperdir=$ov/$n.u,workdir=$ov/$n.w" "/$d"
@@ -36,7 +39,7 @@ done
 mount -t bpf bpf /sys/fs/bpf
 cd "$TOP"
 scripts/install.sh --dry-run "$@" >"$W/dry.out" 2>&1; echo $? >"$W/dry.rc"
-ls -A "$ov/etc.u" "$ov/usr_local.u" "$ov/var_cache.u" >"$W/dry.changes" 2>&1
+ls -A "$ov/etc.u" "$ov/usr_local.u" "$ov/var_cache.u" "$ov/run.u" >"$W/dry.changes" 2>&1
 scripts/install.sh "$@" >"$W/run1.out" 2>&1; echo $? >"$W/run1.rc"
 scripts/install.sh "$@" >"$W/run2.out" 2>&1; echo $? >"$W/run2.rc"
 cp /etc/systemd/system/lotad.service /etc/lota/lotad.conf "$W/"
@@ -46,10 +49,14 @@ cmd=$(sed -n 's/^ExecStart=//p' /etc/systemd/system/lotad.service)
 echo "$cmd" >"$W/execstart"
 $cmd >"$W/lotad.log" 2>&1 &
 pid=$!
+for i in $(seq 200); do [ -S /run/lota/admin.sock ] && break; sleep 0.1; done
+stat -c %a /run/lota/admin.sock >"$W/sock.mode" 2>&1
+cp /etc/lota/admin-token "$W/admin-token"
+/usr/local/bin/lotactl --json status >"$W/status.json" 2>&1; echo $? >"$W/status.rc"
 while [ ! -e "$W/stop" ] && kill -0 $pid 2>/dev/null; do sleep 0.1; done
 kill $pid 2>/dev/null; wait $pid
 scripts/uninstall.sh >"$W/uninstall.out" 2>&1; echo $? >"$W/uninstall.rc"
-for p in /usr/local/bin/lotad /usr/local/bin/lotactl /etc/lota \
+for p in /usr/local/bin/lotad /usr/local/bin/lotactl /etc/lota /run/lota \
 	/etc/systemd/system/lotad.service /var/cache/lota; do
 	[ -e "$p" ] && echo "$p"
 done >"$W/left.txt"
@@ -90,7 +97,7 @@ def installed(origin, tmp_path):
     port, admin = free_ports(2)
     opts = ["--origin", origin.url, "--prebuilt", str(prebuilt), "--no-start", "--bpf", "off",
             "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}",
-            "--capacity", "1G"]
+            "--admin-token", "/etc/lota/admin-token", "--capacity", "1G"]
     env = dict(os.environ, W=w, TOP=TOP)
     p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "bash", "-c",
                           SCRIPT, "ns", *opts], env=env, stdin=subprocess.DEVNULL)
@@ -113,8 +120,8 @@ def test_install_twice_serve_uninstall(origin, installed):
     dry = read(w, "dry.out")
     assert read(w, "dry.rc").strip() == "0", dry
     assert "dry run" in dry and "would run: install" in dry
-    assert set(steps(dry)) >= {"packages", "build", "lotad", "lotactl", "config", "cache",
-                               "unit", "bpffs", "service"}
+    assert set(steps(dry)) >= {"packages", "build", "lotad", "lotactl", "config", "token",
+                               "cache", "unit", "bpffs", "service"}
     assert re.sub(r"\S+:\n", "", read(w, "dry.changes")).strip() == ""
 
     run1, run2 = read(w, "run1.out"), read(w, "run2.out")
@@ -123,6 +130,7 @@ def test_install_twice_serve_uninstall(origin, installed):
     assert s1["lotad"].startswith("installed /usr/local/bin/lotad")
     assert s1["config"].startswith("written /etc/lota/lotad.conf")
     assert s1["cache"].startswith("created /var/cache/lota")
+    assert s1["token"].startswith("created /etc/lota/admin-token")
     assert s1["unit"].startswith("installed /etc/systemd/system/lotad.service")
 
     # The second run changes nothing, and says so for every step.
@@ -135,9 +143,12 @@ def test_install_twice_serve_uninstall(origin, installed):
     assert "ExecStart=/usr/local/bin/lotad --config /etc/lota/lotad.conf" in unit
     assert "ReadWritePaths=/var/cache/lota /sys/fs/bpf" in unit
     assert "CAP_BPF" in unit and "Restart=on-failure" in unit
+    assert "RuntimeDirectory=lota\n" in unit
     assert read(w, "verify.rc").strip() == "0", read(w, "verify.out")
     conf = read(w, "lotad.conf")
     assert f"origin = {origin.url}" in conf and "capacity = 1G" in conf
+    assert "admin-socket = /run/lota/admin.sock\n" in conf
+    assert "admin-token = /etc/lota/admin-token\n" in conf
 
     # lotad from the unit's ExecStart serves a GET through the origin.
     def healthy():
@@ -156,7 +167,20 @@ def test_install_twice_serve_uninstall(origin, installed):
     mark = origin.log_mark()
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == body
     assert [(r.status, r.bytes) for r in origin.log_requests(mark, "GET")] == [(200, len(body))]
-    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/admin/status", timeout=5) as r:
+
+    # The admin API: lotactl on the default socket; the admin address wants the token.
+    wait_for(lambda: os.path.exists(os.path.join(w, "status.rc")), 20, "lotactl status")
+    assert read(w, "status.rc").strip() == "0", read(w, "status.json")
+    assert '"dir":"/var/cache/lota"' in read(w, "status.json")
+    assert read(w, "sock.mode").strip() == "600"
+    token = read(w, "admin-token").strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", token), token
+    status_url = f"http://127.0.0.1:{admin}/admin/status"
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(status_url, timeout=5)
+    assert e.value.code == 401
+    req = urllib.request.Request(status_url, headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(req, timeout=5) as r:
         assert b'"dir":"/var/cache/lota"' in r.read()
 
     open(os.path.join(w, "stop"), "w").close()

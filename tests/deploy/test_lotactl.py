@@ -2,12 +2,15 @@
 20 objects (all cached afterwards: the origin sends no body on the following GETs),
 progress as plain lines and as a bar on a terminal, failures exit non-zero with a
 summary; and the admin commands (status, stats, targets, peers, evict, log-level),
-for people and with --json."""
+for people and with --json, over lotad's unix socket (its default path too, in a private
+mount namespace) and over TCP with a bearer token (--token-file, $LOTA_ADMIN_TOKEN_FILE,
+/etc/lota/admin-token), and the errors when the token or the socket is wrong."""
 
 import json
 import os
 import pty
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -103,7 +106,7 @@ def test_prestage_caches_every_object(origin, make_lotad, staged_bucket, tmp_pat
     assert d.metrics()["cache_fills_committed"] == N_OBJECTS
 
     # evict one object, then all of them.
-    admin = ["--admin", d.cfg["admin"], "--json"]
+    admin = ["--admin", "unix:" + d.admin_socket, "--json"]
     rc, out, _ = lotactl(*admin, "evict", f"s3://{bucket}/pre/obj-07 with space&amp")
     assert rc == 0 and json.loads(out) == {"evicted": 1}
     rc, out, _ = lotactl(*admin, "evict", "--all")
@@ -162,7 +165,7 @@ def test_prestage_failures_exit_nonzero_with_summary(origin, lotad, staged_bucke
 
 
 def test_admin_commands(origin, lotad):
-    admin = ["--admin", lotad.cfg["admin"]]
+    admin = ["--admin", "unix:" + lotad.admin_socket]
     rc, out, err = lotactl(*admin, "status")
     assert rc == 0, err
     assert "lotad:" in out and "bpf:       not attached" in out and "hit ratio:" in out
@@ -199,6 +202,130 @@ def test_admin_commands(origin, lotad):
     assert rc == 2 and "BUCKET/KEY" in err
 
     rc, _, err = lotactl("--admin", "127.0.0.1:1", "status")
-    assert rc == 1 and "Connection refused" in err and "is lotad running" in err
+    assert rc == 1 and err == ("lotactl: 127.0.0.1:1: connect: Connection refused "
+                               "(is lotad running? see --admin)\n"), err
+    rc, _, err = lotactl("--admin", "unix:/nonexistent/lota/admin.sock", "status")
+    assert rc == 1 and err == ("lotactl: /nonexistent/lota/admin.sock: connect: No such file "
+                               "or directory (is lotad running? see --admin)\n"), err
+    rc, _, err = lotactl("--admin", "unix:", "status")
+    assert rc == 1 and "not a socket path" in err
     rc, _, err = lotactl("frobnicate")
     assert rc == 2 and "unknown command" in err
+
+
+# -- the admin API's protection, through lotactl ------------------------------------------
+
+TOKEN = "lotactl-token-" + "0f1e2d3c4b5a" * 3
+
+
+def token_file(tmp_path, name, token):
+    p = tmp_path / name
+    p.write_text(token + "\n")
+    os.chmod(p, 0o600)
+    return str(p)
+
+
+def no_token_env():
+    env = dict(os.environ)
+    env.pop("LOTA_ADMIN_TOKEN_FILE", None)
+    return env
+
+
+def test_admin_over_tcp_with_token(make_lotad, tmp_path):
+    good = token_file(tmp_path, "admin-token", TOKEN)
+    d = make_lotad(admin_token=good)
+    tcp = ["--admin", d.cfg["admin"]]
+    env = no_token_env()
+
+    # No token: refused, nothing changed, and both sides say what to do.
+    rc, out, err = lotactl(*tcp, "log-level", "debug", env=env)
+    assert rc == 1 and out == "", out
+    assert "lotactl: log-level: send Authorization: Bearer" in err, err
+    assert "no token was sent: use --token-file FILE" in err, err
+    rc, _, err = lotactl(*tcp, "--token-file", token_file(tmp_path, "wrong", "x" * 32),
+                         "log-level", "debug", env=env)
+    assert rc == 1 and "wrong bearer token" in err and "was refused" in err, err
+    assert json.loads(d.get("/admin/log-level")) == {"log_level": "info"}
+    assert d.metrics()["admin_refused"] == 2
+
+    # --token-file, then $LOTA_ADMIN_TOKEN_FILE.
+    rc, out, err = lotactl(*tcp, "--token-file", good, "log-level", "debug", env=env)
+    assert rc == 0 and "log_level debug" in out, err
+    by_env = dict(env, LOTA_ADMIN_TOKEN_FILE=good)
+    rc, out, err = lotactl(*tcp, "--json", "status", env=by_env)
+    assert rc == 0 and json.loads(out)["log_level"] == "debug", err
+    rc, out, err = lotactl(*tcp, "--json", "evict", "b/k", env=by_env)
+    assert rc == 0 and json.loads(out) == {"evicted": 0}, err
+
+    # A named token file that cannot be read or used is an error before any request.
+    for args, extra, msg in (
+            (["--token-file", str(tmp_path / "nope")], {}, "--token-file %s: No such file"
+             % (tmp_path / "nope")),
+            ([], {"LOTA_ADMIN_TOKEN_FILE": str(tmp_path / "nope")},
+             "$LOTA_ADMIN_TOKEN_FILE %s: No such file" % (tmp_path / "nope")),
+            (["--token-file", token_file(tmp_path, "short", "short")], {},
+             "5 bytes, at least 16 needed")):
+        rc, _, err = lotactl(*tcp, *args, "status", env=dict(env, **extra))
+        assert rc == 1 and msg in err, (args, err)
+    assert d.metrics()["admin_refused"] == 2
+
+    # Rotation: lotactl reads the file on every call, lotad within a second or two.
+    new = "rotated-" + uuid.uuid4().hex
+    with open(good + ".tmp", "w") as f:
+        f.write(new)
+    os.replace(good + ".tmp", good)
+    for _ in range(50):
+        rc, _, err = lotactl(*tcp, "--token-file", good, "status", env=env)
+        if rc == 0:
+            break
+        time.sleep(0.1)
+    assert rc == 0, err
+
+    # /metrics and /healthz stay open; the socket needs no token.
+    assert d.get("/healthz").strip() == "ok"
+    rc, out, err = lotactl("--admin", "unix:" + d.admin_socket, "log-level", env=env)
+    assert rc == 0 and "log_level debug" in out, err
+
+
+# Runs in a private mount namespace: /run is a fresh tmpfs with lotad's socket bound at
+# /run/lota/admin.sock, /etc an overlay where /etc/lota/admin-token can be written.
+DEFAULTS = r'''
+set -eu
+mount -t tmpfs tmpfs /run
+mkdir -p /run/lota "$W/etc.u" "$W/etc.w"
+touch /run/lota/admin.sock
+mount --bind "$SOCK" /run/lota/admin.sock
+mount -t overlay overlay -o "lowerdir=/etc,upperdir=$W/etc.u,workdir=$W/etc.w" /etc
+rc=0; "$CTL" --json log-level >"$W/unix.out" 2>&1 || rc=$?; echo $rc >"$W/unix.rc"
+rc=0; "$CTL" --admin "$ADMIN" status >"$W/none.out" 2>&1 || rc=$?; echo $rc >"$W/none.rc"
+mkdir -p /etc/lota
+printf '%s\n' "$TOKEN" >/etc/lota/admin-token
+rc=0; "$CTL" --admin "$ADMIN" --json log-level >"$W/etc.out" 2>&1 || rc=$?; echo $rc >"$W/etc.rc"
+umount /run/lota/admin.sock && rm /run/lota/admin.sock
+rc=0; "$CTL" status >"$W/gone.out" 2>&1 || rc=$?; echo $rc >"$W/gone.rc"
+'''
+
+
+def test_default_socket_and_token_file(make_lotad, tmp_path):
+    good = token_file(tmp_path, "admin-token", TOKEN)
+    d = make_lotad(admin_token=good)
+    w = tmp_path / "ns"
+    w.mkdir()
+    env = dict(no_token_env(), W=str(w), SOCK=d.admin_socket, ADMIN=d.cfg["admin"],
+               TOKEN=TOKEN, CTL=os.path.join(BUILD, "lotactl"))
+    subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c", DEFAULTS],
+                   env=env, check=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    def res(name):
+        return int((w / (name + ".rc")).read_text()), (w / (name + ".out")).read_text()
+
+    rc, out = res("unix")  # no --admin: the default socket
+    assert rc == 0 and json.loads(out) == {"log_level": "info"}, out
+    rc, out = res("none")  # TCP, no token anywhere
+    assert rc == 1 and "no token was sent" in out, out
+    rc, out = res("etc")  # TCP, /etc/lota/admin-token
+    assert rc == 0 and json.loads(out) == {"log_level": "info"}, out
+    rc, out = res("gone")
+    assert rc == 1 and out == ("lotactl: /run/lota/admin.sock: connect: No such file or "
+                               "directory (is lotad running? see --admin)\n"), out
+    assert d.metrics()["admin_refused"] == 1

@@ -3,7 +3,8 @@
 `npm ci` from the committed lockfile into tests/deploy/validator/node_modules); the lotad
 config they ship names only keys lotad knows; CoreDNS and the config agree on the VIP;
 the Grafana dashboard parses and names only metrics a running lotad exports; the
-Dockerfile installs the same runtime packages as scripts/install.sh."""
+Dockerfile installs the same runtime packages as scripts/install.sh; the admin API is
+not on the network (the admin port only to Prometheus, the unix socket on a hostPath)."""
 
 import glob
 import json
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 
 import pytest
+import yaml  # python3-yaml: ceph-common, which scripts/deps.sh installs, depends on it
 
 from lotad import BUILD, TOP
 
@@ -113,3 +115,51 @@ def test_dockerfile_repeats_install_packages():
     assert build <= words(stages[0]), build - words(stages[0])
     assert runtime <= words(stages[1]), runtime - words(stages[1])
     assert "make -j" in stages[0] and "/usr/local/bin/" in stages[1]
+
+
+def manifest(name):
+    with open(os.path.join(DEPLOY, "kubernetes", name)) as f:
+        return yaml.safe_load(f)
+
+
+def test_admin_api_not_on_the_network():
+    """The admin port faces only Prometheus (and serves only /healthz and /metrics
+    without admin-token); the admin API is the unix socket, on a writable hostPath mount
+    at the directory admin-socket names, so kubectl exec and the node's root reach it."""
+    cfg = shipped_config()
+    sock_dir = os.path.dirname(cfg["admin-socket"])
+    ds = manifest("daemonset.yaml")
+    pod = ds["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    assert sock_dir in mounts and not mounts[sock_dir].get("readOnly"), mounts
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert vols[mounts[sock_dir]["name"]]["hostPath"]["path"] == sock_dir
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+
+    args = c["args"]
+    admin_port = int(args[args.index("--admin") + 1].rsplit(":", 1)[1])
+    annotations = ds["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == admin_port
+    assert annotations["prometheus.io/path"] == "/metrics"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": admin_port}
+
+    # Who may reach the admin port: the Prometheus pods only.
+    rules = manifest("networkpolicy.yaml")["spec"]["ingress"]
+    opening = [r for r in rules if admin_port in [p["port"] for p in r.get("ports", [])]]
+    assert len(opening) == 1, opening
+    (src,) = opening[0]["from"]
+    assert src["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    assert "namespaceSelector" in src
+    for r in rules:
+        if "from" not in r:  # open to every pod: never the admin port
+            assert admin_port not in [p["port"] for p in r["ports"]], r
+
+    # admin-token is opt-in: the Secret ships no placeholder (one applied as is would be
+    # a valid token), and the commented config line names the Secret's mount.
+    assert "admin-token" not in cfg
+    assert "admin-token" not in manifest("secret.yaml")["stringData"]
+    with open(os.path.join(DEPLOY, "kubernetes", "configmap.yaml")) as f:
+        line = re.search(r"^    # admin-token = (\S+)$", f.read(), re.M)
+    assert line and os.path.dirname(line.group(1)) in mounts, line

@@ -14,6 +14,8 @@ struct config {
 	char origin[CONFIG_STR_MAX];
 	char host[CONFIG_STR_MAX];
 	char admin[CONFIG_STR_MAX];
+	char admin_socket[CONFIG_STR_MAX];
+	char admin_token[CONFIG_STR_MAX];
 	char cache_dir[CONFIG_STR_MAX];
 	uint64_t workers;
 	char ca_file[CONFIG_STR_MAX];

@@ -16,11 +16,15 @@
 #define CTL_BODY_MAX (64 * 1024 * 1024) /* response body bytes lotactl keeps in memory */
 #define CTL_MAX_HEADERS 16		/* request headers one call may add */
 
-/* Where to connect: "http://HOST[:PORT]", "HOST:PORT" or "[V6]:PORT". */
+#define CTL_UNIX_PATH_MAX 108 /* sizeof(sun_path), the NUL included */
+
+/* Where to connect: "http://HOST[:PORT]", "HOST:PORT" or "[V6]:PORT", or a unix socket. */
 struct ctl_url {
 	char host[CTL_HOST_MAX];	 /* without brackets */
 	char hostport[CTL_HOST_MAX + 8]; /* as it goes into the Host header */
 	char port[8];
+	char unix_path[CTL_UNIX_PATH_MAX]; /* "" for TCP */
+	char name[CTL_HOST_MAX + 8];	   /* how errors name it: "HOST:PORT" or the path */
 };
 
 struct ctl_header {
@@ -37,10 +41,13 @@ struct ctl_response {
 
 int ctl_url_parse(const char *s, const char *default_port, struct ctl_url *out, char *err,
 		  size_t errlen);
+/* A unix socket path (lotad's admin-socket); requests carry Host: localhost. */
+int ctl_url_unix(const char *path, struct ctl_url *out, char *err, size_t errlen);
 
 /* One request on a fresh connection (Connection: close). timeout_ms bounds each wait for
  * the socket, not the whole exchange. A HEAD never reads a body. On error, err says what
- * failed on what: "127.0.0.1:9090: connect: Connection refused". */
+ * failed on what: "127.0.0.1:9090: connect: Connection refused", or for a unix socket
+ * "/run/lota/admin.sock: connect: No such file or directory". */
 int ctl_http(const struct ctl_url *u, const char *method, const char *target,
 	     const struct ctl_header *h, size_t nh, int timeout_ms, struct ctl_response *out,
 	     char *err, size_t errlen);

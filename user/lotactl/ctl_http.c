@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -61,10 +62,27 @@ int ctl_url_parse(const char *s, const char *default_port, struct ctl_url *out, 
 		snprintf(out->port, sizeof(out->port), "%s", default_port);
 	}
 	snprintf(out->hostport, sizeof(out->hostport), "%.*s", (int)(end - p), p);
+	snprintf(out->name, sizeof(out->name), "%s:%s", out->host, out->port);
 	return 0;
 bad:
 	snprintf(err, errlen, "'%s' is not HOST:PORT or http://HOST[:PORT]", s);
 	return -EINVAL;
+}
+
+int ctl_url_unix(const char *path, struct ctl_url *out, char *err, size_t errlen)
+{
+	size_t n = strlen(path);
+
+	memset(out, 0, sizeof(*out));
+	if (n == 0 || n >= sizeof(out->unix_path)) {
+		snprintf(err, errlen, "unix:%s: not a socket path (1 to %zu bytes)", path,
+			 sizeof(out->unix_path) - 1);
+		return -EINVAL;
+	}
+	memcpy(out->unix_path, path, n + 1);
+	memcpy(out->name, path, n + 1);
+	snprintf(out->hostport, sizeof(out->hostport), "localhost");
+	return 0;
 }
 
 static int wait_fd(int fd, short ev, int timeout_ms)
@@ -80,11 +98,33 @@ static int wait_fd(int fd, short ev, int timeout_ms)
 	return n == 0 ? -ETIMEDOUT : 0;
 }
 
+/* A unix stream connect never waits: it succeeds, or fails at once. */
+static int dial_unix(const struct ctl_url *u, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), r;
+
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: socket: %s", u->name, strerror(-r));
+		return r;
+	}
+	memcpy(sa.sun_path, u->unix_path, sizeof(u->unix_path));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return fd;
+	r = -errno;
+	close(fd);
+	snprintf(err, errlen, "%s: connect: %s", u->name, strerror(-r));
+	return r;
+}
+
 static int dial(const struct ctl_url *u, int timeout_ms, char *err, size_t errlen)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
 	int fd = -1, r = -ECONNREFUSED, g;
 
+	if (u->unix_path[0])
+		return dial_unix(u, err, errlen);
 	g = getaddrinfo(u->host, u->port, &hints, &res);
 	if (g) {
 		snprintf(err, errlen, "%s: resolve: %s", u->hostport, gai_strerror(g));
@@ -111,7 +151,7 @@ static int dial(const struct ctl_url *u, int timeout_ms, char *err, size_t errle
 	}
 	freeaddrinfo(res);
 	if (fd < 0)
-		snprintf(err, errlen, "%s:%s: connect: %s", u->host, u->port, strerror(-r));
+		snprintf(err, errlen, "%s: connect: %s", u->name, strerror(-r));
 	return fd < 0 ? r : fd;
 }
 
@@ -307,7 +347,7 @@ int ctl_http(const struct ctl_url *u, const char *method, const char *target,
 		rc = read_response(fd, strcmp(method, "HEAD") == 0, timeout_ms, out);
 	close(fd);
 	if (rc) {
-		snprintf(err, errlen, "%s:%s: %s %s: %s", u->host, u->port, method, target,
+		snprintf(err, errlen, "%s: %s %s: %s", u->name, method, target,
 			 rc == -EPROTO ? "malformed response" : strerror(-rc));
 		ctl_response_free(out);
 	}

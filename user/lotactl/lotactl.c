@@ -1,20 +1,26 @@
-/* lotactl: the operator's CLI for lotad. Talks to lotad's admin port (status, stats,
- * targets, peers, evict, log-level) and, for prestage, to its S3 port with the operator's
- * own credentials. Every command prints for people, or JSON with --json. */
+/* lotactl: the operator's CLI for lotad. Talks to lotad's admin API (status, stats,
+ * targets, peers, evict, log-level) on its unix socket, or on its TCP admin address with a
+ * bearer token, and, for prestage, to its S3 port with the operator's own credentials.
+ * Every command prints for people, or JSON with --json. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "adminauth.h"
 #include "ctl.h"
 
-#define ADMIN_DEFAULT "127.0.0.1:9090"
+#define ADMIN_SOCKET_DEFAULT "/run/lota/admin.sock"
+#define ADMIN_DEFAULT "unix:" ADMIN_SOCKET_DEFAULT
+#define TOKEN_ENV "LOTA_ADMIN_TOKEN_FILE"
+#define TOKEN_DEFAULT "/etc/lota/admin-token"
 #define ENDPOINT_DEFAULT "http://cwlota.com"
 #define ADMIN_TIMEOUT_MS 10000
 
 struct opts {
 	const char *admin;
+	const char *token_file; /* NULL: $LOTA_ADMIN_TOKEN_FILE, else TOKEN_DEFAULT if readable */
 	const char *endpoint;
 	const char *profile;
 	int concurrency;
@@ -28,7 +34,7 @@ struct opts {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: lotactl [--admin ADDR] [--json] COMMAND [ARGS]\n"
+		"usage: lotactl [--admin ADDR [--token-file FILE]] [--json] COMMAND [ARGS]\n"
 		"\n"
 		"commands:\n"
 		"  status                      daemon, BPF attachment, cache usage, hit ratio\n"
@@ -40,7 +46,11 @@ static void usage(FILE *f)
 		"  prestage s3://BUCKET/PREFIX  cache every object under a prefix\n"
 		"\n"
 		"options:\n"
-		"  --admin ADDR        lotad's admin address (default " ADMIN_DEFAULT ")\n"
+		"  --admin ADDR        lotad's admin API: unix:PATH, or HOST:PORT (default "
+		ADMIN_DEFAULT ")\n"
+		"  --token-file FILE   with HOST:PORT: the bearer token lotad's admin-token holds\n"
+		"                      (default $" TOKEN_ENV ", else " TOKEN_DEFAULT
+		" if readable)\n"
 		"  --json              print JSON\n"
 		"  --endpoint URL      prestage: lotad's S3 URL (default $AWS_ENDPOINT_URL "
 		"or " ENDPOINT_DEFAULT ")\n"
@@ -77,6 +87,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->is_all = true;
 		} else if (strcmp(a, "--admin") == 0 && has_val) {
 			o->admin = argv[++i];
+		} else if (strcmp(a, "--token-file") == 0 && has_val) {
+			o->token_file = argv[++i];
 		} else if (strcmp(a, "--endpoint") == 0 && has_val) {
 			o->endpoint = argv[++i];
 		} else if (strcmp(a, "--profile") == 0 && has_val) {
@@ -100,21 +112,100 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	return o->argc ? 0 : -EINVAL;
 }
 
+/* Where the last admin call went, for the hint after a refusal. */
+static struct {
+	bool is_tcp;
+	const char *token_from; /* NULL: no token was sent */
+} sent;
+
+static int admin_url(const char *admin, struct ctl_url *u, char *err, size_t errlen)
+{
+	if (strncmp(admin, "unix:", 5) == 0)
+		return ctl_url_unix(admin + 5, u, err, errlen);
+	if (admin[0] == '/')
+		return ctl_url_unix(admin, u, err, errlen);
+	return ctl_url_parse(admin, "9090", u, err, errlen);
+}
+
+/* The token for a TCP admin address: --token-file or $LOTA_ADMIN_TOKEN_FILE must be
+ * readable; the default file is used only if it is. *from stays NULL without a token. */
+static int load_token(const struct opts *o, char *tok, const char **from, char *err,
+		      size_t errlen)
+{
+	const char *env = getenv(TOKEN_ENV), *path = o->token_file, *what = "--token-file";
+	size_t len;
+
+	*from = NULL;
+	if (!path && env && *env) {
+		path = env;
+		what = "$" TOKEN_ENV;
+	}
+	if (!path) {
+		if (access(TOKEN_DEFAULT, R_OK) != 0)
+			return 0;
+		path = TOKEN_DEFAULT;
+		what = "token file";
+	}
+	if (adminauth_read(what, path, tok, &len, err, errlen) < 0)
+		return -1;
+	*from = path;
+	return 0;
+}
+
+static void connect_hint(const char *err)
+{
+	if (strstr(err, "Permission denied"))
+		fprintf(stderr, "lotactl: %s (the admin socket is root's: run lotactl as root, or "
+				"use --admin HOST:PORT with --token-file)\n",
+			err);
+	else if (strstr(err, ": connect: "))
+		fprintf(stderr, "lotactl: %s (is lotad running? see --admin)\n", err);
+	else
+		fprintf(stderr, "lotactl: %s\n", err);
+}
+
 /* One admin call; prints the error and returns -1 unless lotad answered. */
 static int admin_call(const struct opts *o, const char *method, const char *target,
 		      struct ctl_response *resp)
 {
+	char err[512], tok[ADMINAUTH_TOKEN_MAX + 1], bearer[sizeof(tok) + 8];
+	struct ctl_header h = {"Authorization", bearer};
 	struct ctl_url u;
-	char err[512];
+	int rc;
 
-	if (ctl_url_parse(o->admin, "9090", &u, err, sizeof(err)) ||
-	    ctl_http(&u, method, target, NULL, 0, ADMIN_TIMEOUT_MS, resp, err, sizeof(err))) {
-		fprintf(stderr, "lotactl: admin %s\n", err);
-		if (strstr(err, "Connection refused"))
-			fprintf(stderr, "lotactl: is lotad running? (systemctl status lotad)\n");
+	if (admin_url(o->admin, &u, err, sizeof(err))) {
+		fprintf(stderr, "lotactl: --admin %s\n", err);
+		return -1;
+	}
+	sent.is_tcp = !u.unix_path[0];
+	sent.token_from = NULL;
+	if (sent.is_tcp && load_token(o, tok, &sent.token_from, err, sizeof(err))) {
+		fprintf(stderr, "lotactl: %s\n", err);
+		return -1;
+	}
+	if (sent.token_from)
+		snprintf(bearer, sizeof(bearer), "Bearer %s", tok);
+	rc = ctl_http(&u, method, target, &h, sent.token_from ? 1 : 0, ADMIN_TIMEOUT_MS, resp, err,
+		      sizeof(err));
+	explicit_bzero(tok, sizeof(tok));
+	explicit_bzero(bearer, sizeof(bearer));
+	if (rc) {
+		connect_hint(err);
 		return -1;
 	}
 	return 0;
+}
+
+/* After lotad's own message: what to change on this side. */
+static void refusal_hint(int status)
+{
+	if (!sent.is_tcp || (status != 401 && status != 403))
+		return;
+	if (sent.token_from)
+		fprintf(stderr, "lotactl: the token in %s was refused\n", sent.token_from);
+	else
+		fprintf(stderr, "lotactl: no token was sent: use --token-file FILE (or $" TOKEN_ENV
+				"), or the unix socket (--admin unix:" ADMIN_SOCKET_DEFAULT ")\n");
 }
 
 /* Prints an admin answer: JSON as is, or flat lines; an error status is a failure. */
@@ -131,6 +222,7 @@ static int print_answer(const struct opts *o, struct ctl_response *r, const char
 		if (ctl_json_get(r->body, "error", msg, sizeof(msg)))
 			snprintf(msg, sizeof(msg), "HTTP %d", r->status);
 		fprintf(stderr, "lotactl: %s: %s\n", what, msg);
+		refusal_hint(r->status);
 	} else if (ctl_json_print_flat(stdout, r->body)) {
 		fprintf(stderr, "lotactl: %s: unreadable answer from lotad\n", what);
 		code = 1;

@@ -177,7 +177,8 @@ int main(int argc, char **argv)
 	r = config_load(&d.cfg, argc, argv, err, sizeof(err));
 	if (r == 1)
 		return 0;
-	if (r < 0 || config_check(&d, err, sizeof(err)) < 0 || cluster_setup(&d, err, sizeof(err)) < 0) {
+	if (r < 0 || config_check(&d, err, sizeof(err)) < 0 || cluster_setup(&d, err, sizeof(err)) < 0 ||
+	    admin_check(&d, err, sizeof(err)) < 0) {
 		fprintf(stderr, "lotad: %s\n", err);
 		return 2;
 	}
@@ -218,6 +219,7 @@ int main(int argc, char **argv)
 	log_info("listening on %s (%d workers), origin %s, admin %s", d.cfg.listen, d.nworkers,
 		 d.cfg.origin, d.cfg.admin);
 	event_base_dispatch(d.control_base);
+	admin_stop(&d);
 	steering_stop(&d);
 	server_stop(&d);
 	peers_free(d.peers);

@@ -83,6 +83,7 @@ static void stats_cb(struct evhttp_request *req, void *arg)
 	lotad_refresh_gauges(d);
 	metrics_render(prom);
 	lotad_render_extra_metrics(d, prom);
+	admin_render_metrics(prom);
 	evbuffer_add(b, "{", 1);
 	while ((line = evbuffer_readln(prom, NULL, EVBUFFER_EOL_LF)) != NULL) {
 		char *sp = strrchr(line, ' ');
