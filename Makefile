@@ -113,11 +113,12 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@QUICK=$(QUICK) /usr/bin/python3 tests/bench/run.py --build $(B)
 
-# libFuzzer targets are built with clang, always sanitized: fuzz_X.c tests user/lib/X.c.
+# libFuzzer targets are built with clang, always sanitized: fuzz_X.c tests user/lib/X.c,
+# linked with the other pure libraries it may use.
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Iuser/lib
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c user/lib/%.c $(wildcard user/lib/*.h)
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(wildcard user/lib/*.h)
 	@mkdir -p build-fuzz
-	$(CLANG) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lcrypto
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lssl -lcrypto
 
 fuzz-bin: $(FUZZ_BINS)
 

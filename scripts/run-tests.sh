@@ -31,6 +31,16 @@ run_unit() {
 	done
 }
 
+run_layers() {
+	# The include and call rules of the layers (scripts/check-layers.py): one test.
+	if /usr/bin/python3 scripts/check-layers.py "$build"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		failures+=("layers: scripts/check-layers.py $build")
+	fi
+}
+
 run_fuzz() {
 	# A short run of every libFuzzer target over its seeds: a crash is a failure.
 	local f n
@@ -76,9 +86,9 @@ PY
 }
 
 case "$what" in
-unit) run_unit ;;
+unit) run_layers; run_unit ;;
 e2e) run_pytest ;;
-all) run_unit; run_fuzz; run_pytest ;;
+all) run_layers; run_unit; run_fuzz; run_pytest ;;
 *) echo "usage: $0 unit|e2e|all [build-dir]" >&2; exit 2 ;;
 esac
 

@@ -341,11 +341,22 @@ def test_prestage_during_a_client_fill_waits_for_its_commit(origin, make_lotad, 
 
 # -- invalidation ----------------------------------------------------------------------
 
-def warm(s3, bucket, key, body):
+def warm(s3, bucket, key, body, d=None):
+    """Two reads, the second a hit; with d, also until every fill is committed (commits
+    run on lotad's commit thread after the client has its bytes, and a write drops only a
+    committed entry: a running fill is only kept from committing)."""
     got, _ = get(s3, bucket, key)
     assert got == body
     got, h = get(s3, bucket, key)
     assert got == body and h["x-lota-cache"] == "hit"
+    if d:
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            m = d.metrics()
+            if m["cache_fills_committed"] + m["cache_fills_aborted"] >= m["cache_fills_started"]:
+                return
+            time.sleep(0.05)
+        raise AssertionError("fills not committed:\n" + d.log_tail())
 
 
 def test_overwrite_through_lotad_and_at_origin(origin, make_lotad, bucket):
@@ -353,7 +364,7 @@ def test_overwrite_through_lotad_and_at_origin(origin, make_lotad, bucket):
     v1 = put(origin, bucket, key, data(8 * MiB))
     d = make_lotad()
     s3 = origin.s3(endpoint=ep(d))
-    warm(s3, bucket, key, v1)
+    warm(s3, bucket, key, v1, d)
 
     # Through lotad: the write drops the entry before the client sees the 200.
     v2 = data(8 * MiB + 1)
@@ -363,7 +374,7 @@ def test_overwrite_through_lotad_and_at_origin(origin, make_lotad, bucket):
     got, h = get(s3, bucket, key)
     assert got == v2 and h.get("x-lota-cache") is None
     assert gets(origin, bucket, key, mark) == [(200, len(v2))]
-    warm(s3, bucket, key, v2)
+    warm(s3, bucket, key, v2, d)
 
     # Directly at the origin: lotad learns it from the origin's 200 to If-None-Match.
     v3 = put(origin, bucket, key, data(8 * MiB + 2))
@@ -377,12 +388,12 @@ def test_copy_multipart_delete_through_lotad_invalidate(origin, make_lotad, buck
     s3 = origin.s3(endpoint=ep(d))
     key = "inval/target"
     v1 = put(origin, bucket, key, data(6 * MiB))
-    warm(s3, bucket, key, v1)
+    warm(s3, bucket, key, v1, d)
 
     src = put(origin, bucket, "inval/src", data(5 * MiB + 3))
     s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": "inval/src"})
     assert d.metrics()["cache_invalidations"] == 1
-    warm(s3, bucket, key, src)
+    warm(s3, bucket, key, src, d)
 
     parts = [data(5 * MiB), data(1 * MiB + 7)]
     up = s3.create_multipart_upload(Bucket=bucket, Key=key)
@@ -397,7 +408,7 @@ def test_copy_multipart_delete_through_lotad_invalidate(origin, make_lotad, buck
     s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up["UploadId"],
                                  MultipartUpload={"Parts": done})
     assert d.metrics()["cache_invalidations"] == 2
-    warm(s3, bucket, key, b"".join(parts))
+    warm(s3, bucket, key, b"".join(parts), d)
 
     s3.delete_object(Bucket=bucket, Key=key)
     assert d.metrics()["cache_invalidations"] == 3

@@ -10,6 +10,7 @@
 #include "cachepath/herd.h"
 
 static struct event_base *base;
+static struct herd *h;
 static int woken;
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
@@ -30,15 +31,15 @@ static void test_leader_then_waiters(void)
 	w1.wake = new_ev();
 	w2.wake = new_ev();
 	woken = 0;
-	CU_ASSERT_EQUAL(herd_join(&k, &lead), 1);
-	CU_ASSERT_EQUAL(herd_join(&k, &w1), 0);
-	CU_ASSERT_EQUAL(herd_join(&k, &w2), 0);
-	herd_release(&k);
+	CU_ASSERT_EQUAL(herd_join(h, &k, &lead), 1);
+	CU_ASSERT_EQUAL(herd_join(h, &k, &w1), 0);
+	CU_ASSERT_EQUAL(herd_join(h, &k, &w2), 0);
+	herd_release(h, &k);
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	CU_ASSERT_EQUAL(woken, 2);
 	/* Released: the next reader leads a new herd. */
-	CU_ASSERT_EQUAL(herd_join(&k, &lead), 1);
-	herd_release(&k);
+	CU_ASSERT_EQUAL(herd_join(h, &k, &lead), 1);
+	herd_release(h, &k);
 	event_free(w1.wake);
 	event_free(w2.wake);
 }
@@ -48,12 +49,12 @@ static void test_keys_are_distinct(void)
 	struct cache_key a = {"bkt", "k", ""}, b = {"bkt", "k", "v1"}, c = {"bk", "tk", ""};
 	struct herd_waiter w = {0};
 
-	CU_ASSERT_EQUAL(herd_join(&a, &w), 1);
-	CU_ASSERT_EQUAL(herd_join(&b, &w), 1);
-	CU_ASSERT_EQUAL(herd_join(&c, &w), 1);
-	herd_release(&a);
-	herd_release(&b);
-	herd_release(&c);
+	CU_ASSERT_EQUAL(herd_join(h, &a, &w), 1);
+	CU_ASSERT_EQUAL(herd_join(h, &b, &w), 1);
+	CU_ASSERT_EQUAL(herd_join(h, &c, &w), 1);
+	herd_release(h, &a);
+	herd_release(h, &b);
+	herd_release(h, &c);
 }
 
 static void test_leave_is_not_woken(void)
@@ -64,12 +65,12 @@ static void test_leave_is_not_woken(void)
 	w1.wake = new_ev();
 	w2.wake = new_ev();
 	woken = 0;
-	CU_ASSERT_EQUAL(herd_join(&k, &lead), 1);
-	CU_ASSERT_EQUAL(herd_join(&k, &w1), 0);
-	CU_ASSERT_EQUAL(herd_join(&k, &w2), 0);
+	CU_ASSERT_EQUAL(herd_join(h, &k, &lead), 1);
+	CU_ASSERT_EQUAL(herd_join(h, &k, &w1), 0);
+	CU_ASSERT_EQUAL(herd_join(h, &k, &w2), 0);
 	herd_leave(&w1);
 	herd_leave(&w1); /* twice is harmless */
-	herd_release(&k);
+	herd_release(h, &k);
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	CU_ASSERT_EQUAL(woken, 1);
 	herd_leave(&w2); /* after the release: nothing to do */
@@ -82,9 +83,9 @@ static void test_uncacheable_skips_the_queue(void)
 	struct cache_key k = {"bkt", "small", ""};
 	struct herd_waiter w = {0};
 
-	herd_note_uncacheable(&k);
-	CU_ASSERT_EQUAL(herd_join(&k, &w), 2);
-	CU_ASSERT_EQUAL(herd_join(&k, &w), 2);
+	herd_note_uncacheable(h, &k);
+	CU_ASSERT_EQUAL(herd_join(h, &k, &w), 2);
+	CU_ASSERT_EQUAL(herd_join(h, &k, &w), 2);
 }
 
 int main(void)
@@ -99,7 +100,9 @@ int main(void)
 
 	evthread_use_pthreads();
 	base = event_base_new();
+	h = herd_new();
 	r = UNIT_RUN("herd", NULL, NULL, tests);
+	herd_free(h);
 	event_base_free(base);
 	return r;
 }

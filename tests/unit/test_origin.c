@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "origin.h"
+#include "exchange/origin.h"
 
 static void test_http_urls(void)
 {

@@ -15,7 +15,7 @@
 #include <event2/listener.h>
 
 #include "http.h"
-#include "origin.h"
+#include "netaddr.h"
 #include "cluster/peers-int.h"
 
 static char err[256];

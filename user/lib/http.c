@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "http.h"
+#include "hex.h"
 
 #define LEADING_CRLF_MAX 4
 
@@ -434,17 +435,6 @@ void http_chunked_init(struct http_chunked *c)
 	c->state = CH_SIZE;
 }
 
-static int hexval(unsigned char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* A trailer field is held to the rules of a header field: a token name, a colon, then
  * a value without control characters (no obs-fold, no bare CR or LF). */
 static int trailer_byte(struct http_chunked *c, unsigned char ch)
@@ -477,7 +467,7 @@ static int chunked_byte(struct http_chunked *c, unsigned char ch)
 
 	switch (c->state) {
 	case CH_SIZE:
-		h = hexval(ch);
+		h = hex_value(ch);
 		if (h >= 0) {
 			if (++c->digits > 15)
 				return -EBADMSG; /* 2^60 bytes is enough; no overflow */

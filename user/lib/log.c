@@ -13,7 +13,8 @@
 
 #include "log.h"
 
-static volatile int current_level = LOG_INFO;
+/* Process-wide, like the counters: read and set with atomics from any thread. */
+static int current_level = LOG_INFO;
 static const char *const names[] = {"error", "warn", "info", "debug"};
 
 void log_set_level(enum log_level level)

@@ -1,5 +1,6 @@
-/* Counters and their Prometheus rendering. */
-#include <event2/buffer.h>
+/* Counters and their Prometheus rendering. The counters are process-wide by nature (like
+ * the log level): every thread adds to them with relaxed atomics, none owns them. */
+#include <stdio.h>
 
 #include "metrics.h"
 
@@ -25,11 +26,16 @@ void metric_status(int status)
 		metric_add(M_responses_5xx, 1);
 }
 
-void metrics_render(struct evbuffer *out)
+void metrics_render(metrics_emit_fn emit, void *arg)
 {
+	char buf[512];
+
 	for (int i = 0; i < M__COUNT; i++) {
-		evbuffer_add_printf(out, "# HELP lota_%s %s\n# TYPE lota_%s %s\nlota_%s %llu\n",
-				    info[i].name, info[i].help, info[i].name, info[i].type,
-				    info[i].name, (unsigned long long)metric_get((enum metric)i));
+		int n = snprintf(buf, sizeof(buf), "# HELP lota_%s %s\n# TYPE lota_%s %s\nlota_%s %llu\n",
+				 info[i].name, info[i].help, info[i].name, info[i].type,
+				 info[i].name, (unsigned long long)metric_get((enum metric)i));
+
+		if (n > 0)
+			emit(arg, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 	}
 }

@@ -3,9 +3,8 @@
 #ifndef LOTA_METRICS_H
 #define LOTA_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
-
-struct evbuffer;
 
 #define METRICS(X)                                                                                  \
 	X(requests_total, counter, "client requests parsed")                                      \
@@ -76,7 +75,8 @@ static inline uint64_t metric_get(enum metric m)
 }
 
 void metric_status(int status);
-/* Appends every metric as `lota_<name> <value>` with HELP and TYPE lines. */
-void metrics_render(struct evbuffer *out);
+/* Every metric as `lota_<name> <value>` with HELP and TYPE lines, a metric per call. */
+typedef void (*metrics_emit_fn)(void *arg, const char *p, size_t n);
+void metrics_render(metrics_emit_fn emit, void *arg);
 
 #endif

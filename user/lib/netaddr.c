@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "netaddr.h"
 
@@ -81,3 +83,49 @@ const char *addr_str(const struct sockaddr *sa, char *buf, size_t len)
 	return buf;
 }
 
+
+/* A listening socket of our own, so that SO_REUSEPORT is set before bind. With
+ * reuseport, every worker binds the same address; without it, a second process cannot
+ * silently share the port with us. */
+int netaddr_listen(const char *addr, bool reuseport, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1;
+
+	if (addr_parse(addr, &ss, &len) < 0) {
+		snprintf(err, errlen, "'%s' is not a HOST:PORT address", addr);
+		return -EINVAL;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, NETADDR_BACKLOG) < 0)
+		goto fail;
+	return fd;
+fail:
+	snprintf(err, errlen, "%s: %s", addr, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -errno;
+}
+
+bool netaddr_is_local(const struct sockaddr_storage *ss)
+{
+	struct sockaddr_storage a = *ss;
+	socklen_t len =
+	    ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
+
+	if (fd < 0)
+		return false;
+	if (a.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&a)->sin6_port = 0;
+	else
+		((struct sockaddr_in *)&a)->sin_port = 0;
+	r = bind(fd, (struct sockaddr *)&a, len);
+	close(fd);
+	return r == 0;
+}

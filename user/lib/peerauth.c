@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 
 #include "creds.h"
+#include "hex.h"
 #include "http.h"
 
 #define DOMAIN "lota-peer-v2\n"
@@ -186,8 +187,8 @@ static void signed_tail(const struct peerhdr *h, const unsigned char digest[DIGE
 {
 	char nonce[2 * PEERHDR_NONCE_LEN + 1], dig[2 * DIGEST_LEN + 1];
 
-	peerhdr_hex(h->nonce, PEERHDR_NONCE_LEN, nonce);
-	peerhdr_hex(digest, DIGEST_LEN, dig);
+	hex_encode(h->nonce, PEERHDR_NONCE_LEN, nonce);
+	hex_encode(digest, DIGEST_LEN, dig);
 	snprintf(out, cap, "%s\n%lld\n%s\n%s", h->node, (long long)h->ts, nonce, dig);
 }
 

@@ -2,6 +2,7 @@
  * spelling (lower-case hex, no leading zeros, fields in order), so nothing about a
  * signed request can be rewritten without the receiver noticing the bytes changed. */
 #include "peerhdr.h"
+#include "hex.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -24,17 +25,6 @@ int peerhdr_check_node(const char *node, size_t len)
 	return 0;
 }
 
-void peerhdr_hex(const unsigned char *b, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 int peerhdr_format(const struct peerhdr *h, char *out, size_t outlen)
 {
 	char nonce[2 * PEERHDR_NONCE_LEN + 1], sig[2 * PEERHDR_SIG_LEN + 1];
@@ -42,8 +32,8 @@ int peerhdr_format(const struct peerhdr *h, char *out, size_t outlen)
 
 	if (peerhdr_check_node(h->node, strnlen(h->node, PEERHDR_NODE_MAX)) < 0 || h->ts < 0)
 		return -EINVAL;
-	peerhdr_hex(h->nonce, PEERHDR_NONCE_LEN, nonce);
-	peerhdr_hex(h->sig, PEERHDR_SIG_LEN, sig);
+	hex_encode(h->nonce, PEERHDR_NONCE_LEN, nonce);
+	hex_encode(h->sig, PEERHDR_SIG_LEN, sig);
 	n = snprintf(out, outlen, VERSION "node=%s,ts=%lld,nonce=%s,sig=%s", h->node,
 		     (long long)h->ts, nonce, sig);
 	return n < 0 || (size_t)n >= outlen ? -ENOSPC : 0;
@@ -65,21 +55,16 @@ static int expect(struct cur *c, const char *lit)
 }
 
 /* Lower-case hex only: we write it so, and one spelling per signature is simpler. */
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
+/* Lower-case digits only: one spelling per value, as the sender writes it. */
 static int take_hex(struct cur *c, unsigned char *out, size_t n)
 {
 	if ((size_t)(c->end - c->p) < 2 * n)
 		return -EBADMSG;
+	for (size_t i = 0; i < 2 * n; i++)
+		if (c->p[i] >= 'A' && c->p[i] <= 'F')
+			return -EBADMSG;
 	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(c->p[2 * i]), lo = hexval(c->p[2 * i + 1]);
+		int hi = hex_value(c->p[2 * i]), lo = hex_value(c->p[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EBADMSG;

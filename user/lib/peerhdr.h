@@ -28,7 +28,5 @@ int peerhdr_parse(const char *p, size_t n, struct peerhdr *h);
 int peerhdr_format(const struct peerhdr *h, char *out, size_t outlen);
 /* A node id is 1..63 bytes of [A-Za-z0-9._:[]-]: an address as addr_str() writes it. */
 int peerhdr_check_node(const char *node, size_t len);
-/* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
-void peerhdr_hex(const unsigned char *b, size_t n, char *out);
 
 #endif

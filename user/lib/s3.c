@@ -7,18 +7,8 @@
 #include <strings.h>
 
 #include "http.h"
+#include "hex.h"
 #include "s3.h"
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 int s3_pct_decode(const char *src, size_t n, char *dst, size_t cap, bool plus_is_space)
 {
@@ -32,8 +22,8 @@ int s3_pct_decode(const char *src, size_t n, char *dst, size_t cap, bool plus_is
 
 			if (i + 2 >= n)
 				return -EINVAL;
-			hi = hexval(src[i + 1]);
-			lo = hexval(src[i + 2]);
+			hi = hex_value(src[i + 1]);
+			lo = hex_value(src[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -EINVAL;
 			c = (char)(hi * 16 + lo);

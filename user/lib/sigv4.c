@@ -2,6 +2,7 @@
  * with its service credentials, and a strict parser of incoming Authorization headers for
  * the auth=local verifier. No allocation: every output goes to a caller's bounded buffer. */
 #include "sigv4.h"
+#include "hex.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -49,17 +50,6 @@ static bool is_unreserved(unsigned char c)
 	       c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int add_encoded_byte(struct sbuf *b, unsigned char c, bool keep_slash)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -103,7 +93,7 @@ int sigv4_canonical_uri(const char *path, char *out, size_t cap)
 	if (!*p)
 		return sbuf_ch(&b, '/');
 	for (size_t i = 0; p[i] && !rc; i++) {
-		if (p[i] == '%' && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
+		if (p[i] == '%' && hex_value(p[i + 1]) >= 0 && hex_value(p[i + 2]) >= 0) {
 			rc = sbuf_add(&b, (const char *)p + i, 3);
 			i += 2;
 		} else {
@@ -124,8 +114,8 @@ static int add_query_part(struct sbuf *b, const char *s, size_t len)
 	for (size_t i = 0; i < len && !rc; i++) {
 		unsigned char c = p[i];
 
-		if (c == '%' && i + 2 < len && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-			c = (unsigned char)(hexval(p[i + 1]) << 4 | hexval(p[i + 2]));
+		if (c == '%' && i + 2 < len && hex_value(p[i + 1]) >= 0 && hex_value(p[i + 2]) >= 0) {
+			c = (unsigned char)(hex_value(p[i + 1]) << 4 | hex_value(p[i + 2]));
 			i += 2;
 		}
 		rc = add_encoded_byte(b, c, false);
@@ -401,17 +391,6 @@ int sigv4_scope(const char *amz_date, const char *region, const char *service, c
 	return (n < 0 || (size_t)n >= cap) ? -ENOSPC : 0;
 }
 
-static void to_hex(const unsigned char *in, size_t len, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = hex[in[i] >> 4];
-		out[2 * i + 1] = hex[in[i] & 15];
-	}
-	out[2 * len] = '\0';
-}
-
 int sigv4_sha256_hex(const void *data, size_t len, char hex[SIGV4_HEX_LEN + 1])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -419,7 +398,7 @@ int sigv4_sha256_hex(const void *data, size_t len, char hex[SIGV4_HEX_LEN + 1])
 
 	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
 		return -EIO;
-	to_hex(md, mdlen, hex);
+	hex_encode(md, mdlen, hex);
 	return 0;
 }
 
@@ -478,7 +457,7 @@ int sigv4_signature(const unsigned char key[SIGV4_KEY_LEN], const char *sts,
 	int rc = hmac(key, SIGV4_KEY_LEN, sts, sig);
 
 	if (!rc)
-		to_hex(sig, sizeof(sig), hex);
+		hex_encode(sig, sizeof(sig), hex);
 	return rc;
 }
 

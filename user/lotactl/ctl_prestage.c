@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "creds.h"
+#include "json.h"
 #include "ctl.h"
 #include "sigv4.h"
 
@@ -380,18 +381,14 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+static void emit_file(void *arg, const char *p, size_t n)
+{
+	fwrite(p, 1, n, arg);
+}
+
 static void json_str(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
+	json_write_str(s, emit_file, f);
 }
 
 static void summary(struct run *r)

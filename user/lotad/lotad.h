@@ -1,20 +1,23 @@
-/* The daemon's shared state: configuration, origin, workers, and the parts every worker
- * reaches (cache, steering). One instance per process. */
+/* The daemon's shared state: configuration, the origin, the workers and their event
+ * bases, and the routes modules registered with the exchange core. One instance per
+ * process. It names no module: each keeps its own state and reaches this through the
+ * exchange it handles or the pointer it was made with. */
 #ifndef LOTA_LOTAD_H
 #define LOTA_LOTAD_H
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "config.h"
-#include "origin.h"
 
 struct event_base;
+struct origin;
 struct evconnlistener;
-struct cache;
-struct bgfill_pool;
-struct peers;
-struct peerauth;
+struct route;
+struct admin;
+
+#define LOTAD_ROUTES_MAX 16
 
 struct worker {
 	struct lotad *d;
@@ -27,26 +30,31 @@ struct worker {
 
 struct lotad {
 	struct config cfg;
-	struct origin origin;
+	struct origin *origin; /* where requests go (exchange/origin.h) */
 	struct worker *workers;
 	int nworkers;
 	struct event_base *control_base;
-	struct cache *cache; /* NULL: relay only */
-	struct bgfill_pool *bgfill; /* NULL: no service credentials, no background fills */
-	struct peers *peers;        /* NULL: a single node */
-	bool is_splice;             /* relay big bodies from plain upstreams by splice(2) */
-	volatile bool is_draining;  /* SIGTERM: no new connections, finishing the rest */
-	struct peerauth *peerauth;
+	struct admin *admin;
+	time_t started;
+	bool is_splice;	   /* relay big bodies from plain upstreams by splice(2) */
+	bool is_draining;  /* SIGTERM: no new connections (lotad_is_draining: any thread) */
+	bool has_peer_port; /* a cluster member: listen on peer-listen too */
+	const struct route *routes[LOTAD_ROUTES_MAX];
+	unsigned nroutes;
 };
 
-/* control.c: the control thread's periodic work; wake it to evict now. */
-void control_wake_evict(struct lotad *d);
-void control_pressure(void *arg);
-int control_start(struct lotad *d);
+static inline bool lotad_is_draining(const struct lotad *d)
+{
+	return __atomic_load_n(&d->is_draining, __ATOMIC_RELAXED);
+}
+
+static inline void lotad_set_draining(struct lotad *d)
+{
+	__atomic_store_n(&d->is_draining, true, __ATOMIC_RELAXED);
+}
 
 /* server.c: worker threads with SO_REUSEPORT listeners. */
 int server_start(struct lotad *d);
-int listen_socket(const char *addr, bool reuseport, char *err, size_t errlen);
 void server_stop(struct lotad *d);
 /* Stops accepting (client and peer ports); requests in progress go on. */
 void server_stop_accepting(struct lotad *d);

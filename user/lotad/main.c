@@ -1,5 +1,8 @@
-/* lotad: parse the configuration, start the workers, run the control thread (admin
- * endpoint, signals, periodic tasks) until SIGTERM or SIGINT. */
+/* lotad: parse the configuration, make the modules and register them with the exchange
+ * core and the admin endpoint (the cluster's routes before the cache path's, so that a
+ * read whose owner is another node goes there first), start the workers and BPF
+ * steering, and run the control thread until SIGTERM or SIGINT. The only file that knows
+ * every module. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,15 +13,26 @@
 #include <event2/thread.h>
 
 #include "admin/admin.h"
-#include "cachepath/bgfill.h"
-#include "cache.h"
-#include "committer.h"
+#include "cachepath/cachepath.h"
+#include "cluster/cluster.h"
+#include "exchange/origin.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
-#include "peerauth.h"
-#include "cluster/peers.h"
+#include "netaddr.h"
 #include "steering.h"
+
+#define DRAIN_POLL_MS 100
+
+/* What main makes, and what a signal handler needs to reach. */
+struct daemon {
+	struct lotad d;
+	struct cachepath *cp;
+	struct cluster *cl;
+	struct steering *steering;
+	struct event *drain_ev, *sigterm, *sigint;
+	struct timespec drain_started;
+};
 
 static int config_check(struct lotad *d, char *err, size_t errlen)
 {
@@ -58,177 +72,144 @@ static int config_check(struct lotad *d, char *err, size_t errlen)
 		snprintf(err, errlen, "peers: a cluster also needs cluster-secret and peer-listen");
 		return -EINVAL;
 	}
-	return origin_init(&d->origin, d->cfg.origin, d->cfg.ca_file, err, errlen);
-}
-
-/* Cluster membership, when `peers` is set: signatures first, then the member list. */
-static int cluster_setup(struct lotad *d, char *err, size_t errlen)
-{
-	struct peers_opts o = {d->cfg.peers, d->cfg.self, d->cfg.peer_listen, NULL};
-	int r;
-
-	if (!d->cfg.peers[0])
-		return 0;
-	r = peerauth_open(d->cfg.cluster_secret, &d->peerauth, err, errlen);
-	if (r < 0)
-		return r;
-	o.auth = d->peerauth;
-	return peers_new(&o, &d->peers, err, errlen);
-}
-
-void lotad_render_extra_metrics(struct lotad *d, struct evbuffer *out)
-{
-	steering_render_metrics(d, out);
-	peers_render_metrics(d->peers, out);
-}
-
-static void cache_log(void *arg, const char *msg)
-{
-	log_warn("cache: %s", msg);
-}
-
-/* The cache is optional: without a cache-dir, or if it cannot open, lotad relays. */
-static void cache_setup(struct lotad *d)
-{
-	struct cache_opts o = {.capacity = d->cfg.capacity, .log = cache_log,
-			       .on_pressure = control_pressure, .pressure_arg = d};
-	char err[512];
-	int r;
-
-	if (!d->cfg.cache_dir[0]) {
-		log_warn("cache-dir is empty: relaying only, nothing is cached");
-		return;
+	d->origin = calloc(1, sizeof(*d->origin));
+	if (!d->origin) {
+		snprintf(err, errlen, "origin: out of memory");
+		return -ENOMEM;
 	}
-	r = cache_open(d->cfg.cache_dir, &o, &d->cache);
-	if (r < 0) {
-		log_error("cache: %s: %s; relaying only", d->cfg.cache_dir, strerror(-r));
-		d->cache = NULL;
-		return;
-	}
-	lotad_refresh_gauges(d);
-	log_info("cache: %s, %llu entries, %llu of %llu bytes used", d->cfg.cache_dir,
-		 (unsigned long long)metric_get(M_cache_entries),
-		 (unsigned long long)metric_get(M_cache_bytes_used),
-		 (unsigned long long)metric_get(M_cache_capacity_bytes));
-	if (!d->cfg.service_credentials[0]) {
-		log_warn("no service-credentials: ranged reads and pre-staging are not cached, "
-			 "only full-object GETs");
-		return;
-	}
-	r = bgfill_pool_new(d, &d->bgfill, err, sizeof(err));
-	if (r < 0) {
-		log_error("service-credentials: %s; ranged reads and pre-staging are not cached", err);
-		d->bgfill = NULL;
-	}
+	return origin_init(d->origin, d->cfg.origin, d->cfg.ca_file, err, errlen);
 }
-
-#define DRAIN_POLL_MS 100
-
-static struct event *drain_ev;
-static struct timespec drain_started;
 
 /* Every 100 ms while draining: stop once nothing is in progress, or at the deadline. */
 static void drain_tick(evutil_socket_t fd, short what, void *arg)
 {
-	struct lotad *d = arg;
+	struct daemon *dm = arg;
 	struct timespec now;
 	uint64_t active = metric_get(M_exchanges_active);
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (active && (uint64_t)(now.tv_sec - drain_started.tv_sec) < d->cfg.drain_timeout)
+	if (active && (uint64_t)(now.tv_sec - dm->drain_started.tv_sec) < dm->d.cfg.drain_timeout)
 		return;
 	if (active)
 		log_warn("drain-timeout: stopping with %llu requests still in progress",
 			 (unsigned long long)active);
-	event_base_loopbreak(d->control_base);
+	event_base_loopbreak(dm->d.control_base);
 }
 
 /* SIGTERM/SIGINT: stop accepting and let the requests in progress finish (new
  * connections meet BPF's fail-open path, or nothing); a second signal stops at once. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-	struct lotad *d = arg;
+	struct daemon *dm = arg;
+	struct lotad *d = &dm->d;
 	struct timeval tv = {0, DRAIN_POLL_MS * 1000};
 
-	if (d->is_draining || !d->cfg.drain_timeout) {
+	if (lotad_is_draining(d) || !d->cfg.drain_timeout) {
 		log_info("signal %d: stopping now", (int)sig);
 		event_base_loopbreak(d->control_base);
 		return;
 	}
-	d->is_draining = true;
+	lotad_set_draining(d);
 	log_info("signal %d: draining: no new connections, %llu requests in progress get up to %llus",
 		 (int)sig, (unsigned long long)metric_get(M_exchanges_active),
 		 (unsigned long long)d->cfg.drain_timeout);
-	steering_stop(d);
+	steering_stop(dm->steering);
 	server_stop_accepting(d);
-	clock_gettime(CLOCK_MONOTONIC, &drain_started);
-	drain_ev = event_new(d->control_base, -1, EV_PERSIST, drain_tick, d);
-	if (!drain_ev || event_add(drain_ev, &tv) < 0)
+	clock_gettime(CLOCK_MONOTONIC, &dm->drain_started);
+	dm->drain_ev = event_new(d->control_base, -1, EV_PERSIST, drain_tick, dm);
+	if (!dm->drain_ev || event_add(dm->drain_ev, &tv) < 0)
 		event_base_loopbreak(d->control_base);
+}
+
+/* The modules, in the order their routes are asked. */
+static int modules_start(struct daemon *dm, char *err, size_t errlen)
+{
+	struct lotad *d = &dm->d;
+	int r = cachepath_new(d, &dm->cp, err, errlen);
+
+	if (r < 0)
+		return r;
+	if (dm->cl && cluster_register(dm->cl, dm->cp) < 0) {
+		snprintf(err, errlen, "peers: cannot start membership");
+		return -ENOMEM;
+	}
+	if (cachepath_register(dm->cp) < 0) {
+		snprintf(err, errlen, "cache: cannot register its routes");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int handle_signals(struct daemon *dm)
+{
+	dm->sigterm = evsignal_new(dm->d.control_base, SIGTERM, on_signal, dm);
+	dm->sigint = evsignal_new(dm->d.control_base, SIGINT, on_signal, dm);
+	if (!dm->sigterm || !dm->sigint)
+		return -ENOMEM;
+	evsignal_add(dm->sigterm, NULL);
+	evsignal_add(dm->sigint, NULL);
+	return 0;
+}
+
+static void daemon_stop(struct daemon *dm)
+{
+	struct lotad *d = &dm->d;
+
+	steering_free(dm->steering);
+	server_stop(d);
+	cluster_free(dm->cl);
+	cachepath_free(dm->cp);
+	admin_stop(d);
+	if (dm->sigterm)
+		event_free(dm->sigterm);
+	if (dm->sigint)
+		event_free(dm->sigint);
+	if (dm->drain_ev)
+		event_free(dm->drain_ev);
+	origin_free(d->origin);
+	free(d->origin);
 }
 
 int main(int argc, char **argv)
 {
-	static struct lotad d;
-	struct event *sigterm = NULL, *sigint = NULL;
+	static struct daemon dm;
+	struct lotad *d = &dm.d;
 	char err[1024];
 	int r;
 
-	r = config_load(&d.cfg, argc, argv, err, sizeof(err));
+	r = config_load(&d->cfg, argc, argv, err, sizeof(err));
 	if (r == 1)
 		return 0;
-	if (r < 0 || config_check(&d, err, sizeof(err)) < 0 || cluster_setup(&d, err, sizeof(err)) < 0 ||
-	    admin_check(&d, err, sizeof(err)) < 0) {
+	if (r < 0 || config_check(d, err, sizeof(err)) < 0 ||
+	    cluster_new(d, &dm.cl, err, sizeof(err)) < 0 || admin_check(d, err, sizeof(err)) < 0) {
 		fprintf(stderr, "lotad: %s\n", err);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	d.is_splice = d.cfg.splice;
+	d->is_splice = d->cfg.splice;
+	d->started = time(NULL);
 	evthread_use_pthreads();
-	d.control_base = event_base_new();
-	if (!d.control_base || admin_start(&d, err, sizeof(err)) < 0) {
+	d->control_base = event_base_new();
+	if (!d->control_base || admin_start(d, err, sizeof(err)) < 0 || adminapi_register(d) < 0) {
 		log_error("admin: %s", err);
 		return 1;
 	}
-	cache_setup(&d);
-	if (d.cache && committer_start() < 0) {
-		log_error("cannot start the commit thread");
+	if (modules_start(&dm, err, sizeof(err)) < 0) {
+		log_error("%s", err);
 		return 1;
 	}
-	if (control_start(&d) < 0) {
-		log_error("control thread: out of memory");
-		return 1;
-	}
-	if (d.peers && (peers_start(d.peers, d.control_base) < 0 ||
-			admin_route("/admin/peers", peers_admin, d.peers) < 0)) {
-		log_error("peers: cannot start membership");
-		return 1;
-	}
-	r = server_start(&d);
+	r = server_start(d);
 	if (r < 0) {
 		log_error("cannot start workers: %s", strerror(-r));
 		return 1;
 	}
 	/* After the listeners exist, so that steered connections find lotad listening. */
-	if (steering_start(&d) < 0)
+	if (steering_start(d, &dm.steering) < 0 || handle_signals(&dm) < 0)
 		return 1;
-	sigterm = evsignal_new(d.control_base, SIGTERM, on_signal, &d);
-	sigint = evsignal_new(d.control_base, SIGINT, on_signal, &d);
-	evsignal_add(sigterm, NULL);
-	evsignal_add(sigint, NULL);
-	log_info("listening on %s (%d workers), origin %s, admin %s", d.cfg.listen, d.nworkers,
-		 d.cfg.origin, d.cfg.admin);
-	event_base_dispatch(d.control_base);
-	admin_stop(&d);
-	steering_stop(&d);
-	server_stop(&d);
-	peers_free(d.peers);
-	peerauth_free(d.peerauth);
-	event_free(sigterm);
-	event_free(sigint);
-	if (drain_ev)
-		event_free(drain_ev);
-	origin_free(&d.origin);
+	log_info("listening on %s (%d workers), origin %s, admin %s", d->cfg.listen, d->nworkers,
+		 d->cfg.origin, d->cfg.admin);
+	event_base_dispatch(d->control_base);
+	daemon_stop(&dm);
 	log_info("stopped");
 	return 0;
 }

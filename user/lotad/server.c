@@ -12,12 +12,12 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "exchange/conn.h"
+#include "exchange/exchange.h"
+#include "netaddr.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
 
-#define LISTEN_BACKLOG 4096
 
 static void accept_any(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, bool is_peer_port);
 
@@ -51,34 +51,6 @@ static void accept_any(struct worker *w, evutil_socket_t fd, struct sockaddr *sa
 	conn_accept(w, fd, addr_str(sa, peer, sizeof(peer)), is_peer_port);
 }
 
-/* A listening socket of our own, so that SO_REUSEPORT is set before bind. With
- * reuseport, every worker binds the same address; without it, a second process cannot
- * silently share the port with us. */
-int listen_socket(const char *addr, bool reuseport, char *err, size_t errlen)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-	int fd, one = 1;
-
-	if (addr_parse(addr, &ss, &len) < 0) {
-		snprintf(err, errlen, "'%s' is not a HOST:PORT address", addr);
-		return -EINVAL;
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto fail;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
-	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
-		goto fail;
-	return fd;
-fail:
-	snprintf(err, errlen, "%s: %s", addr, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return -errno;
-}
-
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -97,7 +69,7 @@ static int worker_init(struct lotad *d, struct worker *w, int id)
 	w->base = event_base_new();
 	if (!w->base)
 		return -ENOMEM;
-	fd = listen_socket(d->cfg.listen, true, err, sizeof(err));
+	fd = netaddr_listen(d->cfg.listen, true, err, sizeof(err));
 	if (fd < 0) {
 		log_error("listen: %s", err);
 		return fd;
@@ -107,9 +79,9 @@ static int worker_init(struct lotad *d, struct worker *w, int id)
 		close(fd);
 		return -ENOMEM;
 	}
-	if (!d->peers || !d->cfg.peer_listen[0])
+	if (!d->has_peer_port || !d->cfg.peer_listen[0])
 		return 0;
-	fd = listen_socket(d->cfg.peer_listen, true, err, sizeof(err));
+	fd = netaddr_listen(d->cfg.peer_listen, true, err, sizeof(err));
 	if (fd < 0) {
 		log_error("peer-listen: %s", err);
 		return fd;
@@ -132,7 +104,7 @@ int server_start(struct lotad *d)
 	if (n <= 0)
 		n = 1;
 	/* Refuse an address another process listens on, SO_REUSEPORT or not. */
-	probe = listen_socket(d->cfg.listen, false, err, sizeof(err));
+	probe = netaddr_listen(d->cfg.listen, false, err, sizeof(err));
 	if (probe < 0) {
 		log_error("listen: %s", err);
 		return probe;

@@ -4,16 +4,15 @@
 #ifndef LOTA_STEERING_H
 #define LOTA_STEERING_H
 
-#include <stdbool.h>
-
 struct lotad;
-struct evbuffer;
+struct steering;
 
-/* Returns 0 when steering runs or was not asked for; -errno when `bpf = on` and it
- * cannot load (the caller exits). With `bpf = auto` a failure is one log line. */
-int steering_start(struct lotad *d);
-void steering_stop(struct lotad *d);
-bool steering_active(struct lotad *d);
-void steering_render_metrics(struct lotad *d, struct evbuffer *out);
+/* Registers /admin/targets and the "bpf" part of /admin/status and /metrics, then loads
+ * and attaches. Returns 0 when steering runs or was not asked for; -errno when `bpf = on`
+ * and it cannot load (the caller exits). With `bpf = auto` a failure is one log line. */
+int steering_start(struct lotad *d, struct steering **out);
+/* Detaches (connects go where they were going again); safe to call twice. */
+void steering_stop(struct steering *st);
+void steering_free(struct steering *st);
 
 #endif

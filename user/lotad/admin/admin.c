@@ -18,9 +18,11 @@
 
 #include "admin/admin.h"
 #include "adminauth.h"
+#include "json.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
+#include "netaddr.h"
 
 /* Which listener a request came in on. */
 struct surface {
@@ -29,9 +31,11 @@ struct surface {
 };
 
 /* Control thread only (every admin callback and the reload timer run there): no locks. */
-static struct {
+struct admin {
 	struct admin_route routes[ADMIN_ROUTES_MAX];
 	int nroutes;
+	struct admin_section sections[ADMIN_SECTIONS_MAX];
+	int nsections;
 	struct surface tcp, local;
 	struct adminauth *auth; /* NULL: no admin-token, TCP answers /admin/... with 403 */
 	struct event *reload_ev;
@@ -40,19 +44,60 @@ static struct {
 	uint64_t unlogged; /* refused since the last log line */
 	time_t last_log;
 	struct adminsock sock;
-} adm;
+};
 
-static int route_add(const char *path, admin_handler fn, void *arg, bool is_public)
+static int route_add(struct admin *adm, const char *path, admin_handler fn, void *arg,
+		     bool is_public)
 {
-	if (adm.nroutes == ADMIN_ROUTES_MAX)
+	if (adm->nroutes == ADMIN_ROUTES_MAX)
 		return -ENOSPC;
-	adm.routes[adm.nroutes++] = (struct admin_route){path, fn, arg, is_public};
+	adm->routes[adm->nroutes++] = (struct admin_route){path, fn, arg, is_public};
 	return 0;
 }
 
-int admin_route(const char *path, admin_handler fn, void *arg)
+int admin_route(struct lotad *d, const char *path, admin_handler fn, void *arg)
 {
-	return route_add(path, fn, arg, false);
+	return route_add(d->admin, path, fn, arg, false);
+}
+
+int admin_section_add(struct lotad *d, const struct admin_section *s)
+{
+	struct admin *adm = d->admin;
+
+	if (adm->nsections == ADMIN_SECTIONS_MAX)
+		return -ENOSPC;
+	adm->sections[adm->nsections++] = *s;
+	return 0;
+}
+
+static void emit_evbuffer(void *arg, const char *p, size_t n)
+{
+	evbuffer_add(arg, p, n);
+}
+
+void admin_json_str(struct evbuffer *b, const char *s)
+{
+	json_write_str(s, emit_evbuffer, b);
+}
+
+static void refresh_sections(struct admin *adm)
+{
+	for (int i = 0; i < adm->nsections; i++)
+		if (adm->sections[i].refresh)
+			adm->sections[i].refresh(adm->sections[i].arg);
+}
+
+void admin_render_status(struct lotad *d, struct evbuffer *out)
+{
+	struct admin *adm = d->admin;
+
+	refresh_sections(adm);
+	for (int i = 0; i < adm->nsections; i++) {
+		if (!adm->sections[i].status)
+			continue;
+		evbuffer_add_printf(out, ",\"%s\":", adm->sections[i].name);
+		adm->sections[i].status(adm->sections[i].arg, out);
+	}
 }
 
 static void reply_text(struct evhttp_request *req, int code, const char *ctype, struct evbuffer *b)
@@ -66,57 +111,35 @@ static void healthz(struct evhttp_request *req, void *arg)
 {
 	struct lotad *d = arg;
 	struct evbuffer *b = evbuffer_new();
+	bool is_draining = lotad_is_draining(d);
 
-	evbuffer_add_printf(b, d->is_draining ? "draining\n" : "ok\n");
-	reply_text(req, d->is_draining ? 503 : 200, "text/plain", b);
+	evbuffer_add_printf(b, is_draining ? "draining\n" : "ok\n");
+	reply_text(req, is_draining ? 503 : 200, "text/plain", b);
 	evbuffer_free(b);
 }
 
-void admin_render_metrics(struct evbuffer *out)
+void admin_render_metrics(struct lotad *d, struct evbuffer *out)
 {
+	struct admin *adm = d->admin;
+
+	refresh_sections(adm);
+	metrics_render(emit_evbuffer, out);
+	for (int i = 0; i < adm->nsections; i++)
+		if (adm->sections[i].metrics)
+			adm->sections[i].metrics(adm->sections[i].arg, out);
 	evbuffer_add_printf(out,
 			    "# HELP lota_admin_refused admin API calls refused on the TCP address "
 			    "(no admin-token, missing or wrong token)\n"
 			    "# TYPE lota_admin_refused counter\nlota_admin_refused %llu\n",
-			    (unsigned long long)adm.refused);
+			    (unsigned long long)adm->refused);
 }
 
 static void metrics_cb(struct evhttp_request *req, void *arg)
 {
-	struct lotad *d = arg;
 	struct evbuffer *b = evbuffer_new();
 
-	lotad_refresh_gauges(d);
-	metrics_render(b);
-	lotad_render_extra_metrics(d, b);
-	admin_render_metrics(b);
+	admin_render_metrics(arg, b);
 	reply_text(req, 200, "text/plain; version=0.0.4", b);
-	evbuffer_free(b);
-}
-
-/* POST /admin/log-level?level=debug, or GET to read it. */
-static void log_level_cb(struct evhttp_request *req, void *arg)
-{
-	struct evbuffer *b = evbuffer_new();
-	struct evkeyvalq q;
-	const char *lv;
-	enum log_level l;
-	int code = 200;
-
-	evhttp_parse_query(evhttp_request_get_uri(req), &q);
-	lv = evhttp_find_header(&q, "level");
-	if (lv && log_level_parse(lv, &l) < 0) {
-		code = 400;
-		evbuffer_add_printf(b, "{\"error\":\"unknown level\"}\n");
-	} else {
-		if (lv) {
-			log_set_level(l);
-			log_warn("log-level set to %s", lv);
-		}
-		evbuffer_add_printf(b, "{\"log_level\":\"%s\"}\n", log_level_name(log_get_level()));
-	}
-	evhttp_clear_headers(&q);
-	reply_text(req, code, "application/json", b);
 	evbuffer_free(b);
 }
 
@@ -149,35 +172,36 @@ static const char *method_name(enum evhttp_cmd_type c)
 }
 
 /* One log line per ADMIN_REFUSED_LOG_S at most; lota_admin_refused counts every one. */
-static void log_refused(struct evhttp_request *req, const char *why)
+static void log_refused(struct admin *adm, struct evhttp_request *req, const char *why)
 {
 	char *host = NULL, target[160], more[96] = "";
 	ev_uint16_t port = 0;
 	time_t now = time(NULL);
 
-	adm.refused++;
-	if (now - adm.last_log < ADMIN_REFUSED_LOG_S) {
-		adm.unlogged++;
+	adm->refused++;
+	if (now - adm->last_log < ADMIN_REFUSED_LOG_S) {
+		adm->unlogged++;
 		return;
 	}
 	evhttp_connection_get_peer(evhttp_request_get_connection(req), &host, &port);
 	printable(evhttp_request_get_uri(req), target, sizeof(target));
-	if (adm.unlogged)
+	if (adm->unlogged)
 		snprintf(more, sizeof(more), " (and %llu more since the last such line)",
-			 (unsigned long long)adm.unlogged);
+			 (unsigned long long)adm->unlogged);
 	log_warn("admin: refused %s %s from %s:%u: %s%s",
 		 method_name(evhttp_request_get_command(req)), target, host ? host : "?",
 		 (unsigned)port, why, more);
-	adm.last_log = now;
-	adm.unlogged = 0;
+	adm->last_log = now;
+	adm->unlogged = 0;
 }
 
-static void refuse(struct evhttp_request *req, int code, const char *why, const char *msg)
+static void refuse(struct admin *adm, struct evhttp_request *req, int code, const char *why,
+		   const char *msg)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *b = evbuffer_new();
 
-	log_refused(req, why);
+	log_refused(adm, req, why);
 	if (code == 401)
 		evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"lotad admin\"");
 	evbuffer_add_printf(b, "{\"error\":\"%s\"}\n", msg);
@@ -205,36 +229,36 @@ static const char *authorization(struct evhttp_request *req)
 
 /* A protected call on the TCP address: true if its bearer token opens it; otherwise it
  * has been answered (403 or 401) and nothing else happens. */
-static bool is_authorized(struct evhttp_request *req)
+static bool is_authorized(struct admin *adm, struct evhttp_request *req)
 {
 	enum adminauth_verdict v;
 
-	if (!adm.auth) {
-		refuse(req, 403, "no admin-token configured",
+	if (!adm->auth) {
+		refuse(adm, req, 403, "no admin-token configured",
 		       "the admin API is not served on this TCP address: use the unix socket "
 		       "(admin-socket; lotactl --admin unix:PATH, curl --unix-socket PATH), or set "
 		       "admin-token and send Authorization: Bearer <token>");
 		return false;
 	}
-	v = adminauth_check(adm.auth, authorization(req));
+	v = adminauth_check(adm->auth, authorization(req));
 	if (v == ADMINAUTH_OK)
 		return true;
 	if (v == ADMINAUTH_MISSING)
-		refuse(req, 401, "no bearer token",
+		refuse(adm, req, 401, "no bearer token",
 		       "send Authorization: Bearer <the token in admin-token> (lotactl "
 		       "--token-file FILE), or use the unix socket");
 	else
-		refuse(req, 403, "wrong bearer token", "wrong bearer token");
+		refuse(adm, req, 403, "wrong bearer token", "wrong bearer token");
 	return false;
 }
 
-static const struct admin_route *route_find(const char *uri)
+static const struct admin_route *route_find(struct admin *adm, const char *uri)
 {
 	size_t n = strcspn(uri, "?");
 
-	for (int i = 0; i < adm.nroutes; i++)
-		if (strlen(adm.routes[i].path) == n && strncmp(uri, adm.routes[i].path, n) == 0)
-			return &adm.routes[i];
+	for (int i = 0; i < adm->nroutes; i++)
+		if (strlen(adm->routes[i].path) == n && strncmp(uri, adm->routes[i].path, n) == 0)
+			return &adm->routes[i];
 	return NULL;
 }
 
@@ -243,9 +267,10 @@ static const struct admin_route *route_find(const char *uri)
 static void dispatch(struct evhttp_request *req, void *arg)
 {
 	const struct surface *s = arg;
-	const struct admin_route *rt = route_find(evhttp_request_get_uri(req));
+	struct admin *adm = s->d->admin;
+	const struct admin_route *rt = route_find(adm, evhttp_request_get_uri(req));
 
-	if (!(rt && rt->is_public) && !s->is_local && !is_authorized(req))
+	if (!(rt && rt->is_public) && !s->is_local && !is_authorized(adm, req))
 		return;
 	if (!rt) {
 		evhttp_send_error(req, 404, "no such admin path");
@@ -256,16 +281,17 @@ static void dispatch(struct evhttp_request *req, void *arg)
 
 static void reload_cb(evutil_socket_t fd, short what, void *arg)
 {
-	char err[sizeof(adm.reload_err)];
-	int r = adminauth_reload(adm.auth, err, sizeof(err));
+	struct admin *adm = arg;
+	char err[sizeof(adm->reload_err)];
+	int r = adminauth_reload(adm->auth, err, sizeof(err));
 
 	if (r >= 0) {
 		if (r > 0)
-			log_info("admin-token %s: new token in use", adminauth_path(adm.auth));
-		adm.reload_err[0] = '\0';
-	} else if (strcmp(err, adm.reload_err) != 0) {
+			log_info("admin-token %s: new token in use", adminauth_path(adm->auth));
+		adm->reload_err[0] = '\0';
+	} else if (strcmp(err, adm->reload_err) != 0) {
 		log_error("%s; the token in use stays", err);
-		snprintf(adm.reload_err, sizeof(adm.reload_err), "%s", err);
+		snprintf(adm->reload_err, sizeof(adm->reload_err), "%s", err);
 	}
 }
 
@@ -273,7 +299,13 @@ int admin_check(struct lotad *d, char *err, size_t errlen)
 {
 	const char *sock = d->cfg.admin_socket;
 	size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+	struct admin *adm = calloc(1, sizeof(*adm));
 
+	if (!adm) {
+		snprintf(err, errlen, "admin: out of memory");
+		return -ENOMEM;
+	}
+	d->admin = adm;
 	if (sock[0] && sock[0] != '/') {
 		snprintf(err, errlen, "admin-socket: '%s' is not an absolute path", sock);
 		return -EINVAL;
@@ -284,7 +316,7 @@ int admin_check(struct lotad *d, char *err, size_t errlen)
 	}
 	if (!d->cfg.admin_token[0])
 		return 0;
-	return adminauth_open(d->cfg.admin_token, &adm.auth, err, errlen);
+	return adminauth_open(d->cfg.admin_token, &adm->auth, err, errlen);
 }
 
 static struct evhttp *serve(struct lotad *d, int fd, struct surface *s)
@@ -302,42 +334,44 @@ static struct evhttp *serve(struct lotad *d, int fd, struct surface *s)
 static int start_reload(struct lotad *d)
 {
 	struct timeval tv = {ADMIN_RELOAD_MS / 1000, (ADMIN_RELOAD_MS % 1000) * 1000};
+	struct admin *adm = d->admin;
 
-	if (!adm.auth)
+	if (!adm->auth)
 		return 0;
-	adm.reload_ev = event_new(d->control_base, -1, EV_PERSIST, reload_cb, NULL);
-	if (!adm.reload_ev || event_add(adm.reload_ev, &tv) < 0)
+	adm->reload_ev = event_new(d->control_base, -1, EV_PERSIST, reload_cb, adm);
+	if (!adm->reload_ev || event_add(adm->reload_ev, &tv) < 0)
 		return -ENOMEM;
 	return 0;
 }
 
 int admin_start(struct lotad *d, char *err, size_t errlen)
 {
+	struct admin *adm = d->admin;
 	int fd;
 
-	adm.tcp = (struct surface){d, false};
-	adm.local = (struct surface){d, true};
-	fd = listen_socket(d->cfg.admin, false, err, errlen);
+	adm->tcp = (struct surface){d, false};
+	adm->local = (struct surface){d, true};
+	fd = netaddr_listen(d->cfg.admin, false, err, errlen);
 	if (fd < 0)
 		return fd;
-	if (!serve(d, fd, &adm.tcp)) {
+	if (!serve(d, fd, &adm->tcp)) {
 		snprintf(err, errlen, "%s: cannot serve", d->cfg.admin);
 		return -EINVAL;
 	}
 	if (d->cfg.admin_socket[0]) {
-		fd = adminsock_listen(&adm.sock, d->cfg.admin_socket, err, errlen);
+		fd = adminsock_listen(&adm->sock, d->cfg.admin_socket, err, errlen);
 		if (fd < 0)
 			return fd;
-		if (!serve(d, fd, &adm.local)) {
+		if (!serve(d, fd, &adm->local)) {
 			snprintf(err, errlen, "admin-socket %s: cannot serve", d->cfg.admin_socket);
 			return -EINVAL;
 		}
 		log_info("admin-socket %s: the admin API, for whoever may open it (mode 0600)",
 			 d->cfg.admin_socket);
 	}
-	if (adm.auth)
+	if (adm->auth)
 		log_info("admin-token %s: /admin/... on %s with its bearer token",
-			 adminauth_path(adm.auth), d->cfg.admin);
+			 adminauth_path(adm->auth), d->cfg.admin);
 	else
 		log_info("admin: %s serves /healthz and /metrics only (no admin-token)",
 			 d->cfg.admin);
@@ -345,19 +379,22 @@ int admin_start(struct lotad *d, char *err, size_t errlen)
 		snprintf(err, errlen, "admin-token: out of memory");
 		return -ENOMEM;
 	}
-	route_add("/healthz", healthz, d, true);
-	route_add("/metrics", metrics_cb, d, true);
-	admin_route("/admin/log-level", log_level_cb, d);
-	adminapi_register(d);
+	route_add(adm, "/healthz", healthz, d, true);
+	route_add(adm, "/metrics", metrics_cb, d, true);
 	return 0;
 }
 
 void admin_stop(struct lotad *d)
 {
-	adminsock_remove(&adm.sock);
-	if (adm.reload_ev)
-		event_free(adm.reload_ev);
-	adm.reload_ev = NULL;
-	adminauth_free(adm.auth);
-	adm.auth = NULL;
+	struct admin *adm = d->admin;
+
+	if (!adm)
+		return;
+	adminsock_remove(&adm->sock);
+	if (adm->reload_ev)
+		event_free(adm->reload_ev);
+	adm->reload_ev = NULL;
+	adminauth_free(adm->auth);
+	free(adm);
+	d->admin = NULL;
 }

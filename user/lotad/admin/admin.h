@@ -25,17 +25,36 @@ struct admin_route {
 	bool is_public; /* served on the TCP address without a token: /healthz, /metrics */
 };
 
-/* Before anything starts: checks admin-socket and loads admin-token. A bad value names
- * its key in err (lotad exits 2). */
+/* A module's part of /admin/status and /metrics. Every hook may be NULL. */
+#define ADMIN_SECTIONS_MAX 8
+struct admin_section {
+	const char *name; /* its key in /admin/status */
+	/* Before /metrics or /admin/status are written: update gauges. */
+	void (*refresh)(void *arg);
+	/* Writes the section's JSON value (an object) for /admin/status. */
+	void (*status)(void *arg, struct evbuffer *json);
+	/* Appends Prometheus lines of its own to /metrics. */
+	void (*metrics)(void *arg, struct evbuffer *out);
+	void *arg;
+};
+
+/* Before anything starts: makes d->admin, checks admin-socket and loads admin-token. A
+ * bad value names its key in err (lotad exits 2). */
 int admin_check(struct lotad *d, char *err, size_t errlen);
 /* Serves the TCP address and the unix socket. */
 int admin_start(struct lotad *d, char *err, size_t errlen);
-/* Removes the unix socket lotad made, if it is still that one. */
+/* Removes the unix socket lotad made, if it is still that one, and frees d->admin. */
 void admin_stop(struct lotad *d);
 /* Every route a module adds is protected: only the unix socket, or TCP with the token. */
-int admin_route(const char *path, admin_handler fn, void *arg);
-/* lota_admin_refused, for /metrics and /admin/stats. */
-void admin_render_metrics(struct evbuffer *out);
+int admin_route(struct lotad *d, const char *path, admin_handler fn, void *arg);
+int admin_section_add(struct lotad *d, const struct admin_section *s);
+/* Every metric: the process's counters, each section's, and the admin endpoint's own. */
+void admin_render_metrics(struct lotad *d, struct evbuffer *out);
+/* Each section's status, as ',"name":{...}' members of an object being written. */
+void admin_render_status(struct lotad *d, struct evbuffer *out);
+/* s as a JSON string, into b. */
+void admin_json_str(struct evbuffer *b, const char *s);
+
 /* adminsock.c: the admin API's unix socket. Its directory is made if missing, a stale
  * socket file (nobody listening) is replaced, and the socket is made with mode 0600. */
 #define ADMINSOCK_PATH_MAX 108 /* sizeof(sun_path), the NUL included */
@@ -50,11 +69,7 @@ struct adminsock {
 int adminsock_listen(struct adminsock *s, const char *path, char *err, size_t errlen);
 void adminsock_remove(struct adminsock *s);
 
-/* adminapi.c: the JSON routes lotactl uses. */
-void adminapi_register(struct lotad *d);
-
-/* Provided by main.c: update gauges, and add metrics of other modules (BPF, peers). */
-void lotad_refresh_gauges(struct lotad *d);
-void lotad_render_extra_metrics(struct lotad *d, struct evbuffer *out);
+/* adminapi.c: the JSON routes of the core lotactl uses (status, stats, log-level). */
+int adminapi_register(struct lotad *d);
 
 #endif

@@ -17,6 +17,7 @@
 #include "creds.h"
 #include "http.h"
 #include "log.h"
+#include "exchange/origin.h"
 #include "lotad.h"
 #include "metrics.h"
 #include "cachepath/objmeta.h"
@@ -43,6 +44,7 @@ struct bgjob {
 
 struct bgfill_pool {
 	struct lotad *d;
+	struct cache *cache;
 	pthread_mutex_t mu;
 	struct bgjob *jobs;
 	unsigned njobs, nrunning;
@@ -53,7 +55,8 @@ struct bgfill_pool {
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg);
 
-int bgfill_pool_new(struct lotad *d, struct bgfill_pool **out, char *err, size_t errlen)
+int bgfill_pool_new(struct lotad *d, struct cache *cache, struct bgfill_pool **out, char *err,
+		    size_t errlen)
 {
 	struct bgfill_pool *p = calloc(1, sizeof(*p));
 	int r;
@@ -61,6 +64,7 @@ int bgfill_pool_new(struct lotad *d, struct bgfill_pool **out, char *err, size_t
 	if (!p)
 		return -ENOMEM;
 	p->d = d;
+	p->cache = cache;
 	r = creds_load(d->cfg.service_credentials, CREDS_DEFAULT_PROFILE, &p->creds, &p->stamp, err,
 		       errlen);
 	if (r < 0) {
@@ -200,7 +204,7 @@ static int confirm_head(struct bgjob *j, const struct http_msg *m)
 
 	if (m->status != 404)
 		return 0;
-	n = cache_invalidate(j->p->d->cache, &k);
+	n = cache_invalidate(j->p->cache, &k);
 	if (n > 0) {
 		metric_add(M_cache_invalidations, (uint64_t)n);
 		log_info("cache: %s/%s is gone at the origin: dropped", j->bucket, j->key);
@@ -233,7 +237,7 @@ static int job_head(struct bgjob *j, struct evbuffer *in)
 	if (r == 0) {
 		r = objmeta_from_response(&om, &k, m->content_length, m);
 		if (r == 0)
-			r = cache_fill_begin(j->p->d->cache, &om.meta, &j->fill);
+			r = cache_fill_begin(j->p->cache, &om.meta, &j->fill);
 		objmeta_free(&om);
 	}
 	if (r == 0) {
@@ -274,7 +278,7 @@ static void follow_cb(evutil_socket_t fd, short what, void *arg)
 static int job_follow(struct bgjob *j)
 {
 	struct cache_key k = {j->bucket, j->key, j->version};
-	struct cache *c = j->p->d->cache;
+	struct cache *c = j->p->cache;
 	struct cache_obj *o;
 	int r;
 
@@ -365,13 +369,13 @@ static int job_request(struct bgjob *j, struct evbuffer *out)
 		r = sigv4_uri_encode(j->version, strlen(j->version), false, query + 10, sizeof(query) - 10);
 	}
 	if (r == 0)
-		r = sigv4_sign(&sc, p->creds.region, "s3", method, p->d->origin.label, path, query, NULL, 0,
+		r = sigv4_sign(&sc, p->creds.region, "s3", method, p->d->origin->label, path, query, NULL, 0,
 			       SIGV4_UNSIGNED_PAYLOAD, time(NULL), &s);
 	if (r == 0) {
 		evbuffer_add_printf(out,
 				    "%s %s%s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: lotad-fill\r\n"
 				    "x-amz-date: %s\r\nx-amz-content-sha256: %s\r\nAuthorization: %s\r\n",
-				    method, path, query[0] ? "?" : "", query, p->d->origin.label, s.amz_date,
+				    method, path, query[0] ? "?" : "", query, p->d->origin->label, s.amz_date,
 				    s.content_sha256, s.authorization);
 		if (s.security_token)
 			evbuffer_add_printf(out, "x-amz-security-token: %s\r\n", s.security_token);
@@ -387,7 +391,7 @@ static void job_start(struct bgjob *j)
 	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
 	int r;
 
-	j->bev = origin_connect(&d->origin, d->control_base);
+	j->bev = origin_connect(d->origin, d->control_base);
 	if (!j->bev) {
 		job_end(j, -errno);
 		return;
@@ -450,7 +454,7 @@ int bgfill_request(struct bgfill_pool *p, const struct cache_key *k, const struc
 
 	if (object_size(m, &size) < 0 || size < p->d->cfg.min_object_size)
 		return 1;
-	if (cache_lookup(p->d->cache, k, &obj) == 0) {
+	if (cache_lookup(p->cache, k, &obj) == 0) {
 		cache_obj_close(obj);
 		return 1;
 	}
@@ -522,4 +526,22 @@ int bgfill_confirm_gone(struct bgfill_pool *p, const struct cache_key *k)
 	if (r == 0)
 		event_active(p->kick, EV_READ, 0);
 	return r;
+}
+
+void bgfill_pool_free(struct bgfill_pool *p)
+{
+	if (!p)
+		return;
+	while (p->jobs) {
+		struct bgjob *j = p->jobs;
+
+		p->jobs = j->next;
+		if (j->fill)
+			cache_fill_abort(j->fill, -ECANCELED);
+		job_free(j);
+	}
+	event_free(p->kick);
+	creds_clear(&p->creds);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
 }

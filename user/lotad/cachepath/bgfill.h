@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 struct lotad;
+struct cache;
 struct event;
 struct cache_key;
 struct http_msg;
@@ -24,7 +25,10 @@ struct bgfill_watch {
 };
 
 /* Loads the credentials; -errno with a reason in err if the file is unusable. */
-int bgfill_pool_new(struct lotad *d, struct bgfill_pool **out, char *err, size_t errlen);
+int bgfill_pool_new(struct lotad *d, struct cache *cache, struct bgfill_pool **out, char *err,
+		    size_t errlen);
+/* Stops every job (control thread, after the workers stopped) and frees the pool. */
+void bgfill_pool_free(struct bgfill_pool *p);
 /* Control thread: reload the credentials file if it changed. */
 void bgfill_reload(struct bgfill_pool *p);
 /* Any thread: fill k in the background unless it is cached or filling already. The

@@ -1,5 +1,5 @@
-/* The per-key leader/waiter table behind herd.h: a small chained hash under one mutex.
- * Entries live only while a leader is deciding, so the table stays tiny. */
+/* The per-key leader/waiter table behind herd.h: a small chained hash under its own
+ * mutex. Entries live only while a leader is deciding, so the table stays tiny. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -26,13 +26,42 @@ struct herd_slot {
 	unsigned nwaiters;
 };
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct herd_slot *table[HERD_BUCKETS];
-/* Direct-mapped memory of keys found uncacheable: a collision only costs a herd. */
-static struct {
-	uint64_t hash;
-	time_t until;
-} uncacheable[UNCACHEABLE_SLOTS];
+struct herd {
+	pthread_mutex_t mu;
+	struct herd_slot *table[HERD_BUCKETS];
+	/* Direct-mapped memory of keys found uncacheable: a collision only costs a herd. */
+	struct {
+		uint64_t hash;
+		time_t until;
+	} uncacheable[UNCACHEABLE_SLOTS];
+};
+
+struct herd *herd_new(void)
+{
+	struct herd *h = calloc(1, sizeof(*h));
+
+	if (h)
+		pthread_mutex_init(&h->mu, NULL);
+	return h;
+}
+
+/* Every waiter has left and every leader released (the workers have stopped). */
+void herd_free(struct herd *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < HERD_BUCKETS; i++) {
+		while (h->table[i]) {
+			struct herd_slot *s = h->table[i];
+
+			h->table[i] = s->next;
+			free(s->id);
+			free(s);
+		}
+	}
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
 
 static size_t key_id(const struct cache_key *k, char **out)
 {
@@ -60,9 +89,9 @@ static uint64_t fnv1a(const char *p, size_t n)
 	return h;
 }
 
-static struct herd_slot **find(const char *id, size_t n, uint64_t h)
+static struct herd_slot **find(struct herd *hd, const char *id, size_t n, uint64_t h)
 {
-	struct herd_slot **pp = &table[h % HERD_BUCKETS];
+	struct herd_slot **pp = &hd->table[h % HERD_BUCKETS];
 
 	for (; *pp; pp = &(*pp)->next)
 		if ((*pp)->hash == h && (*pp)->id_len == n && memcmp((*pp)->id, id, n) == 0)
@@ -70,7 +99,7 @@ static struct herd_slot **find(const char *id, size_t n, uint64_t h)
 	return pp;
 }
 
-int herd_join(const struct cache_key *k, struct herd_waiter *w)
+int herd_join(struct herd *hd, const struct cache_key *k, struct herd_waiter *w)
 {
 	char *id = NULL;
 	size_t n = key_id(k, &id);
@@ -80,10 +109,10 @@ int herd_join(const struct cache_key *k, struct herd_waiter *w)
 
 	if (!n)
 		return 2; /* no memory: behave as without coalescing */
-	pthread_mutex_lock(&mu);
-	pp = find(id, n, h);
-	if (uncacheable[h % UNCACHEABLE_SLOTS].hash == h &&
-	    uncacheable[h % UNCACHEABLE_SLOTS].until > time(NULL)) {
+	pthread_mutex_lock(&hd->mu);
+	pp = find(hd, id, n, h);
+	if (hd->uncacheable[h % UNCACHEABLE_SLOTS].hash == h &&
+	    hd->uncacheable[h % UNCACHEABLE_SLOTS].until > time(NULL)) {
 		r = 2;
 	} else if (*pp) {
 		s = *pp;
@@ -92,6 +121,7 @@ int herd_join(const struct cache_key *k, struct herd_waiter *w)
 		} else {
 			w->next = s->waiters;
 			w->slot = s;
+			w->h = hd;
 			s->waiters = w;
 			s->nwaiters++;
 			r = 0;
@@ -103,12 +133,12 @@ int herd_join(const struct cache_key *k, struct herd_waiter *w)
 		id = NULL;
 		*pp = s;
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&hd->mu);
 	free(id);
 	return r;
 }
 
-void herd_release(const struct cache_key *k)
+void herd_release(struct herd *hd, const struct cache_key *k)
 {
 	char *id = NULL;
 	size_t n = key_id(k, &id);
@@ -117,8 +147,8 @@ void herd_release(const struct cache_key *k)
 
 	if (!n)
 		return;
-	pthread_mutex_lock(&mu);
-	pp = find(id, n, fnv1a(id, n));
+	pthread_mutex_lock(&hd->mu);
+	pp = find(hd, id, n, fnv1a(id, n));
 	if (*pp) {
 		s = *pp;
 		*pp = s->next;
@@ -129,14 +159,14 @@ void herd_release(const struct cache_key *k)
 			event_active(w->wake, EV_READ, 0);
 		}
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&hd->mu);
 	if (s)
 		free(s->id);
 	free(s);
 	free(id);
 }
 
-void herd_note_uncacheable(const struct cache_key *k)
+void herd_note_uncacheable(struct herd *hd, const struct cache_key *k)
 {
 	char *id = NULL;
 	size_t n = key_id(k, &id);
@@ -144,10 +174,10 @@ void herd_note_uncacheable(const struct cache_key *k)
 
 	if (!n)
 		return;
-	pthread_mutex_lock(&mu);
-	uncacheable[h % UNCACHEABLE_SLOTS].hash = h;
-	uncacheable[h % UNCACHEABLE_SLOTS].until = time(NULL) + UNCACHEABLE_TTL_S;
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_lock(&hd->mu);
+	hd->uncacheable[h % UNCACHEABLE_SLOTS].hash = h;
+	hd->uncacheable[h % UNCACHEABLE_SLOTS].until = time(NULL) + UNCACHEABLE_TTL_S;
+	pthread_mutex_unlock(&hd->mu);
 	free(id);
 }
 
@@ -155,7 +185,9 @@ void herd_leave(struct herd_waiter *w)
 {
 	struct herd_waiter **pp;
 
-	pthread_mutex_lock(&mu);
+	if (!w->h)
+		return;
+	pthread_mutex_lock(&w->h->mu);
 	if (w->slot) {
 		for (pp = &w->slot->waiters; *pp; pp = &(*pp)->next) {
 			if (*pp == w) {
@@ -166,5 +198,5 @@ void herd_leave(struct herd_waiter *w)
 		}
 		w->slot = NULL;
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&w->h->mu);
 }

@@ -1,63 +1,46 @@
 /* Serving a body from a cache file after the origin confirmed our ETag (304): the head
  * comes from the stored metadata, ranges are sliced locally, and the body goes out by
- * sendfile (libevent file segments), from a committed entry or from a fill as it grows. */
+ * sendfile (exchange_serve_file), from a committed entry or from a fill as it grows. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 
 #include "cache.h"
-#include "exchange/conn.h"
+#include "cachepath/cachepath-int.h"
+#include "exchange/resphead.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
 #include "range.h"
 
-/* File bytes queued on the client's output at once: segments cost no memory. */
-#define HIT_QUEUE (8 * 1024 * 1024)
+#define REQUEST_ID_MAX 64
 
-static void request_id(struct exchange *x, const struct http_msg *m)
+static void request_id(const struct http_msg *m, char *buf, size_t cap)
 {
 	const struct http_header *h = http_find(m, "x-amz-request-id");
 	size_t n = h ? h->value.n : 0;
 
-	if (n >= sizeof(x->origin_request_id))
-		n = sizeof(x->origin_request_id) - 1;
-	memcpy(x->origin_request_id, h ? h->value.p : "", n);
-	x->origin_request_id[n] = '\0';
-}
-
-/* The status line and Date, as the origin starts every answer. */
-static void status_line(struct evbuffer *out, int status)
-{
-	char date[64];
-	time_t now = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_reason(status),
-			    date);
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(buf, h ? h->value.p : "", n);
+	buf[n] = '\0';
 }
 
 /* rg: the range the body covers, when the answer carries a Content-Range (a 206, or a
  * 200 to a Range header radosgw ignored: it still names the whole object). */
-static void write_head(struct conn *c, const struct cache_meta *meta, int status,
-		       const struct range *rg)
+static void write_head(struct exchange *x, const struct cache_meta *meta, int status,
+		       const struct range *rg, const char *reqid, bool is_complete)
 {
-	struct evbuffer *out = bufferevent_get_output(c->cbev);
-	struct exchange *x = c->x;
+	struct evbuffer *out = exchange_client_out(x);
 	char cr[RANGE_CONTENT_RANGE_MAX];
 
-	status_line(out, status);
-	if (x->origin_request_id[0])
-		evbuffer_add_printf(out, "x-amz-request-id: %s\r\n", x->origin_request_id);
+	resphead_start(out, status);
+	if (reqid[0])
+		evbuffer_add_printf(out, "x-amz-request-id: %s\r\n", reqid);
 	if (meta->last_modified[0])
 		evbuffer_add_printf(out, "Last-Modified: %s\r\n", meta->last_modified);
 	evbuffer_add_printf(out, "ETag: %s\r\nAccept-Ranges: bytes\r\n", meta->etag);
@@ -66,35 +49,23 @@ static void write_head(struct conn *c, const struct cache_meta *meta, int status
 	if (rg && range_format(rg, meta->size, cr, sizeof(cr)) == 0)
 		evbuffer_add_printf(out, "Content-Range: %s\r\n", cr);
 	evbuffer_add(out, meta->extra, meta->extra_len);
-	evbuffer_add_printf(out, "Content-Length: %llu\r\nx-lota-cache: %s\r\n%s\r\n",
-			    (unsigned long long)(rg ? rg->last - rg->first + 1 : meta->size),
-			    x->is_complete ? "hit" : "follow",
-			    x->req.keep_alive ? "" : "Connection: close\r\n");
+	evbuffer_add_printf(out, "x-lota-cache: %s\r\n", is_complete ? "hit" : "follow");
+	resphead_end(out, rg ? rg->last - rg->first + 1 : meta->size, !x->req.keep_alive);
 }
 
 /* radosgw's 416, less what only it knows (its host id): no Content-Range, an XML error
  * whose Code is InvalidRange. Nothing is left to stream afterwards. */
-static int serve_416(struct conn *c)
+static enum route_verdict serve_416(struct exchange *x, const char *reqid, bool is_complete)
 {
-	struct exchange *x = c->x;
-	struct evbuffer *out = bufferevent_get_output(c->cbev);
-	static const char body[] =
-	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidRange"
-	    "</Code><Message></Message></Error>";
+	char extra[REQUEST_ID_MAX + 64];
 
-	status_line(out, 416);
-	if (x->origin_request_id[0])
-		evbuffer_add_printf(out, "x-amz-request-id: %s\r\n", x->origin_request_id);
-	evbuffer_add_printf(out,
-			    "Accept-Ranges: bytes\r\nContent-Type: application/xml\r\n"
-			    "Content-Length: %zu\r\nx-lota-cache: %s\r\n%s\r\n%s",
-			    sizeof(body) - 1, x->obj ? "hit" : "follow",
-			    x->req.keep_alive ? "" : "Connection: close\r\n", body);
+	snprintf(extra, sizeof(extra), "Accept-Ranges: bytes\r\nx-lota-cache: %s\r\n",
+		 is_complete ? "hit" : "follow");
+	resphead_error(exchange_client_out(x), 416, "InvalidRange",
+		       "The requested range is not satisfiable", "", extra, !x->req.keep_alive);
 	x->status = 416;
-	x->route = x->obj ? "hit" : "follow";
-	x->file_pos = x->file_end = 0;
-	x->serving_file = true;
-	return 0;
+	exchange_label(x, is_complete ? "hit" : "follow");
+	return RT_REPLIED;
 }
 
 /* radosgw reads a request's last Range header (each one replaces the one before). */
@@ -103,7 +74,7 @@ static const struct http_header *last_range(const struct http_msg *m)
 	const struct http_header *h = NULL;
 
 	for (size_t i = 0; i < m->nheaders; i++)
-		if (http_str_ieq(&m->headers[i].name, "range"))
+		if (http_name_eq(&m->headers[i].name, "range"))
 			h = &m->headers[i];
 	return h;
 }
@@ -116,98 +87,57 @@ static bool fill_is_complete(struct cache_follower *fl)
 	return st.state != CACHE_FILL_ABORTED && st.written == st.size;
 }
 
-int hit_serve(struct conn *c, const struct http_msg *m304)
+/* How far a followed fill's file is readable now. */
+static int follow_extent(void *arg, uint64_t *readable)
 {
-	struct exchange *x = c->x;
-	const struct cache_meta *meta = x->obj ? &x->obj->meta : cache_follower_meta(x->fl);
+	struct objread *o = arg;
+	struct cache_fill_status st;
+
+	cache_follower_status(o->fl, &st);
+	if (st.state == CACHE_FILL_ABORTED && o->body_offset + st.written < o->end)
+		return st.error ? st.error : -EIO;
+	*readable = o->body_offset + st.written;
+	return 0;
+}
+
+enum route_verdict hit_serve(struct exchange *x, struct objread *o, const struct http_msg *m304)
+{
+	const struct cache_meta *meta = o->obj ? &o->obj->meta : cache_follower_meta(o->fl);
 	const struct http_header *rh = last_range(&x->req);
 	struct range rg = {0, meta->size ? meta->size - 1 : 0};
 	enum range_result rr = RANGE_WHOLE;
-	uint64_t body_offset;
-	int fd, dupfd;
+	char reqid[REQUEST_ID_MAX];
+	bool is_complete;
+	int fd, r;
 
-	if (x->obj) {
-		fd = x->obj->fd;
-		body_offset = x->obj->body_offset;
+	if (o->obj) {
+		fd = o->obj->fd;
+		o->body_offset = o->obj->body_offset;
 	} else {
-		fd = cache_follower_fd(x->fl, &body_offset);
-		if (fd < 0)
-			return -EIO;
+		fd = cache_follower_fd(o->fl, &o->body_offset);
 	}
-	request_id(x, m304);
+	/* A fill with every byte written (its commit may still be queued) is a plain hit. */
+	is_complete = o->obj || fill_is_complete(o->fl);
+	request_id(m304, reqid, sizeof(reqid));
 	if (rh)
 		rr = range_parse(rh->value.p, rh->value.n, meta->size, &rg);
 	if (rr == RANGE_UNSATISFIABLE)
-		return serve_416(c);
-	dupfd = dup(fd);
-	if (dupfd < 0)
-		return -EMFILE;
-	x->seg = evbuffer_file_segment_new(dupfd, 0, (ev_off_t)(body_offset + meta->size),
-					   EVBUF_FS_CLOSE_ON_FREE);
-	if (!x->seg) {
-		close(dupfd);
-		return -ENOMEM;
+		return serve_416(x, reqid, is_complete);
+	o->end = meta->size ? o->body_offset + rg.last + 1 : o->body_offset;
+	r = fd < 0 ? -EIO
+		   : exchange_serve_file(x, fd, o->body_offset + rg.first, o->end,
+					 is_complete ? NULL : follow_extent, o);
+	if (r < 0) {
+		/* The 304 answers our If-None-Match, not the client's: if our copy cannot be
+		 * served, the client must not see it either. */
+		log_warn("cache: %s/%s: cannot serve the cached copy: %s", x->s3.bucket, x->s3.key,
+			 strerror(-r));
+		exchange_fail(x, 503, "SlowDown", "the cached copy cannot be read now; retry");
+		return RT_FAIL;
 	}
 	x->status = rr == RANGE_PARTIAL ? 206 : 200;
-	/* A fill with every byte written (its commit may still be queued) is a plain hit. */
-	x->is_complete = x->obj || fill_is_complete(x->fl);
-	x->route = x->is_complete ? "hit" : "follow";
-	metric_add(x->is_complete ? M_cache_hits : M_cache_coalesced, 1);
-	write_head(c, meta, x->status, rh ? &rg : NULL);
-	x->body_offset = body_offset;
-	x->file_pos = body_offset + rg.first;
-	x->file_end = meta->size ? body_offset + rg.last + 1 : body_offset;
-	x->serving_file = true;
-	return 0;
-}
-
-/* How far the file is readable: all of it for a committed entry, `written` for a fill. */
-static int readable_end(struct exchange *x, uint64_t *end)
-{
-	struct cache_fill_status st;
-
-	*end = x->file_end;
-	if (!x->fl)
-		return 0;
-	cache_follower_status(x->fl, &st);
-	if (st.state == CACHE_FILL_ABORTED && x->body_offset + st.written < x->file_end)
-		return st.error ? st.error : -EIO;
-	if (x->body_offset + st.written < *end)
-		*end = x->body_offset + st.written;
-	return 0;
-}
-
-void hit_pump(struct conn *c)
-{
-	struct exchange *x = c->x;
-	struct evbuffer *out = bufferevent_get_output(c->cbev);
-	uint64_t end;
-	int r;
-
-	if (!x || !x->serving_file)
-		return;
-	r = readable_end(x, &end);
-	if (r < 0) {
-		exchange_abort(c, "the fill it followed failed");
-		return;
-	}
-	while (x->file_pos < end && evbuffer_get_length(out) < HIT_QUEUE) {
-		uint64_t n = end - x->file_pos;
-
-		if (n > HIT_QUEUE)
-			n = HIT_QUEUE;
-		if (evbuffer_add_file_segment(out, x->seg, (ev_off_t)x->file_pos, (ev_off_t)n) < 0) {
-			exchange_abort(c, "cannot queue cache file");
-			return;
-		}
-		x->file_pos += n;
-		x->bytes_out += n;
-		metric_add(M_cache_bytes_served, n);
-		metric_add(M_bytes_to_client, n);
-	}
-	if (x->file_pos == x->file_end) {
-		x->serving_file = false;
-		x->resp_done = true;
-		exchange_finish(c);
-	}
+	exchange_label(x, is_complete ? "hit" : "follow");
+	metric_add(is_complete ? M_cache_hits : M_cache_coalesced, 1);
+	write_head(x, meta, x->status, rh ? &rg : NULL, reqid, is_complete);
+	return RT_SERVE;
 }

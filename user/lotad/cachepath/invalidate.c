@@ -5,15 +5,15 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "cache.h"
-#include "exchange/conn.h"
+#include "cachepath/cachepath-int.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
 #include "xmlkeys.h"
-
-#include <event2/buffer.h>
 
 /* True if the query string q (n bytes, after the '?') has a parameter named name. */
 static bool has_param(const char *q, size_t n, const char *name)
@@ -50,65 +50,89 @@ static bool changes_object(const struct exchange *x)
 	return true;
 }
 
-void invalidate_on_write(struct conn *c)
+static void drop_written(struct exchange *x, struct cachepath *cp)
 {
-	struct exchange *x = c->x;
-	struct cache *cache = c->w->d->cache;
-	struct cache_key k;
+	struct cache_key k = cachepath_key(x);
 	int n;
 
-	if (!cache || !x || x->s3.op != S3_OBJECT_WRITE || x->status < 200 || x->status > 299)
-		return;
 	if (!changes_object(x))
 		return;
-	k = (struct cache_key){x->s3.bucket, x->s3.key, x->s3.version_id};
-	if (c->w->d->peers)
-		peerfwd_invalidate(c->w, &k); /* the owner holds the key, if it is another node */
-	n = cache_invalidate(cache, &k);
-	if (n > 0) {
-		metric_add(M_cache_invalidations, (uint64_t)n);
+	n = cachepath_drop(cp, exchange_worker(x), &k);
+	if (n > 0)
 		log_info("cache: %.*s %s/%s: dropped %d entr%s", (int)x->req.method.n, x->req.method.p,
 			 x->s3.bucket, x->s3.key, n, n == 1 ? "y" : "ies");
-	}
 }
 
 struct multi {
-	struct conn *c;
+	struct exchange *x;
+	struct cachepath *cp;
 	int dropped;
 };
 
 static void drop_one(void *arg, const char *key, const char *version)
 {
 	struct multi *m = arg;
-	struct conn *c = m->c;
-	struct cache_key k = {c->x->s3.bucket, key, version};
-	int n;
+	struct cache_key k = {m->x->s3.bucket, key, version};
+	int n = cachepath_drop(m->cp, exchange_worker(m->x), &k);
 
-	if (c->w->d->peers)
-		peerfwd_invalidate(c->w, &k);
-	n = cache_invalidate(c->w->d->cache, &k);
 	if (n > 0)
 		m->dropped += n;
 }
 
 /* DeleteObjects: every key the request named may be gone (S3 answers per key, but a
  * key it failed to delete is only dropped from the cache: the next read refills it). */
-void invalidate_multi_delete(struct conn *c)
+static void drop_deleted(struct exchange *x, struct cachepath *cp)
 {
-	struct exchange *x = c->x;
-	struct multi m = {c, 0};
-	size_t n = evbuffer_get_length(x->capture);
+	struct evbuffer *body = exchange_request_body(x);
+	struct multi m = {x, cp, 0};
 	int r;
 
-	if (x->status < 200 || x->status > 299 || !x->req_body_done)
+	if (!body)
 		return;
-	r = xmlkeys_each((const char *)evbuffer_pullup(x->capture, -1), n, drop_one, &m);
+	r = xmlkeys_each((const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body),
+			 drop_one, &m);
 	if (r < 0)
 		log_warn("cache: DeleteObjects on %s: body not understood; its keys stay cached "
 			 "until a read sees them changed", x->s3.bucket);
-	if (m.dropped > 0) {
-		metric_add(M_cache_invalidations, (uint64_t)m.dropped);
+	if (m.dropped > 0)
 		log_info("cache: DeleteObjects on %s: dropped %d entr%s", x->s3.bucket, m.dropped,
 			 m.dropped == 1 ? "y" : "ies");
-	}
+}
+
+static bool write_claims(struct exchange *x, void *arg)
+{
+	return x->s3.op == S3_OBJECT_WRITE || x->s3.is_multi_delete;
+}
+
+static enum route_verdict write_start(struct exchange *x, void *arg)
+{
+	/* DeleteObjects names its keys in its body: keep a copy to drop them once done. */
+	if (x->s3.is_multi_delete)
+		exchange_keep_request_body(x, MULTI_DELETE_BODY_MAX);
+	exchange_label(x, x->s3.op == S3_OBJECT_WRITE ? "write" : "relay");
+	return RT_UPSTREAM;
+}
+
+/* Before the origin's answer reaches the client, so that its next read sees the change. */
+static enum route_verdict write_on_head(struct exchange *x, const struct http_msg *m,
+					const char *raw)
+{
+	if (x->status < 200 || x->status > 299)
+		return RT_RELAY;
+	if (x->s3.op == S3_OBJECT_WRITE)
+		drop_written(x, x->rt->arg);
+	else
+		drop_deleted(x, x->rt->arg);
+	return RT_RELAY;
+}
+
+void invalidate_route(struct cachepath *cp, struct route *rt)
+{
+	*rt = (struct route){
+		.name = "write",
+		.arg = cp,
+		.claims = write_claims,
+		.start = write_start,
+		.on_head = write_on_head,
+	};
 }

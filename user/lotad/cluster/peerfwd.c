@@ -1,8 +1,7 @@
 /* Reads whose owner is another node: forward the client's request to the owner's peer
  * port, signed over its whole head (one hop at most: a forwarded request is never
- * forwarded again), fall back to handling the read here when the owner cannot be
- * reached, and tell an owner to drop a key written through this node. Also the peer
- * port's gate. */
+ * forwarded again), and hand the read back to this node when the owner cannot be reached
+ * or stops answering. Also telling an owner to drop a key written through this node. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,258 +13,172 @@
 #include <event2/event.h>
 
 #include "cache.h"
-#include "exchange/conn.h"
+#include "cachepath/cachepath.h"
+#include "cluster/cluster-int.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
 #include "peerauth.h"
-#include "cluster/peers.h"
 #include "s3.h"
 #include "sigv4.h"
 
-#define INVALIDATE_PATH "/_lota/invalidate"
 #define INVALIDATE_TIMEOUT_S 5
 #define FWD_CHECK_S 1
 
+/* A read forwarded to its owner. */
+struct fwd {
+	struct cluster *cl;
+	struct exchange *x;
+	struct peer_target owner;
+	struct event *timer; /* re-checks the owner while its answer is awaited */
+	bool is_given_up;
+};
+
 /* This node's id for signing: as the membership knows it, else the peer-listen address. */
-static void self_id(struct lotad *d, char *buf, size_t len)
+static void self_id(struct cluster *cl, char *buf, size_t len)
 {
-	peers_self(d->peers, buf, len);
+	peers_self(cl->peers, buf, len);
 	if (!buf[0])
-		snprintf(buf, len, "%s", d->cfg.self[0] ? d->cfg.self : d->cfg.peer_listen);
+		snprintf(buf, len, "%s", cl->d->cfg.self[0] ? cl->d->cfg.self : cl->d->cfg.peer_listen);
 }
 
-/* Gives up the forward and runs the read on this node, from the start. */
-static void read_here(struct conn *c)
+/* Signs the forward of x's head into x's extra lines, under a nonce of its own. */
+static int sign_forward(struct exchange *x, struct cluster *cl)
 {
-	struct exchange *x = c->x;
-
-	if (x->fwd_timer)
-		event_free(x->fwd_timer);
-	x->fwd_timer = NULL;
-	x->fwd_active = false;
-	x->extra_hdr[0] = '\0';
-	x->route = NULL;
-	if (c->obev) {
-		bufferevent_free(c->obev);
-		c->obev = NULL;
-	}
-	objread_start(c);
-}
-
-static void fwd_check(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-	struct exchange *x = c->x;
-	struct peer_target now;
-
-	if (!x || !x->fwd_active || x->resp_head_sent)
-		return;
-	if (peers_owner_of(c->w->d->peers, x->s3.bucket, x->s3.key, &now) == 1 &&
-	    strcmp(now.id, x->fwd.id) == 0)
-		return;
-	log_warn("owner %s of %s/%s is down and has not answered: handling the read here",
-		 x->fwd.id, x->s3.bucket, x->s3.key);
-	peers_count_fallback(c->w->d->peers, &x->fwd);
-	read_here(c);
-}
-
-void peerfwd_end(struct conn *c, struct exchange *x)
-{
-	if (x->fwd_timer)
-		event_free(x->fwd_timer);
-	x->fwd_timer = NULL;
-	if (x->fwd_active)
-		peers_count_sent(c->w->d->peers, &x->fwd, x->bytes_out);
-}
-
-/* Signs the forward of x's head into x->extra_hdr, under a nonce of its own. */
-static int sign_forward(struct conn *c)
-{
-	struct exchange *x = c->x;
-	struct lotad *d = c->w->d;
 	struct peerauth_req req;
 	const struct http_str *value;
-	char self[PEERAUTH_NODE_MAX];
+	char self[PEERAUTH_NODE_MAX], line[PEERAUTH_LINE_MAX];
 	int r;
 
-	self_id(d, self, sizeof(self));
+	self_id(cl, self, sizeof(self));
 	r = peerauth_req_of(&x->req, &req, &value);
 	if (r == 0 && value)
-		r = -EINVAL; /* a client's own x-lota-peer (proxy.c refuses it): never forwarded */
+		r = -EINVAL; /* a client's own x-lota-peer (the core refuses it): never forwarded */
 	if (r == 0)
-		r = peerauth_sign(d->peerauth, &req, self, time(NULL), x->extra_hdr,
-				  sizeof(x->extra_hdr));
-	if (r < 0)
-		x->extra_hdr[0] = '\0';
+		r = peerauth_sign(cl->peerauth, &req, self, time(NULL), line, sizeof(line));
+	if (r == 0)
+		r = exchange_set_extra(x, line);
 	return r;
 }
 
-int peerfwd_resign(struct conn *c)
+/* The read would be served from a cache, and its key belongs to another node. A read
+ * with a body could not fall back here once bytes went to the owner. */
+static bool fwd_claims(struct exchange *x, void *arg)
 {
-	return c->x->fwd_active ? sign_forward(c) : 0;
+	struct cluster *cl = arg;
+	struct peer_target t;
+
+	return !exchange_is_peer_port(x) && x->req.body == HTTP_BODY_NONE &&
+	       cachepath_would_serve(cl->cp, x) &&
+	       peers_owner_of(cl->peers, x->s3.bucket, x->s3.key, &t) == 1;
 }
 
-bool peerfwd_try(struct conn *c)
+/* A frozen owner answers nothing; the probes soon mark it down, and then waiting for it
+ * any longer is pointless: the read comes back to this node. */
+static void fwd_check(evutil_socket_t fd, short what, void *arg)
 {
-	struct exchange *x = c->x;
-	struct lotad *d = c->w->d;
+	struct fwd *f = arg;
+	struct peer_target now;
 
-	/* A read with a body could not fall back here once bytes went to the owner. */
-	if (!d->peers || c->is_peer_port || x->fwd_tried || x->req.body != HTTP_BODY_NONE)
-		return false;
-	x->fwd_tried = true;
-	if (peers_owner_of(d->peers, x->s3.bucket, x->s3.key, &x->fwd) != 1)
-		return false;
-	if (sign_forward(c) < 0)
-		return false;
-	x->fwd_active = true;
-	x->route = "peer";
-	if (exchange_send_peer(c, &x->fwd, x->extra_hdr) < 0) {
-		peers_report_unreachable(d->peers, &x->fwd);
-		x->fwd_active = false;
-		x->extra_hdr[0] = '\0';
-		x->route = NULL;
-		return false;
-	}
-	/* A frozen owner answers nothing; the probes soon mark it down, and then waiting
-	 * for it any longer is pointless: the timer hands the read back to this node. */
-	x->fwd_timer = event_new(c->w->base, -1, EV_PERSIST, fwd_check, c);
-	if (x->fwd_timer)
-		event_add(x->fwd_timer, &(struct timeval){FWD_CHECK_S, 0});
-	return true;
-}
-
-int peerfwd_fallback(struct conn *c)
-{
-	struct exchange *x = c->x;
-	struct lotad *d = c->w->d;
-
-	log_warn("owner %s of %s/%s unreachable: handling the read here", x->fwd.id, x->s3.bucket,
-		 x->s3.key);
-	peers_report_unreachable(d->peers, &x->fwd);
-	read_here(c);
-	return 1;
-}
-
-static int query_get(const struct http_str *t, const char *name, char *out, size_t cap)
-{
-	const char *q = memchr(t->p, '?', t->n), *end = t->p + t->n;
-	size_t nl = strlen(name);
-
-	while (q && q < end) {
-		const char *p = q + 1, *amp = memchr(p, '&', (size_t)(end - p));
-		const char *stop = amp ? amp : end;
-
-		if ((size_t)(stop - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=')
-			return s3_pct_decode(p + nl + 1, (size_t)(stop - p - nl - 1), out, cap, false);
-		q = amp;
-	}
-	return -ENOENT;
-}
-
-/* POST /_lota/invalidate?bucket=&key=&version= from a node a write went through. */
-static void serve_invalidate(struct conn *c)
-{
-	struct exchange *x = c->x;
-	struct lotad *d = c->w->d;
-	char bucket[S3_BUCKET_MAX], version[S3_VERSION_MAX] = "";
-	char *key = malloc(S3_KEY_MAX);
-	int n = 0;
-
-	if (!key || query_get(&x->req.target, "bucket", bucket, sizeof(bucket)) < 0 ||
-	    query_get(&x->req.target, "key", key, S3_KEY_MAX) < 0 ||
-	    query_get(&x->req.target, "version", version, sizeof(version)) == -EINVAL) {
-		free(key);
-		exchange_reply(c, 400, NULL, "bucket and key are required\n", true);
+	if (f->x->resp_head_sent || f->is_given_up)
 		return;
-	}
-	if (d->cache) {
-		struct cache_key k = {bucket, key, version};
-
-		n = cache_invalidate(d->cache, &k);
-		if (n > 0)
-			metric_add(M_cache_invalidations, (uint64_t)n);
-	}
-	free(key);
-	exchange_reply(c, 200, NULL, n > 0 ? "dropped\n" : "absent\n", false);
-}
-
-static const char *refusal(int r)
-{
-	switch (r) {
-	case -ENOENT:
-		return "no signature";
-	case -EBADMSG:
-		return "malformed signature";
-	case -ETIME:
-		return "signature outside the time window (stale, or clocks apart)";
-	case -EPROTONOSUPPORT:
-		return "signature of another version (a node runs an older lotad?)";
-	case -EALREADY:
-		return "replayed signature";
-	case -ENOBUFS:
-		return "replay cache full";
-	default:
-		return "bad signature";
-	}
-}
-
-/* A full replay cache refuses every peer request: say so once a second, not each time. */
-static void log_refusal(struct conn *c, int r)
-{
-	static time_t last_full;
-	time_t now = time(NULL);
-
-	if (r != -ENOBUFS) {
-		log_warn("%s: peer request refused: %s", c->peer, refusal(r));
+	if (peers_owner_of(f->cl->peers, f->x->s3.bucket, f->x->s3.key, &now) == 1 &&
+	    strcmp(now.id, f->owner.id) == 0)
 		return;
-	}
-	if (__atomic_exchange_n(&last_full, now, __ATOMIC_RELAXED) == now)
-		return;
-	log_warn("%s: peer request refused: replay cache full (%u nonces live, %llu refused): "
-		 "senders serve their reads themselves",
-		 c->peer, PEERAUTH_REPLAY_MAX, (unsigned long long)metric_get(M_peer_replay_full));
+	log_warn("owner %s of %s/%s is down and has not answered: handling the read here",
+		 f->owner.id, f->x->s3.bucket, f->x->s3.key);
+	peers_count_fallback(f->cl->peers, &f->owner);
+	f->is_given_up = true;
+	exchange_wake(f->x);
 }
 
-int peerfwd_admit(struct conn *c)
+static enum route_verdict fwd_start(struct exchange *x, void *arg)
 {
-	struct exchange *x = c->x;
-	struct lotad *d = c->w->d;
-	struct peerauth_req req;
-	const struct http_str *value;
-	char node[PEERAUTH_NODE_MAX];
-	int r = -EPERM;
+	struct cluster *cl = arg;
+	struct fwd *f = calloc(1, sizeof(*f));
 
-	/* two x-lota-peer lines are as malformed as one bad one */
-	if (d->peerauth && (r = peerauth_req_of(&x->req, &req, &value)) == 0)
-		r = peerauth_verify(d->peerauth, &req, value, time(NULL), node, sizeof(node));
-	if (r < 0) {
-		metric_add(M_peer_refused, 1);
-		if (r == -EALREADY)
-			metric_add(M_peer_replayed, 1);
-		if (r == -ENOBUFS)
-			metric_add(M_peer_replay_full, 1);
-		log_refusal(c, r);
-		exchange_reply(c, 403, "x-lota-peer-refused: 1\r\n",
-			       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>"
-			       "<Message>peer request refused</Message></Error>\n", true);
-		return -EPERM;
+	if (!f)
+		return RT_REROUTE;
+	f->cl = cl;
+	f->x = x;
+	x->rt_priv = f;
+	if (peers_owner_of(cl->peers, x->s3.bucket, x->s3.key, &f->owner) != 1 ||
+	    sign_forward(x, cl) < 0)
+		return RT_REROUTE;
+	exchange_upstream_peer(x, f->owner.id, (const struct sockaddr *)&f->owner.addr,
+			       f->owner.addrlen);
+	f->timer = event_new(exchange_base(x), -1, EV_PERSIST, fwd_check, f);
+	if (f->timer)
+		event_add(f->timer, &(struct timeval){FWD_CHECK_S, 0});
+	return RT_UPSTREAM;
+}
+
+static enum route_verdict fwd_on_upstream_error(struct exchange *x, int err)
+{
+	struct fwd *f = x->rt_priv;
+
+	log_warn("owner %s of %s/%s unreachable (%s): handling the read here", f->owner.id,
+		 x->s3.bucket, x->s3.key, strerror(-err));
+	peers_report_unreachable(f->cl->peers, &f->owner);
+	return RT_REROUTE;
+}
+
+static enum route_verdict fwd_on_head(struct exchange *x, const struct http_msg *m,
+				      const char *raw)
+{
+	struct fwd *f = x->rt_priv;
+
+	if (m->status == 403 && http_find(m, "x-lota-peer-refused")) {
+		log_warn("owner %s refused our peer signature; handling the read here", f->owner.id);
+		return RT_REROUTE;
 	}
-	x->route = "from-peer";
-	if (http_str_eq(&x->req.target, PEERS_PROBE_PATH)) {
-		exchange_reply(c, 200, NULL, "ok\n", false);
-		return 1;
-	}
-	if (x->req.target.n > strlen(INVALIDATE_PATH) &&
-	    memcmp(x->req.target.p, INVALIDATE_PATH "?", strlen(INVALIDATE_PATH) + 1) == 0 &&
-	    http_str_eq(&x->req.method, "POST")) {
-		serve_invalidate(c);
-		return 1;
-	}
-	peers_count_served(d->peers);
-	return 0;
+	return RT_RELAY;
+}
+
+static enum route_verdict fwd_on_wake(struct exchange *x)
+{
+	struct fwd *f = x->rt_priv;
+
+	return f->is_given_up && !x->resp_head_sent ? RT_REROUTE : RT_WAIT;
+}
+
+/* The resend on a fresh connection gets a nonce of its own: the owner may have seen the
+ * first one. */
+static int fwd_on_resend(struct exchange *x)
+{
+	struct fwd *f = x->rt_priv;
+
+	return sign_forward(x, f->cl);
+}
+
+static void fwd_end(struct exchange *x)
+{
+	struct fwd *f = x->rt_priv;
+
+	if (!f)
+		return;
+	if (f->timer)
+		event_free(f->timer);
+	if (x->resp_head_sent)
+		peers_count_sent(f->cl->peers, &f->owner, x->bytes_out);
+	free(f);
+	x->rt_priv = NULL;
+}
+
+void peerfwd_route(struct cluster *cl, struct route *rt)
+{
+	*rt = (struct route){
+		.name = "peer",
+		.arg = cl,
+		.claims = fwd_claims,
+		.start = fwd_start,
+		.on_head = fwd_on_head,
+		.on_wake = fwd_on_wake,
+		.on_upstream_error = fwd_on_upstream_error,
+		.on_resend = fwd_on_resend,
+		.end = fwd_end,
+	};
 }
 
 /* A fire-and-forget invalidation request to a key's owner. */
@@ -309,7 +222,8 @@ static int inval_target(const struct cache_key *k, char *out, size_t cap)
 }
 
 /* The invalidation's head, signed: "POST target ... x-lota-peer: ...\r\n\r\n". */
-static int inval_head(struct lotad *d, const char *target, const char *owner, char *out, size_t cap)
+static int inval_head(struct cluster *cl, const char *target, const char *owner, char *out,
+		      size_t cap)
 {
 	static const char fmt[] =
 	    "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -319,17 +233,17 @@ static int inval_head(struct lotad *d, const char *target, const char *owner, ch
 
 	if (n < 0 || (size_t)n + sizeof(line) > cap)
 		return -ENOSPC;
-	self_id(d, self, sizeof(self));
-	r = peerauth_sign_head(d->peerauth, out, (size_t)n, self, time(NULL), line, sizeof(line));
+	self_id(cl, self, sizeof(self));
+	r = peerauth_sign_head(cl->peerauth, out, (size_t)n, self, time(NULL), line, sizeof(line));
 	if (r < 0)
 		return r;
 	snprintf(out + n - 2, cap - (size_t)n + 2, "%s\r\n", line);
 	return 0;
 }
 
-void peerfwd_invalidate(struct worker *w, const struct cache_key *k)
+void peerfwd_invalidate(void *cluster, struct worker *w, const struct cache_key *k)
 {
-	struct lotad *d = w->d;
+	struct cluster *cl = cluster;
 	struct peer_target t;
 	struct timeval tv = {INVALIDATE_TIMEOUT_S, 0};
 	size_t cap = 3 * (S3_KEY_MAX + S3_BUCKET_MAX + S3_VERSION_MAX) + 64;
@@ -337,8 +251,8 @@ void peerfwd_invalidate(struct worker *w, const struct cache_key *k)
 	char *target = malloc(cap), *head = malloc(hcap);
 	struct inval *iv = NULL;
 
-	if (!target || !head || !d->peers || peers_owner_of(d->peers, k->bucket, k->key, &t) != 1 ||
-	    inval_target(k, target, cap) < 0 || inval_head(d, target, t.id, head, hcap) < 0)
+	if (!target || !head || peers_owner_of(cl->peers, k->bucket, k->key, &t) != 1 ||
+	    inval_target(k, target, cap) < 0 || inval_head(cl, target, t.id, head, hcap) < 0)
 		goto out;
 	iv = calloc(1, sizeof(*iv));
 	if (!iv || !(iv->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE)))

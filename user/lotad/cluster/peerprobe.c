@@ -15,35 +15,8 @@
 #include <event2/util.h>
 
 #include "log.h"
-#include "origin.h"
+#include "netaddr.h"
 #include "cluster/peers-int.h"
-
-time_t peers_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
-/* An address is ours if a socket can bind to it. */
-bool peers_is_local_addr(const struct sockaddr_storage *ss)
-{
-	struct sockaddr_storage a = *ss;
-	socklen_t len =
-	    ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
-
-	if (fd < 0)
-		return false;
-	if (a.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&a)->sin6_port = 0;
-	else
-		((struct sockaddr_in *)&a)->sin_port = 0;
-	r = bind(fd, (struct sockaddr *)&a, len);
-	close(fd);
-	return r == 0;
-}
 
 static int canonical(const char *hostport, char *id, size_t idlen, struct sockaddr_storage *ss)
 {

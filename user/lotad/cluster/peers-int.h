@@ -4,6 +4,7 @@
 #define LOTA_PEERS_INT_H
 
 #include <pthread.h>
+#include <time.h>
 
 #include "hrw.h"
 #include "cluster/peers.h"
@@ -71,9 +72,16 @@ struct peers {
 	uint64_t requests_sent, requests_served, fallbacks, membership_changes;
 };
 
-time_t peers_now(void);
+/* Seconds on the monotonic clock: health and resolution timing. */
+static inline time_t peers_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
 int peers_slot_for(struct peers *p, const char *id);
-bool peers_is_local_addr(const struct sockaddr_storage *ss);
 void peers_apply_reports(struct peers *p, time_t now);
 
 #endif

@@ -12,7 +12,7 @@
 #include <event2/event.h>
 
 #include "log.h"
-#include "origin.h"
+#include "netaddr.h"
 #include "cluster/peers-int.h"
 
 /* --- health -------------------------------------------------------------------- */
@@ -223,7 +223,7 @@ static bool is_self(struct peers *p, const struct peer *m)
 		return strcmp(p->self_cfg, m->id) == 0;
 	/* no `self`: the member on our peer port at one of our own addresses */
 	return p->listen_port && port_of(&m->addr) == p->listen_port &&
-	       peers_is_local_addr(&m->addr);
+	       netaddr_is_local(&m->addr);
 }
 
 static struct peer *member_new(struct peers *p, const struct sockaddr_storage *ss, const char *id,

@@ -21,9 +21,9 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "cache.h"
-#include "exchange/conn.h"
+#include "exchange/exchange-int.h"
 #include "log.h"
+#include "exchange/origin.h"
 #include "lotad.h"
 #include "metrics.h"
 
@@ -40,34 +40,31 @@ struct splicer {
 	struct event *cl;  /* client writable */
 	bool waiting_up, waiting_cl;
 	int lowat; /* SO_RCVLOWAT set on the upstream socket, 0: untouched */
+	const char *failed; /* a timeout fired: why the body is cut */
 };
-
-static void splice_pump(struct conn *c);
 
 static void up_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct conn *c = arg;
+	struct exchange *x = arg;
 
+	x->sp->waiting_up = false;
 	if (what & EV_TIMEOUT) {
 		metric_add(M_origin_timeouts, 1);
-		exchange_abort(c, "upstream silent mid-body");
-		return;
+		x->sp->failed = "upstream silent mid-body";
 	}
-	c->x->sp->waiting_up = false;
-	splice_pump(c);
+	x->run(x);
 }
 
 static void cl_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct conn *c = arg;
+	struct exchange *x = arg;
 
+	x->sp->waiting_cl = false;
 	if (what & EV_TIMEOUT) {
 		metric_add(M_client_timeouts, 1);
-		exchange_abort(c, "client stopped reading");
-		return;
+		x->sp->failed = "client stopped reading";
 	}
-	c->x->sp->waiting_cl = false;
-	splice_pump(c);
+	x->run(x);
 }
 
 void splice_free(struct splicer *sp)
@@ -101,37 +98,40 @@ static int new_pipe(int *r, int *w, size_t *cap)
 	return 0;
 }
 
-/* Can the rest of this response go by splice? */
-static bool is_eligible(struct conn *c)
+/* Can the rest of this response go by splice? Only a Content-Length body from a plain
+ * TCP upstream, with nothing buffered yet, to a route that can tee spliced bytes (or
+ * takes none). */
+bool splice_is_eligible(const struct exchange *x)
 {
-	struct exchange *x = c->x;
+	const struct conn *c = x->c;
 
-	if (x->resp_body != HTTP_BODY_LENGTH || x->resp_left < SPLICE_MIN || x->serving_file)
+	if (!c->w->d->is_splice || x->resp_body != HTTP_BODY_LENGTH || x->resp_left < SPLICE_MIN)
+		return false;
+	if (x->rt->on_body && !x->rt->on_body_pipe)
 		return false;
 	/* TLS bytes must be decrypted in user space. */
-	if (!c->obev_peer[0] && c->w->d->origin.is_tls)
+	if (!x->up.id[0] && c->w->d->origin->is_tls)
 		return false;
 	return evbuffer_get_length(bufferevent_get_input(c->obev)) == 0;
 }
 
-int splice_start(struct conn *c)
+int splice_start(struct exchange *x)
 {
-	struct exchange *x = c->x;
+	struct conn *c = x->c;
 	struct splicer *sp;
 	size_t cap = 0;
 
-	if (!is_eligible(c))
-		return -EAGAIN;
 	sp = calloc(1, sizeof(*sp));
 	if (!sp)
 		return -ENOMEM;
 	sp->pr = sp->pw = sp->tr = sp->tw = -1;
-	if (new_pipe(&sp->pr, &sp->pw, &cap) < 0 || (x->fill && new_pipe(&sp->tr, &sp->tw, &cap) < 0))
+	if (new_pipe(&sp->pr, &sp->pw, &cap) < 0 ||
+	    (x->rt->on_body_pipe && new_pipe(&sp->tr, &sp->tw, &cap) < 0))
 		goto fail;
 	sp->pipe_cap = cap;
 	sp->to_read = x->resp_left;
-	sp->up = event_new(c->w->base, bufferevent_getfd(c->obev), EV_READ, up_cb, c);
-	sp->cl = event_new(c->w->base, bufferevent_getfd(c->cbev), EV_WRITE, cl_cb, c);
+	sp->up = event_new(c->w->base, bufferevent_getfd(c->obev), EV_READ, up_cb, x);
+	sp->cl = event_new(c->w->base, bufferevent_getfd(c->cbev), EV_WRITE, cl_cb, x);
 	if (!sp->up || !sp->cl)
 		goto fail;
 	x->sp = sp;
@@ -140,14 +140,13 @@ int splice_start(struct conn *c)
 	/* The client's bufferevent must be empty before we write to its socket directly:
 	 * its write callback now fires only once everything queued is out. */
 	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
-	splice_pump(c);
 	return 0;
 fail:
 	splice_free(sp);
 	return -EAGAIN;
 }
 
-static void wait_on(struct conn *c, struct event *ev, bool *flag, uint64_t secs)
+static void wait_on(struct event *ev, bool *flag, uint64_t secs)
 {
 	struct timeval tv = {(time_t)secs, 0};
 
@@ -157,18 +156,18 @@ static void wait_on(struct conn *c, struct event *ev, bool *flag, uint64_t secs)
 	event_add(ev, &tv);
 }
 
-/* Upstream -> pipe, and the tee into the cache file. 1: bytes arrived, 0: would block,
- * negative: failed (the upstream closed early, the cache write failed...). */
-static int fill_pipe(struct conn *c)
+/* Upstream -> pipe, and the tee into the route (the cache file). 1: bytes arrived, 0:
+ * would block, negative: failed (the upstream closed early, ...). */
+static int fill_pipe(struct exchange *x)
 {
-	struct exchange *x = c->x;
 	struct splicer *sp = x->sp;
 	size_t want = sp->pipe_cap;
 	ssize_t n;
 
 	if (want > sp->to_read)
 		want = (size_t)sp->to_read;
-	n = splice(bufferevent_getfd(c->obev), NULL, sp->pw, NULL, want, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+	n = splice(bufferevent_getfd(x->c->obev), NULL, sp->pw, NULL, want,
+		   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 	if (n == 0)
 		return -ECONNRESET;
 	if (n < 0)
@@ -176,89 +175,84 @@ static int fill_pipe(struct conn *c)
 	sp->in_pipe = (uint64_t)n;
 	sp->to_read -= (uint64_t)n;
 	metric_add(M_bytes_from_origin, (uint64_t)n);
-	if (x->fill)
-		objread_tee_pipe(c, sp->pr, sp->tr, sp->tw, (size_t)n);
+	if (x->rt->on_body_pipe)
+		x->rt->on_body_pipe(x, sp->pr, sp->tr, sp->tw, (size_t)n);
 	return 1;
 }
 
 /* Wake for the upstream only once a good share of a pipeful is there (or the body's
  * end), not for every segment: fewer, larger splices. */
-static void lowat(struct conn *c, struct splicer *sp)
+static void lowat(struct exchange *x, struct splicer *sp)
 {
 	int v = (int)(sp->to_read < SPLICE_LOWAT ? sp->to_read : SPLICE_LOWAT);
 
 	if (v != sp->lowat) {
-		setsockopt(bufferevent_getfd(c->obev), SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v));
+		setsockopt(bufferevent_getfd(x->c->obev), SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v));
 		sp->lowat = v;
 	}
 }
 
-static void splice_done(struct conn *c)
+/* The body is through: hand the sockets back to their bufferevents. */
+static void splice_done(struct exchange *x)
 {
-	struct exchange *x = c->x;
+	struct conn *c = x->c;
 	int one = 1;
 
 	if (x->sp->lowat > 1)
 		setsockopt(bufferevent_getfd(c->obev), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
-
 	splice_free(x->sp);
 	x->sp = NULL;
 	bufferevent_setwatermark(c->cbev, EV_WRITE, CONN_PIPE_HIGH / 2, 0);
 	bufferevent_enable(c->obev, EV_READ);
 	x->resp_left = 0;
-	x->resp_done = true;
-	if (x->fill)
-		objread_body_done(c, true);
-	exchange_finish(c);
 }
 
-static void splice_pump(struct conn *c)
+/* Upstream -> pipe -> client, a pipeful at a time (tee needs the pipe to hold only
+ * bytes not yet teed: draining it before reading more keeps that true). */
+enum xinput splice_pump(struct exchange *x)
 {
-	struct exchange *x = c->x;
 	struct splicer *sp = x->sp;
-	uint64_t timeout = c->w->d->cfg.origin_timeout;
+	struct conn *c = x->c;
 	ssize_t n;
 	int r;
 
+	if (sp->failed) {
+		x->cut_why = sp->failed;
+		return XI_CUT;
+	}
 	if (evbuffer_get_length(bufferevent_get_output(c->cbev)))
-		return; /* client_write_cb calls again once the head is out */
+		return XI_WAIT; /* the client's write callback runs us once the head is out */
 	for (;;) {
 		if (!sp->in_pipe) {
 			if (!sp->to_read) {
-				splice_done(c);
-				return;
+				splice_done(x);
+				return XI_DONE;
 			}
-			r = fill_pipe(c);
+			r = fill_pipe(x);
 			if (r < 0) {
 				metric_add(M_origin_aborts, 1);
-				exchange_abort(c, r == -ECONNRESET ? "upstream closed mid-body"
-								   : "upstream read failed mid-body");
-				return;
+				x->cut_why = r == -ECONNRESET ? "upstream closed mid-body"
+							      : "upstream read failed mid-body";
+				return XI_CUT;
 			}
 			if (r == 0) {
-				lowat(c, sp);
-				wait_on(c, sp->up, &sp->waiting_up, timeout);
-				return;
+				lowat(x, sp);
+				wait_on(sp->up, &sp->waiting_up, c->w->d->cfg.origin_timeout);
+				return XI_WAIT;
 			}
 		}
 		n = splice(sp->pr, NULL, bufferevent_getfd(c->cbev), NULL, (size_t)sp->in_pipe,
 			   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 		if (n < 0 && errno == EAGAIN) {
-			wait_on(c, sp->cl, &sp->waiting_cl, c->w->d->cfg.client_timeout);
-			return;
+			wait_on(sp->cl, &sp->waiting_cl, c->w->d->cfg.client_timeout);
+			return XI_WAIT;
 		}
 		if (n <= 0) {
 			metric_add(M_client_aborts, 1);
-			exchange_abort(c, "client write failed");
-			return;
+			x->cut_why = "client write failed";
+			return XI_CUT;
 		}
 		sp->in_pipe -= (uint64_t)n;
-		x->bytes_out += (uint64_t)n;
-		metric_add(M_bytes_to_client, (uint64_t)n);
+		exchange_count_out(x, (uint64_t)n);
 	}
-}
-
-void splice_on_client_writable(struct conn *c)
-{
-	splice_pump(c);
 }

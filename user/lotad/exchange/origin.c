@@ -16,7 +16,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "origin.h"
+#include "exchange/origin.h"
 
 static int tls_setup(struct origin *o, const char *ca_file, char *err, size_t errlen)
 {

@@ -1,0 +1,120 @@
+/* The cache path as a module of lotad: it opens the store, loads the service
+ * credentials, starts the commit thread, and registers its routes with the exchange core
+ * in the order they are asked (pre-staging, cached reads, reads it must not cache,
+ * writes) and its upkeep (upkeep.c). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "cachepath/cachepath-int.h"
+#include "cachepath/committer.h"
+#include "log.h"
+#include "lotad.h"
+#include "metrics.h"
+
+/* -- the module --------------------------------------------------------------------- */
+
+static void cache_log(void *arg, const char *msg)
+{
+	log_warn("cache: %s", msg);
+}
+
+static int open_store(struct cachepath *cp)
+{
+	struct cache_opts o = {.capacity = cp->d->cfg.capacity, .log = cache_log,
+			       .on_pressure = upkeep_pressure, .pressure_arg = cp};
+	int r;
+
+	if (!cp->d->cfg.cache_dir[0]) {
+		log_warn("cache-dir is empty: relaying only, nothing is cached");
+		return 0;
+	}
+	r = cache_open(cp->d->cfg.cache_dir, &o, &cp->cache);
+	if (r < 0) {
+		log_error("cache: %s: %s; relaying only", cp->d->cfg.cache_dir, strerror(-r));
+		cp->cache = NULL;
+		return 0;
+	}
+	upkeep_refresh(cp);
+	log_info("cache: %s, %llu entries, %llu of %llu bytes used", cp->d->cfg.cache_dir,
+		 (unsigned long long)metric_get(M_cache_entries),
+		 (unsigned long long)metric_get(M_cache_bytes_used),
+		 (unsigned long long)metric_get(M_cache_capacity_bytes));
+	return 0;
+}
+
+/* Without service credentials the cache still serves and fills full-object GETs. */
+static void load_service_credentials(struct cachepath *cp)
+{
+	char err[512];
+
+	if (!cp->d->cfg.service_credentials[0]) {
+		log_warn("no service-credentials: ranged reads and pre-staging are not cached, "
+			 "only full-object GETs");
+		return;
+	}
+	if (bgfill_pool_new(cp->d, cp->cache, &cp->bgfill, err, sizeof(err)) < 0) {
+		log_error("service-credentials: %s; ranged reads and pre-staging are not cached", err);
+		cp->bgfill = NULL;
+	}
+}
+
+int cachepath_new(struct lotad *d, struct cachepath **out, char *err, size_t errlen)
+{
+	struct cachepath *cp = calloc(1, sizeof(*cp));
+	int r;
+
+	if (!cp || !(cp->herd = herd_new())) {
+		free(cp);
+		snprintf(err, errlen, "cache: out of memory");
+		return -ENOMEM;
+	}
+	cp->d = d;
+	open_store(cp);
+	if (cp->cache) {
+		load_service_credentials(cp);
+		r = committer_new(&cp->committer);
+		if (r < 0) {
+			snprintf(err, errlen, "cache: cannot start the commit thread: %s", strerror(-r));
+			cachepath_free(cp);
+			return r;
+		}
+	}
+	*out = cp;
+	return 0;
+}
+
+int cachepath_register(struct cachepath *cp)
+{
+	struct lotad *d = cp->d;
+
+	if (cp->cache) {
+		prestage_route(cp, &cp->prestage);
+		objread_route(cp, &cp->read);
+		bypass_route(&cp->bypass);
+		invalidate_route(cp, &cp->write);
+		if (exchange_route_add(d, &cp->prestage) < 0 || exchange_route_add(d, &cp->read) < 0 ||
+		    exchange_route_add(d, &cp->bypass) < 0 || exchange_route_add(d, &cp->write) < 0)
+			return -ENOSPC;
+	}
+	return upkeep_start(cp);
+}
+
+void cachepath_free(struct cachepath *cp)
+{
+	if (!cp)
+		return;
+	if (cp->tick_ev)
+		event_free(cp->tick_ev);
+	if (cp->evict_ev)
+		event_free(cp->evict_ev);
+	bgfill_pool_free(cp->bgfill);
+	committer_free(cp->committer); /* commits what is queued */
+	herd_free(cp->herd);
+	if (cp->cache)
+		cache_close(cp->cache);
+	free(cp);
+}

@@ -1,0 +1,165 @@
+/* Bodies through user space: the request body client -> upstream and the response body
+ * upstream -> client, each moved as its framing allows (Content-Length, chunked passed
+ * through unchanged, or up to the close), with backpressure: reading from the fast side
+ * stops while CONN_PIPE_HIGH bytes wait for the slow one. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "exchange/exchange-int.h"
+#include "http.h"
+#include "log.h"
+#include "lotad.h"
+#include "metrics.h"
+
+/* Copies the first n bytes of src to the end of copy (a request body kept for a route). */
+static void keep_copy(struct evbuffer *copy, struct evbuffer *src, size_t n)
+{
+	struct evbuffer_iovec v[32];
+	int nv = evbuffer_peek(src, (ssize_t)n, NULL, v, 32);
+
+	for (int i = 0; i < nv && i < 32 && n; i++) {
+		size_t len = v[i].iov_len < n ? v[i].iov_len : n;
+
+		evbuffer_add(copy, v[i].iov_base, len);
+		n -= len;
+	}
+}
+
+/* How many of src's bytes belong to the body, and whether they end it: 1 when complete,
+ * 0 if more is to come, -EBADMSG on bad chunked framing. */
+static int body_share(struct evbuffer *src, enum http_body framing, uint64_t *left,
+		      struct http_chunked *ch, size_t *take)
+{
+	size_t avail = evbuffer_get_length(src);
+	int done = 0;
+
+	*take = 0;
+	if (framing == HTTP_BODY_LENGTH) {
+		*take = *left < avail ? (size_t)*left : avail;
+		*left -= *take;
+		return *left == 0;
+	}
+	if (framing == HTTP_BODY_CLOSE) {
+		*take = avail;
+		return 0;
+	}
+	if (framing != HTTP_BODY_CHUNKED)
+		return 1;
+	{
+		struct evbuffer_iovec v[16];
+		int n = evbuffer_peek(src, (ssize_t)avail, NULL, v, 16);
+
+		for (int i = 0; i < n && i < 16 && !done; i++) {
+			size_t used;
+
+			done = http_chunked_scan(ch, v[i].iov_base, v[i].iov_len, &used);
+			*take += used;
+		}
+	}
+	return done;
+}
+
+enum xinput relay_request_body(struct exchange *x)
+{
+	struct conn *c = x->c;
+	struct evbuffer *in = bufferevent_get_input(c->cbev), *out;
+	size_t take;
+	int r;
+
+	if (!c->obev)
+		return XI_WAIT;
+	out = bufferevent_get_output(c->obev);
+	if (c->client_read_paused && evbuffer_get_length(out) < CONN_PIPE_HIGH) {
+		c->client_read_paused = false;
+		bufferevent_enable(c->cbev, EV_READ);
+	}
+	r = body_share(in, x->req.body, &x->req_left, &x->req_chunked, &take);
+	if (r < 0)
+		return XI_FAIL;
+	if (take && x->req_copy) {
+		if (evbuffer_get_length(x->req_copy) + take <= x->req_copy_max) {
+			keep_copy(x->req_copy, in, take);
+		} else {
+			evbuffer_free(x->req_copy); /* more than was announced: keep nothing */
+			x->req_copy = NULL;
+		}
+	}
+	evbuffer_remove_buffer(in, out, take);
+	metric_add(M_bytes_from_client, take);
+	if (r == 1) {
+		x->req_body_done = true;
+		conn_set_client_timeout(c, false);
+		return XI_DONE;
+	}
+	if (evbuffer_get_length(out) >= CONN_PIPE_HIGH) {
+		bufferevent_disable(c->cbev, EV_READ);
+		c->client_read_paused = true;
+	}
+	return XI_WAIT;
+}
+
+void relay_response_head(struct exchange *x, const char *raw, const struct http_msg *m)
+{
+	struct evbuffer *out = exchange_client_out(x);
+
+	/* We must close after this response (its request body was not all read): say so. */
+	if (x->req_body_done || !x->req.keep_alive || http_find(m, "connection")) {
+		evbuffer_add(out, raw, m->head_len);
+		return;
+	}
+	evbuffer_add(out, raw, m->head_len - 2);
+	evbuffer_add(out, "Connection: close\r\n\r\n", 21);
+	x->req.keep_alive = false;
+}
+
+/* The upstream closed or failed while the body was being relayed. */
+static enum xinput upstream_ended(struct exchange *x)
+{
+	if ((x->events & XE_UP_EOF) && x->resp_body == HTTP_BODY_CLOSE) {
+		x->resp_keep_alive = false;
+		return XI_DONE;
+	}
+	metric_add(x->events & XE_UP_TIMEOUT ? M_origin_timeouts : M_origin_aborts, 1);
+	x->cut_why = x->up.id[0] ? "owner node closed mid-response" : "origin closed mid-response";
+	return XI_CUT;
+}
+
+enum xinput relay_response_body(struct exchange *x)
+{
+	struct conn *c = x->c;
+	struct evbuffer *in = bufferevent_get_input(c->obev), *out = exchange_client_out(x);
+	size_t take;
+	int r;
+
+	if (c->origin_read_paused && conn_client_has_room(c)) {
+		c->origin_read_paused = false;
+		bufferevent_enable(c->obev, EV_READ);
+	}
+	r = body_share(in, x->resp_body, &x->resp_left, &x->resp_chunked, &take);
+	if (r < 0) {
+		metric_add(M_origin_errors, 1);
+		x->cut_why = "malformed chunked response from origin";
+		return XI_CUT;
+	}
+	if (take && x->rt->on_body)
+		x->rt->on_body(x, in, take);
+	evbuffer_remove_buffer(in, out, take);
+	x->bytes_out += take;
+	metric_add(M_bytes_from_origin, take);
+	metric_add(M_bytes_to_client, take);
+	if (r == 1)
+		return XI_DONE;
+	if (x->events & (XE_UP_EOF | XE_UP_ERROR | XE_UP_TIMEOUT))
+		return upstream_ended(x);
+	if (splice_is_eligible(x) && splice_start(x) == 0)
+		return XI_SPLICE;
+	if (!conn_client_has_room(c)) {
+		bufferevent_disable(c->obev, EV_READ);
+		c->origin_read_paused = true;
+	}
+	return XI_WAIT;
+}
