@@ -1,0 +1,3 @@
+/* placeholder */
+#include "cache-int.h"
+int health_init(struct cache *c) { return 0; }
