@@ -102,7 +102,7 @@ struct scrub {
 	uint32_t pass;	      /* starts at 1 */
 	int fd;		      /* the chunk being read, or -1 */
 	uint8_t hash[CACHE_HASH_LEN];
-	uint64_t id, off, end;
+	uint64_t id, off, end, len;
 	uint32_t crc, want;
 };
 
@@ -129,7 +129,7 @@ struct cache {
 	uint8_t dirty[32]; /* fan-out directories renamed into since the last cache_sync() */
 	struct scrub scrub;
 	struct health health;
-	pthread_mutex_t scrub_mu; /* one scrubber, one health check at a time */
+	pthread_mutex_t ctl_mu; /* one scrub or health check at a time */
 	struct cache_stats st;	  /* counters only; sizes are filled in by cache_stats() */
 	struct cache_opts opts;
 };

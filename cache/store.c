@@ -119,7 +119,7 @@ static void free_store(struct cache *c)
 	if (c->dirfd >= 0)
 		close(c->dirfd);
 	pthread_mutex_destroy(&c->mu);
-	pthread_mutex_destroy(&c->scrub_mu);
+	pthread_mutex_destroy(&c->ctl_mu);
 	free(c->path);
 	free(c);
 }
@@ -136,7 +136,7 @@ int cache_open(const char *dir, const struct cache_opts *opts, struct cache **ou
 	c->dirfd = c->objfd = c->tmpfd = c->scrub.fd = -1;
 	c->scrub.pass = 1;
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_mutex_init(&c->scrub_mu, NULL);
+	pthread_mutex_init(&c->ctl_mu, NULL);
 	c->opts = opts ? *opts : none;
 	c->path = strdup(dir);
 	if (!c->path || (err = htab_init(&c->objs, 1024)) || (err = htab_init(&c->chunks, 1024)) ||
