@@ -173,7 +173,8 @@ static int fill_register(struct cache *c, struct cache_fill *f)
 	return err;
 }
 
-/* Cheap early answer for a herd, before creating a file; fill_register decides. */
+/* Cheap early answer for a herd or a degraded store, before creating a file;
+ * fill_register decides. */
 static int fill_precheck(struct cache *c, struct cache_fill *f)
 {
 	struct obj *o;
@@ -181,10 +182,14 @@ static int fill_precheck(struct cache *c, struct cache_fill *f)
 
 	pthread_mutex_lock(&c->mu);
 	o = (struct obj *)htab_find(&c->objs, f->obj_hash);
-	if (o && obj_is_key(o, &f->meta.id) && obj_is_version(o, &f->v))
+	if (c->health.is_degraded)
+		verdict = -EIO;
+	else if (o && obj_is_key(o, &f->meta.id) && obj_is_version(o, &f->v))
 		verdict = fill_verdict_locked(c, f, o);
+	if (verdict == -EIO)
+		c->st.fills_refused++;
 	pthread_mutex_unlock(&c->mu);
-	return verdict > 0 ? verdict : 0;
+	return verdict == -EBUSY ? 0 : verdict;
 }
 
 static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)

@@ -126,8 +126,12 @@ static void lru_unlink(struct cache *c, struct chunk *ch)
 	ch->lru_prev = ch->lru_next = NULL;
 }
 
+/* A chunk committed while a scrub pass walks, after its cursor fell off the head, is
+ * still part of the pass. */
 void lru_push_head(struct cache *c, struct chunk *ch)
 {
+	if (c->scrub.is_walking && !c->scrub.cursor)
+		c->scrub.cursor = ch;
 	ch->lru_prev = NULL;
 	ch->lru_next = c->lru_head;
 	if (c->lru_head)
