@@ -88,7 +88,7 @@ struct chunk {
 	struct chunk *lru_prev, *lru_next; /* head = most recent */
 	struct chunk *obj_prev, *obj_next;
 	struct obj *obj;
-	uint64_t id; /* never reused: tells an opener its chunk survived */
+	uint64_t id;  /* never reused: tells an opener its chunk survived */
 	time_t stamp; /* recency last written to the file's atime */
 	uint32_t index, header_len, crc;
 	uint32_t verified_pass; /* scrub pass of its last verification; 0: never */
@@ -130,7 +130,7 @@ struct cache {
 	struct scrub scrub;
 	struct health health;
 	pthread_mutex_t ctl_mu; /* one scrub or health check at a time */
-	struct cache_stats st;	  /* counters only; sizes are filled in by cache_stats() */
+	struct cache_stats st;	/* counters only; sizes are filled in by cache_stats() */
 	struct cache_opts opts;
 };
 
@@ -150,7 +150,7 @@ struct cache_fill {
 	uint8_t *hdr; /* encoded header, rewritten with the CRC at commit */
 	uint32_t header_len;
 	uint64_t size, written, reserve; /* size: the chunk's length */
-	uint64_t notified; /* written when followers were last woken (writer only) */
+	uint64_t notified;		 /* written when followers were last woken (writer only) */
 	uint64_t crc_upto; /* body bytes crc covers; less than written when deferred */
 	uint32_t crc;
 	enum cache_fill_state state;
@@ -268,17 +268,16 @@ int follow_attach_locked(struct cache *c, struct cache_fill *f, cache_wake_fn wa
 int chunk_ref_locked(struct cache *c, const struct cache_key *k, const struct version *v,
 		     uint32_t index, struct chunk **out);
 int chunk_open_fd(struct cache *c, const uint8_t hash[CACHE_HASH_LEN], uint64_t id, int flags);
-int chunk_open(struct cache *c, const struct cache_key *k, const struct version *v,
-	       uint32_t index, struct chunk_handle **out);
-struct chunk *chunk_by_id_locked(struct cache *c, const uint8_t hash[CACHE_HASH_LEN],
-				 uint64_t id);
+int chunk_open(struct cache *c, const struct cache_key *k, const struct version *v, uint32_t index,
+	       struct chunk_handle **out);
+struct chunk *chunk_by_id_locked(struct cache *c, const uint8_t hash[CACHE_HASH_LEN], uint64_t id);
 void chunk_drop_corrupt(struct cache *c, const uint8_t hash[CACHE_HASH_LEN], uint64_t id,
 			const char *why);
 
 /* verify.c */
 int verify_head(int fd, const struct chunk_expect *e, char *why, size_t whylen);
-int verify_body(int fd, uint64_t off, uint64_t n, void *buf, size_t bufsz, uint32_t *crc,
-		char *why, size_t whylen);
+int verify_body(int fd, uint64_t off, uint64_t n, void *buf, size_t bufsz, uint32_t *crc, char *why,
+		size_t whylen);
 
 /* crc.c */
 uint32_t crc_update(uint32_t crc, const void *buf, size_t len);

@@ -103,9 +103,9 @@ struct cache_stats {
 	uint64_t verified_bytes;
 	uint64_t scrub_chunks; /* checked by cache_scrub */
 	uint64_t scrub_bytes;
-	uint64_t scrub_passes; /* full rounds over every committed chunk */
-	uint64_t recovered;	   /* chunks found at open (or at a rescan) */
-	uint64_t recovery_dropped; /* bad, truncated, misnamed files removed at open */
+	uint64_t scrub_passes;	      /* full rounds over every committed chunk */
+	uint64_t recovered;	      /* chunks found at open (or at a rescan) */
+	uint64_t recovery_dropped;    /* bad, truncated, misnamed files removed at open */
 	uint64_t recovery_superseded; /* chunks of a key's older version removed at open */
 	bool is_degraded;	      /* see cache_health_check() */
 	int degraded_error;	      /* negative errno that degraded it, else 0 */

@@ -137,8 +137,8 @@ static int open_locked(struct cache *c, const struct cache_key *k, const struct 
 }
 
 /* Opens chunk index of k's version v (NULL: whatever version k holds). */
-int chunk_open(struct cache *c, const struct cache_key *k, const struct version *v,
-	       uint32_t index, struct chunk_handle **out)
+int chunk_open(struct cache *c, const struct cache_key *k, const struct version *v, uint32_t index,
+	       struct chunk_handle **out)
 {
 	struct chunk_handle *h = calloc(1, sizeof(*h));
 	bool is_stamp_due = false;
@@ -171,7 +171,8 @@ int cache_chunk_open(struct cache *c, const struct cache_meta *m, uint32_t index
 	int err = key_check(&m->id);
 
 	*out = NULL;
-	if (err || (err = version_resolve(c, m, &v)) || (err = chunk_open(c, &m->id, &v, index, &h)))
+	if (err || (err = version_resolve(c, m, &v)) ||
+	    (err = chunk_open(c, &m->id, &v, index, &h)))
 		return err;
 	*out = &h->pub;
 	return 0;

@@ -48,7 +48,7 @@ __attribute__((target("pclmul,sse4.1"))) static uint32_t reduce(__m128i x)
 
 /* The CRC register (not inverted) after len bytes, len >= 64 and a multiple of 16. */
 __attribute__((target("pclmul,sse4.1"))) static uint32_t crc_fold(uint32_t reg, const uint8_t *p,
-								 size_t len)
+								  size_t len)
 {
 	const __m128i k21 = _mm_set_epi64x((long long)K2, (long long)K1);
 	const __m128i k43 = _mm_set_epi64x((long long)K4, (long long)K3);

@@ -220,7 +220,7 @@ static size_t str_or_empty_len(const char *s)
 /* Fills m with copies of src's strings in one allocation (*buf); NULL strings become "". */
 int meta_dup(const struct cache_meta *src, struct cache_meta *m, char **buf)
 {
-	const char *from[ENTRY_NFIELDS] = {src->id.bucket, src->id.key,		src->id.version,
+	const char *from[ENTRY_NFIELDS] = {src->id.bucket, src->id.key,	       src->id.version,
 					   src->etag,	   src->last_modified, src->content_type};
 	const char **dst[ENTRY_NFIELDS] = {&m->id.bucket, &m->id.key,	     &m->id.version,
 					   &m->etag,	  &m->last_modified, &m->content_type};

@@ -17,9 +17,9 @@
 #define SCRUB_SKIP_MAX 4096
 
 enum scrub_pick {
-	SCRUB_PICKED,  /* c->scrub holds the next chunk to read */
-	SCRUB_MORE,    /* only skipped chunks this time: ask again */
-	SCRUB_DONE,    /* the pass ended or there is nothing to scrub */
+	SCRUB_PICKED, /* c->scrub holds the next chunk to read */
+	SCRUB_MORE,   /* only skipped chunks this time: ask again */
+	SCRUB_DONE,   /* the pass ended or there is nothing to scrub */
 };
 
 /* Moves the cursor to the next chunk due in this pass and takes it. */

@@ -50,8 +50,8 @@ int verify_head(int fd, const struct chunk_expect *e, char *why, size_t whylen)
 
 /* Reads n body bytes at off into buf (bufsz) and folds them into *crc. -EBADMSG (why) if
  * the file ends early or the disk says EIO; those bytes cannot be served. */
-int verify_body(int fd, uint64_t off, uint64_t n, void *buf, size_t bufsz, uint32_t *crc,
-		char *why, size_t whylen)
+int verify_body(int fd, uint64_t off, uint64_t n, void *buf, size_t bufsz, uint32_t *crc, char *why,
+		size_t whylen)
 {
 	while (n) {
 		ssize_t r = pread(fd, buf, n < bufsz ? n : bufsz, (off_t)off);
@@ -87,8 +87,7 @@ static int verify_file(struct chunk_handle *h, char *why, size_t whylen)
 	buf = malloc(VERIFY_BUF);
 	if (!buf)
 		return -ENOMEM;
-	err = verify_body(h->pub.fd, h->header_len, h->pub.len, buf, VERIFY_BUF, &crc, why,
-			  whylen);
+	err = verify_body(h->pub.fd, h->header_len, h->pub.len, buf, VERIFY_BUF, &crc, why, whylen);
 	free(buf);
 	if (!err && crc != h->crc) {
 		snprintf(why, whylen, "body CRC-32 %08x, header says %08x", crc, h->crc);
