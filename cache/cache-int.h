@@ -188,13 +188,15 @@ struct chunk_expect {
 struct scan_rec {
 	struct chunk *ch;
 	struct obj *obj; /* a fresh one; merged into an indexed one of the same version */
-	time_t mtime;
+	uint64_t key;	 /* the start of obj's hash, to sort by without a pointer chase */
+	time_t mtime, stamp;
 };
 
 /* hash.c */
 int key_check(const struct cache_key *k);
 void key_hash(const struct cache_key *k, uint8_t hash[CACHE_HASH_LEN]);
-void version_seed(const struct cache_key *k, const struct version *v, uint64_t seed[2]);
+void version_hashes(const struct cache_key *k, const struct version *v,
+		    uint8_t key[CACHE_HASH_LEN], uint64_t seed[2]);
 void chunk_hash(const uint64_t seed[2], uint32_t index, uint8_t hash[CACHE_HASH_LEN]);
 void hash_name(const uint8_t hash[CACHE_HASH_LEN], char name[CACHE_NAME_LEN]);
 int hash_from_name(const char *dir, const char *file, uint8_t hash[CACHE_HASH_LEN]);
@@ -214,6 +216,7 @@ int htab_init(struct htab *t, size_t nbuckets);
 void htab_free(struct htab *t);
 struct hnode *htab_find(struct htab *t, const uint8_t hash[CACHE_HASH_LEN]);
 void htab_insert(struct htab *t, struct hnode *n);
+void htab_reserve(struct htab *t, size_t count);
 void htab_remove(struct htab *t, struct hnode *n);
 struct hnode *htab_next(const struct htab *t, size_t *slot);
 void index_add(struct cache *c, struct chunk *ch);

@@ -259,8 +259,7 @@ static int fill_new(struct cache *c, const struct cache_meta *meta, uint32_t ind
 	if (f->size > UINT64_MAX - f->header_len)
 		return -EFBIG;
 	f->reserve = f->header_len + f->size;
-	key_hash(&f->meta.id, f->obj_hash);
-	version_seed(&f->meta.id, &f->v, seed);
+	version_hashes(&f->meta.id, &f->v, f->obj_hash, seed);
 	chunk_hash(seed, index, f->hn.hash);
 	return 0;
 }

@@ -32,13 +32,12 @@ int key_check(const struct cache_key *k)
 
 static unsigned __int128 fnv_bytes(unsigned __int128 h, const void *p, size_t len)
 {
-	/* FNV-128 prime: 2^88 + 2^8 + 0x3b */
-	const unsigned __int128 prime = ((unsigned __int128)1 << 88) + 0x13b;
+	/* times the FNV-128 prime 2^88 + 2^8 + 0x3b, as a shift and a small multiply */
 	const unsigned char *s = p;
 
 	for (size_t i = 0; i < len; i++) {
 		h ^= s[i];
-		h *= prime;
+		h = (h << 88) + h * 0x13b;
 	}
 	return h;
 }
@@ -85,13 +84,15 @@ void key_hash(const struct cache_key *k, uint8_t hash[CACHE_HASH_LEN])
 	hash_out(fnv_tuple(k), hash);
 }
 
-/* The state after the version's part of a chunk identity, kept per object so that a
- * chunk's name costs only its index. The leading tag keeps chunk names apart from key
- * hashes. */
-void version_seed(const struct cache_key *k, const struct version *v, uint64_t seed[2])
+/* The key's hash and the state after the version's part of a chunk identity, kept per
+ * object so that a chunk's name costs only its index. The tag keeps chunk names apart
+ * from key hashes. */
+void version_hashes(const struct cache_key *k, const struct version *v,
+		    uint8_t key[CACHE_HASH_LEN], uint64_t seed[2])
 {
 	unsigned __int128 h = fnv_tuple(k);
 
+	hash_out(h, key);
 	h = fnv_part(h, "chunk");
 	h = fnv_part(h, v->etag);
 	h = fnv_u64(h, v->size);

@@ -44,13 +44,13 @@ struct hnode *htab_find(struct htab *t, const uint8_t hash[CACHE_HASH_LEN])
 	return NULL;
 }
 
-/* Doubles the table past a load of 1; on allocation failure it keeps the old size and
- * only gets slower, which is why insert cannot fail. */
-static void htab_grow(struct htab *t)
+/* Resizes the table to nbuckets (a power of two); on allocation failure it keeps the old
+ * size and only gets slower, which is why insert cannot fail. */
+static void htab_resize(struct htab *t, size_t nbuckets)
 {
 	struct htab bigger;
 
-	if (t->nbuckets >= HTAB_MAX_BUCKETS || htab_init(&bigger, t->nbuckets * 2))
+	if (nbuckets > HTAB_MAX_BUCKETS || htab_init(&bigger, nbuckets))
 		return;
 	for (size_t i = 0; i < t->nbuckets; i++) {
 		struct hnode *n = t->bucket[i], *next;
@@ -68,12 +68,24 @@ static void htab_grow(struct htab *t)
 	*t = bigger;
 }
 
+/* Grows the table once for count nodes, rather than doubling on the way (recovery). */
+void htab_reserve(struct htab *t, size_t count)
+{
+	size_t n = t->nbuckets;
+
+	while (n < count && n < HTAB_MAX_BUCKETS)
+		n *= 2;
+	if (n > t->nbuckets)
+		htab_resize(t, n);
+}
+
+/* Doubles the table past a load of 1. */
 void htab_insert(struct htab *t, struct hnode *n)
 {
 	size_t s;
 
-	if (t->count >= t->nbuckets)
-		htab_grow(t);
+	if (t->count >= t->nbuckets && t->nbuckets < HTAB_MAX_BUCKETS)
+		htab_resize(t, t->nbuckets * 2);
 	s = slot(t, n->hash);
 	n->next = t->bucket[s];
 	t->bucket[s] = n;

@@ -64,8 +64,7 @@ struct obj *obj_new(const struct cache_key *k, const struct version *v)
 
 	if (!o)
 		return NULL;
-	key_hash(k, o->hn.hash);
-	version_seed(k, v, o->seed);
+	version_hashes(k, v, o->hn.hash, o->seed);
 	o->size = v->size;
 	o->chunk_size = v->chunk_size;
 	o->nchunks = v->nchunks;

@@ -124,7 +124,9 @@ static int scan_chunk(int fd, const uint8_t hash[CACHE_HASH_LEN], struct scan_re
 	r->ch->header_len = h.header_len;
 	r->ch->crc = h.crc;
 	r->ch->stamp = st.st_atime > st.st_mtime ? st.st_atime : st.st_mtime;
+	r->stamp = r->ch->stamp;
 	r->mtime = st.st_mtime;
+	memcpy(&r->key, r->obj->hn.hash, sizeof(r->key));
 	err = 0;
 out:
 	free(big);
@@ -262,12 +264,14 @@ int recover_scan(struct cache *c, int objfd, struct scan_rec **out, size_t *n)
 	return err;
 }
 
-/* Groups records by key (hash), newest first. */
+/* Groups records by key (the first 8 bytes of its hash, then the rest), newest first. */
 static int by_key_then_newest(const void *a, const void *b)
 {
 	const struct scan_rec *x = a, *y = b;
-	int d = memcmp(x->obj->hn.hash, y->obj->hn.hash, CACHE_HASH_LEN);
+	int d = (x->key > y->key) - (x->key < y->key);
 
+	if (!d)
+		d = memcmp(x->obj->hn.hash, y->obj->hn.hash, CACHE_HASH_LEN);
 	return d ? d : (x->mtime < y->mtime) - (x->mtime > y->mtime);
 }
 
@@ -275,7 +279,7 @@ static int by_recency(const void *a, const void *b)
 {
 	const struct scan_rec *x = a, *y = b;
 
-	return (x->ch->stamp < y->ch->stamp) - (x->ch->stamp > y->ch->stamp);
+	return (x->stamp < y->stamp) - (x->stamp > y->stamp);
 }
 
 static bool is_same_version(const struct obj *a, const struct obj *b)
@@ -328,6 +332,8 @@ uint64_t recover_merge_locked(struct cache *c, int objfd, struct scan_rec *v, si
 
 	if (n)
 		qsort(v, n, sizeof(*v), by_recency);
+	htab_reserve(&c->objs, c->objs.count + n);
+	htab_reserve(&c->chunks, c->chunks.count + n);
 	for (size_t i = 0; i < n; i++) {
 		struct obj *o = v[i].obj;
 

@@ -96,16 +96,16 @@ int store_recover(struct cache *c, int objfd, int tmpfd)
 static void free_store(struct cache *c)
 {
 	struct chunk *ch, *next;
-	struct hnode *n;
-	size_t slot = 0;
 
 	for (ch = c->lru_head; ch; ch = next) {
 		next = ch->lru_next;
 		free(ch);
 	}
-	while (c->objs.bucket && (n = htab_next(&c->objs, &slot))) {
-		htab_remove(&c->objs, n);
-		free(n);
+	for (size_t i = 0; c->objs.bucket && i < c->objs.nbuckets; i++) {
+		for (struct hnode *n = c->objs.bucket[i], *nn; n; n = nn) {
+			nn = n->next;
+			free(n);
+		}
 	}
 	htab_free(&c->objs);
 	htab_free(&c->chunks);
