@@ -1,6 +1,6 @@
-/* Types of the on-disk object store (cache/): keys, metadata, options, statistics and
- * the handles the daemon holds. Functions are in cache.h; everything private to cache/
- * is in cache-int.h.
+/* Types of the on-disk chunk store (cache/): keys, metadata, options, statistics and the
+ * handles the daemon holds. Functions are in cache.h; everything private to cache/ is in
+ * cache-int.h.
  */
 #ifndef LOTA_CACHE_T_H
 #define LOTA_CACHE_T_H
@@ -20,6 +20,13 @@
 #define CACHE_CTYPE_MAX 256
 #define CACHE_EXTRA_MAX 16384
 
+/* cache_opts.chunk_size: default, and what a value must be (a multiple of the page). */
+#define CACHE_CHUNK_SIZE_DEFAULT ((uint64_t)16 << 20)
+#define CACHE_CHUNK_SIZE_MIN ((uint64_t)1 << 20)
+#define CACHE_CHUNK_ALIGN 4096
+/* Chunks one version may be cut into; a version needing more is refused with -EFBIG. */
+#define CACHE_CHUNKS_MAX UINT32_MAX
+
 /* Followers of one fill at a time; one more is refused with -EUSERS. */
 #define CACHE_FILL_MAX_FOLLOWERS 64
 /* Followers are woken once per this many new bytes (and at the end of a fill). */
@@ -35,13 +42,17 @@ struct cache_key {
 	const char *version;
 };
 
-/* What is stored beside a body. On input (cache_fill_begin) NULL strings mean "". On
- * output (lookups, followers) every string is non-NULL and NUL-terminated. */
+/* An object version and what is stored beside its bytes. A version is (etag, size,
+ * chunk_size) of id: the same ETag cut with another chunk size is another version.
+ * On input NULL strings mean "" and chunk_size 0 means the store's (cache_opts). On
+ * output (lookups, followers) every string is non-NULL and NUL-terminated and chunk_size
+ * is the one the version was stored with. */
 struct cache_meta {
 	struct cache_key id;
-	uint64_t size;	  /* body bytes */
-	uint32_t crc32;	  /* zlib crc32 of the body; output only */
-	const char *etag; /* as the origin sent it, quotes included */
+	uint64_t size;	     /* object bytes */
+	uint64_t chunk_size; /* whole-object API: ignored on input (one chunk per object) */
+	uint32_t crc32;	     /* output only: zlib crc32 of the chunk's (the object's) body */
+	const char *etag;    /* as the origin sent it, quotes included */
 	const char *last_modified;
 	const char *content_type;
 	const void *extra; /* opaque: e.g. x-amz-meta-* header lines, replayed as is */
@@ -49,11 +60,13 @@ struct cache_meta {
 };
 
 struct cache_opts {
-	uint64_t capacity; /* bytes; 0: cache_default_capacity(dir) */
-	unsigned high_pct; /* eviction starts above this % of capacity; 0: 90 */
-	unsigned low_pct;  /* and stops at this %; 0: 80 */
+	uint64_t capacity;   /* bytes; 0: cache_default_capacity(dir) */
+	unsigned high_pct;   /* eviction starts above this % of capacity; 0: 90 */
+	unsigned low_pct;    /* and stops at this %; 0: 80 */
+	uint64_t chunk_size; /* new versions are cut into chunks of this; 0: 16 MiB */
 	/* Called with one formatted line (no newline) for notable events: dropped files on
-	 * recovery, failed unlinks. Any thread, no cache lock held. NULL: silent. */
+	 * recovery, corrupt chunks, failed unlinks, the directory's health. Any thread, no
+	 * cache lock held. NULL: silent. */
 	void (*log)(void *arg, const char *msg);
 	void *log_arg;
 	/* Called (no lock held, any thread) when usage plus reservations crosses the high
@@ -66,7 +79,9 @@ struct cache_opts {
 };
 
 struct cache_stats {
-	uint64_t entries;
+	uint64_t entries; /* committed chunks (the whole-object API keeps one per object) */
+	uint64_t objects; /* keys holding a version (committed chunks or running fills) */
+	uint64_t chunk_size;
 	uint64_t bytes_used;	 /* committed files, headers included */
 	uint64_t bytes_reserved; /* announced by running fills */
 	uint64_t capacity;
@@ -74,22 +89,67 @@ struct cache_stats {
 	uint64_t low_watermark;
 	uint64_t evictions;
 	uint64_t evicted_bytes;
-	uint64_t invalidations;
+	uint64_t invalidations; /* chunks dropped by invalidation or by a newer version */
 	uint64_t fills_running;
 	uint64_t fills_started;
 	uint64_t fills_committed;
-	uint64_t fills_aborted;
-	uint64_t fills_refused; /* no space, too many fills */
+	uint64_t fills_aborted; /* aborted, and complete but discarded (stale) */
+	uint64_t fills_refused; /* no space, too many fills, degraded */
 	uint64_t followers;	/* followers ever attached (coalesced readers) */
 	uint64_t followers_refused;
-	uint64_t recovered;	   /* entries found at open */
-	uint64_t recovery_dropped; /* bad or truncated files removed at open */
+	uint64_t corrupt_chunks;  /* dropped by verification or scrub: bad CRC, size, header */
+	uint64_t lost_chunks;	  /* indexed but their file could not be opened: dropped */
+	uint64_t verified_chunks; /* checked by cache_chunk_verify (first read) */
+	uint64_t verified_bytes;
+	uint64_t scrub_chunks; /* checked by cache_scrub */
+	uint64_t scrub_bytes;
+	uint64_t scrub_passes;	      /* full rounds over every committed chunk */
+	uint64_t recovered;	      /* chunks found at open (or at a rescan) */
+	uint64_t recovery_dropped;    /* bad, truncated, misnamed files removed at open */
+	uint64_t recovery_superseded; /* chunks of a key's older version removed at open */
+	bool is_degraded;	      /* see cache_health_check() */
+	int degraded_error;	      /* negative errno that degraded it, else 0 */
+	uint64_t degradations;
+	uint64_t dir_recoveries;
 };
 
-/* A committed entry as returned by cache_lookup(): the body is at
- * [body_offset, body_offset + meta.size) of fd. The fd is read-only and owned by the
- * handle; it keeps the bytes alive after an invalidation or eviction. Use offset-based
- * I/O (pread, sendfile with an offset); dup() it to hand it to something that closes. */
+/* A committed chunk opened by cache_chunk_open(): its bytes are object offsets
+ * [offset, offset + len), at file offsets [body_offset, body_offset + len) of fd. The fd
+ * is read-only and owned by the handle; it keeps the bytes alive after an invalidation or
+ * eviction. Use offset-based I/O (pread, sendfile with an offset). */
+struct cache_chunk {
+	int fd;
+	uint64_t body_offset;
+	uint64_t len;
+	uint64_t offset;
+	uint32_t index;
+	bool is_verified; /* its CRC was checked since it was written or since start */
+};
+
+/* What a key holds, as cache_object_lookup() returns it: meta (crc32 is 0) and how many
+ * of its nchunks chunks are committed and being filled at the time of the call. */
+struct cache_object {
+	struct cache_meta meta;
+	uint32_t nchunks;
+	uint32_t ncommitted;
+	uint32_t nfilling;
+};
+
+enum cache_chunk_state {
+	CACHE_CHUNK_ABSENT,
+	CACHE_CHUNK_FILLING,
+	CACHE_CHUNK_COMMITTED,
+};
+
+/* What cache_chunk_begin() found, when it is not an error. */
+enum cache_begin {
+	CACHE_BEGIN_FILL,      /* *out is the one fill of this chunk: write and commit it */
+	CACHE_BEGIN_FOLLOW,    /* a fill of this chunk runs: follow it (cache_chunk_follow) */
+	CACHE_BEGIN_COMMITTED, /* the chunk is committed: open it (cache_chunk_open) */
+};
+
+/* A committed object as returned by the whole-object cache_lookup(): the body is at
+ * [body_offset, body_offset + meta.size) of fd, as for struct cache_chunk. */
 struct cache_obj {
 	struct cache_meta meta;
 	int fd;
@@ -99,16 +159,17 @@ struct cache_obj {
 
 enum cache_fill_state {
 	CACHE_FILL_RUNNING,
-	CACHE_FILL_COMMITTED, /* all bytes written, verified, now a cache entry */
-	CACHE_FILL_DISCARDED, /* all bytes written and verified, but not kept (invalidated
-			       * while it ran, or the commit's rename failed) */
+	CACHE_FILL_COMMITTED, /* all bytes written, verified, now a committed chunk */
+	CACHE_FILL_DISCARDED, /* all bytes written and verified, but not kept (invalidated or
+			       * superseded while it ran, the store degraded, or the commit's
+			       * rename failed) */
 	CACHE_FILL_ABORTED,   /* the writer gave up; only `written` bytes are valid */
 };
 
 struct cache_fill_status {
 	enum cache_fill_state state;
 	uint64_t written; /* body bytes readable now at [body_offset, body_offset + written) */
-	uint64_t size;	  /* announced body size */
+	uint64_t size;	  /* the chunk's length */
 	int error;	  /* negative errno that aborted the fill, else 0 */
 };
 

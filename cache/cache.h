@@ -1,35 +1,62 @@
-/* lota's on-disk object store: committed entries keyed by (bucket, key, versionId), one
- * fill per key with followers that read while it grows, LRU eviction between watermarks,
- * and recovery of the index from disk at open. Knows nothing of HTTP or sockets.
+/* lota's on-disk chunk store. The unit is the chunk: an object version (bucket, key,
+ * versionId, ETag, size) is cut into fixed chunk_size pieces aligned from offset 0, the
+ * last one shorter; an object no larger than a chunk is one chunk, a zero-length object
+ * is one empty chunk. A chunk's identity is (bucket, key, versionId, ETag, size,
+ * chunk_size, index), so two versions' bytes never mix. The store keeps one version per
+ * key, one fill per chunk with followers that read while it grows, LRU eviction of chunks
+ * between watermarks, verification of a chunk's CRC-32 before it is served and a
+ * scrubber, a watch on its directory, and recovery of the index from disk at open. It
+ * knows nothing of HTTP or sockets.
  *
  * Every function returns 0 or a negative errno unless said otherwise. All functions are
  * thread-safe; one mutex guards the index and is never held across body I/O.
  *
  * On disk, under dir:
- *   objects/XX/YYYY...  one file per entry, named by the hex of a 128-bit hash of the
- *                       length-prefixed (bucket, key, version): never by the key itself
+ *   objects/XX/YYYY...  one file per committed chunk, named by the hex of a 128-bit hash
+ *                       of its whole identity: never by the key itself
  *   tmp/HASH.N          a running fill; renamed into objects/ at commit; removed at open
- * Each file is a header (see entry.c: magic, format version, header length, body size,
- * body CRC-32, bucket, key, version, ETag, Last-Modified, Content-Type, opaque extra
- * headers, header CRC-32) followed by the body at body_offset == header length.
+ * Each file is a header (see entry.c: magic, format 2, header length, chunk length, body
+ * CRC-32, chunk index, object size, chunk size, bucket, key, version, ETag, Last-Modified,
+ * Content-Type, opaque extra headers, header CRC-32) followed by the chunk's bytes at
+ * body_offset == header length. Files of format 1 (whole objects) are removed at open.
+ *
+ * Chunk size: cache_opts.chunk_size cuts new versions; the chunk size a version was
+ * stored with is in each of its headers and is part of its identity, so a restart with
+ * another chunk-size setting keeps the old chunks and reads them right: the daemon learns
+ * a held version's chunk size from cache_object_lookup() and names it in every call
+ * about that version (cache_meta.chunk_size). A fill begun with another chunk size for
+ * the same ETag is another version and replaces the held one.
  *
  * Durability: a fill is fdatasync()ed before it is renamed into place, so a committed
- * file is never partial. The directory is not fsync()ed: a power loss may forget the
- * latest commits, never expose a torn one.
+ * file is never partial; cache_sync() makes the renames since its last call durable.
+ * After a crash of lotad alone (the kernel survives) nothing committed is lost. After a
+ * power loss or kernel crash, what was committed before the last cache_sync() is there;
+ * a chunk committed after it may be missing (its rename forgotten; never torn: its data
+ * was on disk before the rename), and a chunk evicted, invalidated or dropped after it may
+ * come back. Such a chunk is a whole, valid chunk of its version: the daemon serves it only
+ * after the origin confirms its ETag, and it is verified again before its first read
+ * (verification bits live in memory only). Running fills are always lost (tmp/ is
+ * emptied at open). With cache_opts.is_fdatasync_skipped a power loss may keep a
+ * committed chunk whose bytes never reached the disk; verification then drops it.
  */
 #ifndef LOTA_CACHE_H
 #define LOTA_CACHE_H
 
 #include "cache-t.h"
 
-/* Opens (creating dir/objects and dir/tmp if needed) and rebuilds the index: removes
- * everything in tmp/, reads only the header of every file in objects/, removes (and
- * logs) files that are bad, truncated or misnamed, and orders the LRU by each file's
- * newer of atime and mtime (lookups refresh atime at most once a minute per entry).
- * The scan runs on 16 threads; opts->log may be called from any of them. */
+/* ---- the store ------------------------------------------------------------------- */
+
+/* Opens (creating dir, dir/objects and dir/tmp if needed) and rebuilds the index:
+ * removes everything in tmp/, reads only the header of every file in objects/, removes
+ * (and logs) files that are bad, truncated, misnamed or of format 1, removes the chunks of
+ * a key's older versions (the newest version found, by its chunks' mtime, is kept), and
+ * orders the LRU by each file's newer of atime and mtime (opening a chunk refreshes its
+ * atime at most once a minute). The scan runs on 16 threads; opts->log may be called from
+ * any of them. -EINVAL: a bad option (chunk_size not a multiple of 4 KiB of at least
+ * 1 MiB, watermarks). */
 int cache_open(const char *dir, const struct cache_opts *opts, struct cache **out);
 
-/* Closes the store. Every cache_obj, fill and follower must be released first. */
+/* Closes the store. Every handle, fill and follower must be released first. */
 void cache_close(struct cache *c);
 
 /* 1 TiB, clamped to 90% of the size of the filesystem holding dir (statvfs); 0 on
@@ -39,42 +66,96 @@ uint64_t cache_default_capacity(const char *dir);
 /* Fills *st with a consistent snapshot of the counters. */
 void cache_stats(struct cache *c, struct cache_stats *st);
 
-/* Finds a committed entry and returns a handle with its metadata and an open fd;
- * refreshes its LRU recency. -ENOENT on a miss. Release with cache_obj_close(). */
-int cache_lookup(struct cache *c, const struct cache_key *k, struct cache_obj **out);
+/* The chunk size new versions are cut with (cache_opts.chunk_size). */
+uint64_t cache_chunk_size(const struct cache *c);
 
-/* Closes the fd and frees the handle; NULL is fine. */
-void cache_obj_close(struct cache_obj *o);
+/* ---- chunk arithmetic (pure) ------------------------------------------------------ */
 
-/* Drops the entry for k and, when k has a version, the entry for (bucket, key, no
- * version) as well: what a successful write to the key can change. Other versions are
- * immutable in S3 and stay. A fill running for either tuple still completes for its
- * followers but is not committed (CACHE_FILL_DISCARDED). Open handles keep reading.
- * Returns the number of entries dropped (0 or more). */
+/* Chunks an object of size bytes is cut into: at least 1 (a zero-length object is one
+ * empty chunk); 0 if chunk_size is 0. Chunk i covers [i * chunk_size, i * chunk_size +
+ * cache_chunk_len(...)); the byte at offset x is in chunk x / chunk_size. */
+uint64_t cache_chunk_count(uint64_t size, uint64_t chunk_size);
+
+/* Length of chunk index: chunk_size, less for the last one; 0 past the last one. */
+uint64_t cache_chunk_len(uint64_t size, uint64_t chunk_size, uint64_t index);
+
+/* ---- objects ---------------------------------------------------------------------- */
+
+/* What k holds: its version's metadata (chunk_size as stored, crc32 0), read from a
+ * running fill or, without one, from a committed chunk's header; its chunk count; how
+ * many chunks are committed and being filled. -ENOENT: k holds nothing. Release with
+ * cache_object_release(). */
+int cache_object_lookup(struct cache *c, const struct cache_key *k, struct cache_object **out);
+
+/* Frees what cache_object_lookup() returned; NULL is fine. */
+void cache_object_release(struct cache_object *o);
+
+/* The state of chunks [first, first + n) of the version m names (m->id, etag, size,
+ * chunk_size; other fields ignored) into out[0..n). -ENOENT: k does not hold that version
+ * (out is all CACHE_CHUNK_ABSENT); -ERANGE: past the version's last chunk. */
+int cache_chunk_states(struct cache *c, const struct cache_meta *m, uint32_t first, uint32_t n,
+		       enum cache_chunk_state *out);
+
+/* Drops every chunk of every version of k and, when k has a version, of (bucket, key, no
+ * version) as well: what a successful write to the key can change. Other versionIds are
+ * immutable in S3 and stay. Fills running for either key go stale: they complete for
+ * their followers but are not committed (CACHE_FILL_DISCARDED). Open handles keep
+ * reading. Returns the number of chunks dropped (0 or more). */
 int cache_invalidate(struct cache *c, const struct cache_key *k);
 
-/* Evicts least-recently-used entries until usage is at or below the low watermark.
- * Meant for the control thread; takes the lock once per entry so workers interleave.
- * Returns the number of entries evicted. */
+/* Evicts least-recently-used chunks until usage is at or below the low watermark.
+ * Meant for the control thread; takes the lock once per chunk so workers interleave.
+ * Returns the number of chunks evicted. */
 int cache_evict(struct cache *c);
 
-/* Drops every committed entry (counted as evictions); running fills still commit. Returns
- * the number dropped. For operators: lotactl evict --all. */
+/* Drops every committed chunk (counted as evictions); running fills still commit.
+ * Returns the number dropped. For operators: lotactl evict --all. */
 int cache_clear(struct cache *c);
 
-/* Starts the one fill of meta->id, announcing meta->size body bytes: reserves the space,
- * writes the header to a new file in tmp/ and returns the writer's handle.
+/* ---- reading a chunk -------------------------------------------------------------- */
+
+/* Opens committed chunk index of the version m names (as for cache_chunk_states) and
+ * refreshes its LRU recency. -ENOENT: not committed here (absent, being filled, another
+ * version held, or its file is gone: then it is dropped, counted in lost_chunks and
+ * logged); -ERANGE: past the last chunk. Release with cache_chunk_close(). */
+int cache_chunk_open(struct cache *c, const struct cache_meta *m, uint32_t index,
+		     struct cache_chunk **out);
+
+/* Makes sure ch's bytes are the ones committed before any is served: unless ch was
+ * verified since it was written or since the store opened (ch->is_verified, an in-memory
+ * bit per chunk), reads its header and body and checks the file's length and the body's
+ * CRC-32 against the header's; this also brings the body into the page cache for the
+ * sendfile that follows. 0: verified (ch->is_verified is set). -EBADMSG: the chunk is
+ * corrupt (bad CRC, short or long file, bad header, read error): its file is removed,
+ * it is dropped from the index, counted in corrupt_chunks and logged once naming the file
+ * and what was wrong; fetch the chunk again from the origin. -ENOMEM: nothing checked. */
+int cache_chunk_verify(struct cache_chunk *ch);
+
+/* Closes the fd and frees the handle; NULL is fine. */
+void cache_chunk_close(struct cache_chunk *ch);
+
+/* ---- filling a chunk -------------------------------------------------------------- */
+
+/* Starts the one fill of chunk index of the version m describes (every field of m is
+ * stored in the chunk's header; m->chunk_size 0: the store's), announcing the chunk's
+ * length: reserves the space, writes the header to a new file in tmp/ and returns
+ * CACHE_BEGIN_FILL with the writer's handle in *out. If k holds another version, that
+ * version's chunks are dropped and its fills go stale first (one version per key).
+ * CACHE_BEGIN_FOLLOW: this chunk's fill runs: follow it (cache_chunk_follow).
+ * CACHE_BEGIN_COMMITTED: the chunk is committed: open it.
  * Space: if usage plus reservations would pass the high watermark, up to
- * CACHE_EVICT_INLINE entries are evicted right here and on_pressure is called so the
+ * CACHE_EVICT_INLINE chunks are evicted right here and on_pressure is called so the
  * control thread brings usage down to the low watermark; if it would still pass the
- * capacity, -ENOSPC (serve without caching). -EFBIG: the object can never fit.
- * -EEXIST: a fill for this key is running: follow it (cache_fill_follow). -EBUSY: a fill
- * of another key with the same hash runs (astronomically rare): do not cache. -EAGAIN:
- * CACHE_MAX_FILLS fills are running. */
-int cache_fill_begin(struct cache *c, const struct cache_meta *meta, struct cache_fill **out);
+ * capacity, -ENOSPC (serve without caching). -EFBIG: the chunk can never fit, or the
+ * version has more than CACHE_CHUNKS_MAX chunks. -ERANGE: index is past the last chunk.
+ * -EBUSY: another identity has the same hash (astronomically rare): do not cache.
+ * -EAGAIN: CACHE_MAX_FILLS fills are running. -EIO: the store is degraded (see
+ * cache_health_check). Bounds on fields: see cache-t.h. */
+int cache_chunk_begin(struct cache *c, const struct cache_meta *m, uint32_t index,
+		      struct cache_fill **out);
 
 /* Appends len body bytes (pwrite at the current end, CRC updated) and wakes followers.
- * -EFBIG past the announced size; -ENOSPC/-EIO from the disk: the writer should abort. */
+ * -EFBIG past the chunk's length; -ENOSPC/-EIO from the disk: the writer should abort. */
 int cache_fill_write(struct cache_fill *f, const void *buf, size_t len);
 
 /* For writers that splice into the file themselves: the temp file's fd (owned by the
@@ -85,7 +166,7 @@ int cache_fill_write_pos(struct cache_fill *f, int *fd, uint64_t *off);
 /* Reports n bytes written at the position cache_fill_write_pos() gave, and wakes the
  * followers. crc: the zlib crc32 of exactly those n bytes if the caller knows it, or NULL
  * and the bytes are read back with pread (they were just written: page cache) so the
- * entry's CRC is always that of the bytes on disk. */
+ * chunk's CRC is always that of the bytes on disk. */
 int cache_fill_advance(struct cache_fill *f, uint64_t n, const uint32_t *crc);
 
 /* Like cache_fill_advance, but the CRC of these bytes is computed later (at the next
@@ -93,12 +174,13 @@ int cache_fill_advance(struct cache_fill *f, uint64_t n, const uint32_t *crc);
  * its thread on checksums, with the commit done elsewhere. */
 int cache_fill_advance_nocrc(struct cache_fill *f, uint64_t n);
 
-/* Commits: the body must be exactly the announced size (-EPROTO otherwise) and, when
- * expected_crc is not NULL, have that CRC-32 (-EBADMSG otherwise). Finalizes the header,
- * fdatasync()s, renames into objects/ (replacing an older entry of the same key) and
- * indexes it. On any failure the fill is aborted and nothing is left behind. -ESTALE: the
- * key was invalidated while the fill ran; followers still get every byte. Consumes the
- * writer's handle in every case. */
+/* Commits: the body must be exactly the chunk's length (-EPROTO otherwise) and, when
+ * expected_crc is not NULL, have that CRC-32 (-EBADMSG otherwise). Computes the CRC (of
+ * deferred bytes), finalizes the header, fdatasync()s, renames into objects/ and indexes
+ * the chunk (not verified yet: see cache_chunk_verify). On any failure the fill is
+ * aborted and nothing is left behind. -ESTALE: the key was invalidated, another version
+ * began, or the store degraded while the fill ran; followers still get every byte.
+ * Consumes the writer's handle in every case. */
 int cache_fill_commit(struct cache_fill *f, const uint32_t *expected_crc);
 
 /* Gives up (error: the negative errno followers will see, e.g. -ECONNRESET, -ENOSPC):
@@ -106,13 +188,14 @@ int cache_fill_commit(struct cache_fill *f, const uint32_t *expected_crc);
  * writer's handle. */
 void cache_fill_abort(struct cache_fill *f, int error);
 
-/* Attaches to the running fill of k: -ENOENT if none runs (it may just have committed:
- * look up again), -EUSERS past CACHE_FILL_MAX_FOLLOWERS. wake (may be NULL) is called
- * as described at cache_wake_fn. Release with cache_follower_close(). */
-int cache_fill_follow(struct cache *c, const struct cache_key *k, cache_wake_fn wake, void *arg,
-		      struct cache_follower **out);
+/* Attaches to the running fill of chunk index of the version m names: -ENOENT if none
+ * runs (it may just have committed: open it), -EUSERS past CACHE_FILL_MAX_FOLLOWERS.
+ * wake (may be NULL) is called as described at cache_wake_fn. Release with
+ * cache_follower_close(). */
+int cache_chunk_follow(struct cache *c, const struct cache_meta *m, uint32_t index,
+		       cache_wake_fn wake, void *arg, struct cache_follower **out);
 
-/* Progress of the followed fill. */
+/* Progress of the followed fill (size: the chunk's length). */
 void cache_follower_status(struct cache_follower *fl, struct cache_fill_status *st);
 
 /* The fill's file (read-only use, offset-based I/O; owned by the fill, valid until
@@ -120,11 +203,73 @@ void cache_follower_status(struct cache_follower *fl, struct cache_fill_status *
  * valid and complete after the fill commits or is discarded. */
 int cache_follower_fd(struct cache_follower *fl, uint64_t *body_offset);
 
-/* The fill's metadata, valid until cache_follower_close (crc32 is 0). */
+/* The fill's metadata (the object's: size, chunk_size, ETag...; crc32 is 0), valid until
+ * cache_follower_close. */
 const struct cache_meta *cache_follower_meta(struct cache_follower *fl);
 
 /* Detaches: after it returns, wake is neither running nor called again. Must not be
  * called from inside wake. NULL is fine. */
 void cache_follower_close(struct cache_follower *fl);
+
+/* ---- integrity, health, durability: for the daemon's control and commit threads --- */
+
+/* Verifies, round-robin from the least recently used, committed chunks not verified in
+ * the current pass, reading at most about budget bytes (a chunk bigger than what is left
+ * is read over several calls). A pass is one round over every committed chunk; the first
+ * one after open checks every chunk not verified since its write or since start (a
+ * reader's cache_chunk_verify counts), and each later one re-verifies them all, so
+ * corruption of cold data is found before a reader needs it. A corrupt chunk is dropped as
+ * by cache_chunk_verify. Progress is in the stats (scrub_chunks, scrub_bytes,
+ * scrub_passes, corrupt_chunks). Returns the bytes read (0: nothing to do, e.g. the
+ * store is empty or degraded), or a negative errno (-ENOMEM). */
+int64_t cache_scrub(struct cache *c, uint64_t budget);
+
+/* Checks that the cache directory is still the one opened and accepts writes (call it
+ * every second or so). When it has disappeared or been replaced (ENOENT, ENOTDIR, or
+ * another directory at its path) or refuses writes (EROFS, EACCES, EIO, ENOSPC on
+ * creating a file), the store degrades: one log line says why, running fills go stale,
+ * new fills are refused (-EIO), and when the directory is gone or replaced every chunk is
+ * dropped from the index and its bytes uncounted (a chunk whose file turns out missing
+ * later is dropped when it is opened). A later call that finds the directory usable
+ * again (at its path, on the filesystem it was on at open; objects/ and tmp/ are recreated
+ * if needed) recovers by itself: it rescans the directory when the index was dropped, and
+ * the store takes fills again. Returns 0 when healthy, else the negative errno that keeps
+ * it degraded (also in cache_stats: is_degraded, degraded_error). */
+int cache_health_check(struct cache *c);
+
+/* Makes durable the directory entries of the chunks committed since the last call:
+ * fsync()s each objects/XX directory a commit renamed into. For the daemon's commit
+ * thread, in batches (e.g. after each run of commits, or every second). Returns the
+ * number of directories synced, or the first negative errno (those directories stay due
+ * for the next call). */
+int cache_sync(struct cache *c);
+
+/* ---- COMPATIBILITY: the whole-object API (cache/compat.c) -------------------------- */
+/* Kept for the daemon until it reads chunks (issue 12): an object is stored as a single
+ * chunk whose chunk size is the larger of its size and the store's. cache_fill_write,
+ * _write_pos, _advance, _advance_nocrc, _commit, _abort and the followers' functions above
+ * work on these fills too; cache_invalidate, cache_evict, cache_clear and cache_stats are
+ * the store's. */
+
+/* Finds a committed object stored as one chunk and returns a handle with its metadata
+ * (meta.crc32: its CRC) and an open fd; refreshes its LRU recency. -ENOENT on a miss,
+ * and when k holds a version cut into more than one chunk. Release with
+ * cache_obj_close(). */
+int cache_lookup(struct cache *c, const struct cache_key *k, struct cache_obj **out);
+
+/* Closes the fd and frees the handle; NULL is fine. */
+void cache_obj_close(struct cache_obj *o);
+
+/* Starts the one fill of meta->id as a single chunk of meta->size bytes (meta->chunk_size
+ * is ignored), as cache_chunk_begin does; a committed copy of the same version is dropped
+ * and filled anew. -EEXIST: the fill of this version runs: follow it
+ * (cache_fill_follow). Other errors as for cache_chunk_begin. */
+int cache_fill_begin(struct cache *c, const struct cache_meta *meta, struct cache_fill **out);
+
+/* Attaches to the running fill of k's version when it is a single chunk: -ENOENT if none
+ * runs (it may just have committed: look up again), -EUSERS past
+ * CACHE_FILL_MAX_FOLLOWERS. */
+int cache_fill_follow(struct cache *c, const struct cache_key *k, cache_wake_fn wake, void *arg,
+		      struct cache_follower **out);
 
 #endif

@@ -1,4 +1,4 @@
-/* Clear: drop every committed entry at an operator's request (lotactl evict --all).
+/* Clear: drop every committed chunk at an operator's request (lotactl evict --all).
  * Running fills are left alone and commit as usual; open handles keep reading. */
 #include "cache-int.h"
 
@@ -6,7 +6,7 @@ int cache_clear(struct cache *c)
 {
 	int n = 0;
 
-	/* One entry per lock hold, as cache_evict() does, so workers interleave. */
+	/* One chunk per lock hold, as cache_evict() does, so workers interleave. */
 	for (;;) {
 		int r;
 

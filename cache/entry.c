@@ -1,10 +1,12 @@
-/* The cache file header: encoding at fill begin, CRC patching at commit, decoding and
- * validation at lookup and recovery. Little-endian, self-checking (CRC-32 of the header),
- * and the body follows at offset header_len. Layout:
- *   0  magic "lotaobj\n"   8  u32 format (1)     12 u32 header_len   16 u64 body size
+/* The chunk file header: encoding at fill begin, CRC patching at commit, decoding and
+ * validation at lookup, verification and recovery. Little-endian, self-checking (CRC-32 of
+ * the header), and the chunk's body follows at offset header_len. Layout:
+ *   0  magic "lotaobj\n"   8  u32 format (2)     12 u32 header_len   16 u64 chunk length
  *   24 u32 body crc32      28 u16 x6 lengths of bucket, key, version, etag,
- *   last_modified, content_type                   40 u32 extra_len    44 u32 zero
- *   48 the six fields then extra, no separators; last 4 bytes: u32 crc32 of all before.
+ *   last_modified, content_type                   40 u32 extra_len    44 u32 chunk index
+ *   48 u64 object size     56 u64 chunk size (of the version)
+ *   64 the six fields then extra, no separators; last 4 bytes: u32 crc32 of all before.
+ * Format 1 (whole objects, before chunks) is refused with -EPROTONOSUPPORT.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -65,8 +67,10 @@ static void fields_of(const struct cache_meta *m, const char *f[ENTRY_NFIELDS])
 			f[i] = "";
 }
 
-/* Allocates *out with the header for m, body CRC 0 until entry_set_crc(). */
-int entry_encode(const struct cache_meta *m, uint8_t **out, uint32_t *len)
+/* Allocates *out with the header of chunk index (len bytes) of m, whose chunk_size is
+ * resolved; body CRC 0 until entry_set_crc(). */
+int entry_encode(const struct cache_meta *m, uint32_t index, uint64_t len, uint8_t **out,
+		 uint32_t *hlen)
 {
 	const char *f[ENTRY_NFIELDS];
 	size_t flen[ENTRY_NFIELDS], total = ENTRY_FIXED_LEN + 4;
@@ -88,10 +92,13 @@ int entry_encode(const struct cache_meta *m, uint8_t **out, uint32_t *len)
 	memcpy(buf, ENTRY_MAGIC, 8);
 	put32(buf + 8, ENTRY_FORMAT);
 	put32(buf + 12, (uint32_t)total);
-	put64(buf + 16, m->size);
+	put64(buf + 16, len);
 	for (int i = 0; i < ENTRY_NFIELDS; i++)
 		put16(buf + 28 + 2 * i, (uint16_t)flen[i]);
 	put32(buf + 40, (uint32_t)m->extra_len);
+	put32(buf + 44, index);
+	put64(buf + 48, m->size);
+	put64(buf + 56, m->chunk_size);
 	p = buf + ENTRY_FIXED_LEN;
 	for (int i = 0; i < ENTRY_NFIELDS; i++) {
 		memcpy(p, f[i], flen[i]);
@@ -101,7 +108,7 @@ int entry_encode(const struct cache_meta *m, uint8_t **out, uint32_t *len)
 		memcpy(p, m->extra, m->extra_len);
 	entry_set_crc(buf, (uint32_t)total, 0);
 	*out = buf;
-	*len = (uint32_t)total;
+	*hlen = (uint32_t)total;
 	return 0;
 }
 
@@ -112,18 +119,26 @@ void entry_set_crc(uint8_t *hdr, uint32_t len, uint32_t body_crc)
 }
 
 /* Validates buf[0, len) as a whole header; -EAGAIN if only the first len bytes were read
- * and the header (h->header_len) is longer; -EBADMSG if it is not a valid header. */
+ * and the header (h->header_len) is longer; -EBADMSG if it is not a valid header;
+ * -EPROTONOSUPPORT if it is one of another format. */
 int entry_decode(const uint8_t *buf, size_t len, struct entry_hdr *h)
 {
 	uint64_t total = ENTRY_FIXED_LEN + 4;
 	const uint8_t *p;
 
-	if (len < ENTRY_FIXED_LEN || memcmp(buf, ENTRY_MAGIC, 8) || get32(buf + 8) != ENTRY_FORMAT)
+	if (len < 12 || memcmp(buf, ENTRY_MAGIC, 8))
+		return -EBADMSG;
+	if (get32(buf + 8) != ENTRY_FORMAT)
+		return -EPROTONOSUPPORT;
+	if (len < ENTRY_FIXED_LEN)
 		return -EBADMSG;
 	h->header_len = get32(buf + 12);
-	h->size = get64(buf + 16);
+	h->len = get64(buf + 16);
 	h->crc = get32(buf + 24);
 	h->extra_len = get32(buf + 40);
+	h->index = get32(buf + 44);
+	h->size = get64(buf + 48);
+	h->chunk_size = get64(buf + 56);
 	for (int i = 0; i < ENTRY_NFIELDS; i++) {
 		h->field_len[i] = get16(buf + 28 + 2 * i);
 		if (h->field_len[i] > FIELD_MAX[i])
@@ -192,7 +207,43 @@ int entry_meta_dup(const struct entry_hdr *h, struct cache_meta *m, char **buf)
 	m->extra = p;
 	m->extra_len = h->extra_len;
 	m->size = h->size;
+	m->chunk_size = h->chunk_size;
 	m->crc32 = h->crc;
+	return 0;
+}
+
+static size_t str_or_empty_len(const char *s)
+{
+	return s ? strlen(s) : 0;
+}
+
+/* Fills m with copies of src's strings in one allocation (*buf); NULL strings become "". */
+int meta_dup(const struct cache_meta *src, struct cache_meta *m, char **buf)
+{
+	const char *from[ENTRY_NFIELDS] = {src->id.bucket, src->id.key,	       src->id.version,
+					   src->etag,	   src->last_modified, src->content_type};
+	const char **dst[ENTRY_NFIELDS] = {&m->id.bucket, &m->id.key,	     &m->id.version,
+					   &m->etag,	  &m->last_modified, &m->content_type};
+	size_t total = src->extra_len + ENTRY_NFIELDS;
+	char *p;
+
+	for (int i = 0; i < ENTRY_NFIELDS; i++)
+		total += str_or_empty_len(from[i]);
+	p = malloc(total);
+	if (!p)
+		return -ENOMEM;
+	*m = *src;
+	*buf = p;
+	for (int i = 0; i < ENTRY_NFIELDS; i++) {
+		size_t n = str_or_empty_len(from[i]);
+
+		memcpy(p, n ? from[i] : "", n + 1);
+		*dst[i] = p;
+		p += n + 1;
+	}
+	if (src->extra_len)
+		memcpy(p, src->extra, src->extra_len);
+	m->extra = p;
 	return 0;
 }
 

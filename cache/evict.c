@@ -1,4 +1,4 @@
-/* Space: LRU eviction between the watermarks, removal of an entry's file, and the
+/* Space: LRU eviction of chunks between the watermarks, removal of a chunk's file, and the
  * pressure signal that tells the daemon's control thread to run cache_evict(). Usage
  * counts committed files plus the reservations of running fills, so concurrent fills
  * cannot together overshoot what eviction keeps free.
@@ -9,32 +9,37 @@
 
 #include "cache-int.h"
 
-/* Removes e's file and e. Under the lock so that no commit can rename a new file onto the
- * same path in between (see struct entry); unlinking is metadata I/O, no body bytes. */
-int unlink_entry_locked(struct cache *c, struct entry *e)
+/* Removes ch's file and ch (not its object: see obj_put_locked). Under the lock so that
+ * no commit can rename a new file onto the same path in between (see struct chunk);
+ * unlinking is metadata I/O, no body bytes. A degraded store does not log each one. */
+int unlink_chunk_locked(struct cache *c, struct chunk *ch)
 {
 	char name[CACHE_NAME_LEN];
 	int err = 0;
 
-	hash_name(e->hn.hash, name);
+	hash_name(ch->hn.hash, name);
 	if (unlinkat(c->objfd, name, 0) && errno != ENOENT) {
 		err = -errno;
-		cache_log(c, "cache: objects/%s: unlink: %s", name, strerror(errno));
+		if (!c->health.is_degraded)
+			cache_log(c, "cache: objects/%s: unlink: %s", name, strerror(errno));
 	}
-	index_drop(c, e);
+	index_drop(c, ch);
 	return err;
 }
 
-/* Evicts the least recently used entry; -ENOENT when there is none. */
+/* Evicts the least recently used chunk; -ENOENT when there is none. */
 int evict_one_locked(struct cache *c)
 {
-	struct entry *e = c->lru_tail;
+	struct chunk *ch = c->lru_tail;
+	struct obj *o;
 
-	if (!e)
+	if (!ch)
 		return -ENOENT;
+	o = ch->obj;
 	c->st.evictions++;
-	c->st.evicted_bytes += e->file_size;
-	unlink_entry_locked(c, e);
+	c->st.evicted_bytes += chunk_file_size(ch);
+	unlink_chunk_locked(c, ch);
+	obj_put_locked(c, o);
 	return 0;
 }
 

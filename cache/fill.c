@@ -1,6 +1,6 @@
-/* Fills: one writer per key streams a body into tmp/, followers read the same file while
- * it grows and are woken as bytes land; commit verifies size and CRC-32, fdatasync()s
- * and renames into objects/. Lock order: store lock, then a fill's own lock.
+/* Fills: one writer per chunk streams its bytes into tmp/, followers read the same file
+ * while it grows and are woken as bytes land; commit verifies length and CRC-32,
+ * fdatasync()s and renames into objects/. Lock order: store lock, then a fill's own lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,17 +34,6 @@ void fill_unref(struct cache_fill *f)
 	pthread_mutex_unlock(&f->mu);
 	if (is_last)
 		fill_free(f);
-}
-
-static bool is_same_key(const struct cache_key *a, const struct cache_key *b)
-{
-	return !strcmp(a->bucket, b->bucket) && !strcmp(a->key, b->key) &&
-	       !strcmp(a->version ? a->version : "", b->version ? b->version : "");
-}
-
-bool fill_is_key(const struct cache_fill *f, const struct cache_key *k)
-{
-	return is_same_key(&f->meta.id, k);
 }
 
 /* Wakes every follower outside the locks; followers leaving meanwhile wait for the round
@@ -84,12 +73,12 @@ static void fill_finish(struct cache_fill *f, enum cache_fill_state state, int e
 	fill_unref(f);
 }
 
-/* Reserves f's bytes. Past the high watermark it first evicts a few LRU entries inline
+/* Reserves f's bytes. Past the high watermark it first evicts a few LRU chunks inline
  * (the rest is the control thread's job, which *is_over asks for); past the capacity it
  * refuses, so concurrent fills never overshoot together. */
 static int reserve_locked(struct cache *c, struct cache_fill *f, bool *is_over)
 {
-	if (c->fills.count >= CACHE_MAX_FILLS)
+	if (c->nfills >= CACHE_MAX_FILLS)
 		return -EAGAIN;
 	if (f->reserve > c->high)
 		return -EFBIG;
@@ -103,26 +92,78 @@ static int reserve_locked(struct cache *c, struct cache_fill *f, bool *is_over)
 	return 0;
 }
 
-/* Registers f as the one fill of its key, with its space reserved. */
+/* The object f fills: the one k holds if it is f's version; else a new one, and the
+ * version k held is dropped (its chunks removed, its fills stale): one version per key. */
+static int fill_obj_locked(struct cache *c, struct cache_fill *f, struct obj **out)
+{
+	struct obj *o = (struct obj *)htab_find(&c->objs, f->obj_hash);
+
+	if (o && !obj_is_key(o, &f->meta.id))
+		return -EBUSY; /* another key with the same hash: do not cache */
+	if (o && !obj_is_version(o, &f->v)) {
+		c->st.invalidations += (uint64_t)obj_drop_locked(c, o);
+		o = NULL;
+	}
+	if (!o) {
+		o = obj_new(&f->meta.id, &f->v);
+		if (!o)
+			return -ENOMEM;
+		htab_insert(&c->objs, &o->hn);
+	}
+	*out = o;
+	return 0;
+}
+
+/* Whether f's chunk is committed or being filled already (a verdict), free (0), or its
+ * name is another identity's (-EBUSY, astronomically rare). */
+static int fill_verdict_locked(struct cache *c, struct cache_fill *f, struct obj *o)
+{
+	struct chunk *ch = (struct chunk *)htab_find(&c->chunks, f->hn.hash);
+	struct cache_fill *other = (struct cache_fill *)htab_find(&c->fills, f->hn.hash);
+
+	if (ch)
+		return ch->obj == o && ch->index == f->index ? CACHE_BEGIN_COMMITTED : -EBUSY;
+	if (other)
+		return other->obj == o && other->index == f->index ? CACHE_BEGIN_FOLLOW : -EBUSY;
+	return 0;
+}
+
+static void fill_link_locked(struct cache *c, struct cache_fill *f, struct obj *o)
+{
+	f->obj = o;
+	f->obj_prev = NULL;
+	f->obj_next = o->fills;
+	if (o->fills)
+		o->fills->obj_prev = f;
+	o->fills = f;
+	o->nfills++;
+	c->nfills++;
+	htab_insert(&c->fills, &f->hn);
+	c->st.fills_started++;
+}
+
+/* Registers f as the one fill of its chunk, with its space reserved; a verdict other
+ * than CACHE_BEGIN_FILL or a negative errno if not. */
 static int fill_register(struct cache *c, struct cache_fill *f)
 {
 	bool is_pressure, is_over = false;
-	struct hnode *n;
+	struct obj *o = NULL;
 	int err;
 
 	pthread_mutex_lock(&c->mu);
-	n = htab_find(&c->fills, f->hn.hash);
-	if (n)
-		err =
-		    is_same_key(&((struct cache_fill *)n)->meta.id, &f->meta.id) ? -EEXIST : -EBUSY;
-	else
+	err = c->health.is_degraded ? -EIO : 0;
+	if (!err && !(err = fill_obj_locked(c, f, &o)) && !(err = fill_verdict_locked(c, f, o))) {
+		/* pinned: the inline eviction may take o's last chunk */
+		o->nfills++;
 		err = reserve_locked(c, f, &is_over);
-	if (!err) {
-		htab_insert(&c->fills, &f->hn);
-		c->st.fills_started++;
-	} else if (!n) {
-		c->st.fills_refused++;
+		o->nfills--;
 	}
+	if (!err)
+		fill_link_locked(c, f, o);
+	else if (err < 0 && err != -EBUSY)
+		c->st.fills_refused++;
+	if (o)
+		obj_put_locked(c, o);
 	is_pressure = pressure_check_locked(c);
 	if (is_over && !c->is_pressure_signaled)
 		is_pressure = c->is_pressure_signaled = true;
@@ -132,14 +173,23 @@ static int fill_register(struct cache *c, struct cache_fill *f)
 	return err;
 }
 
-static bool is_fill_running(struct cache *c, const uint8_t hash[CACHE_HASH_LEN])
+/* Cheap early answer for a herd or a degraded store, before creating a file;
+ * fill_register decides. */
+static int fill_precheck(struct cache *c, struct cache_fill *f)
 {
-	bool yes;
+	struct obj *o;
+	int verdict = 0;
 
 	pthread_mutex_lock(&c->mu);
-	yes = htab_find(&c->fills, hash) != NULL;
+	o = (struct obj *)htab_find(&c->objs, f->obj_hash);
+	if (c->health.is_degraded)
+		verdict = -EIO;
+	else if (o && obj_is_key(o, &f->meta.id) && obj_is_version(o, &f->v))
+		verdict = fill_verdict_locked(c, f, o);
+	if (verdict == -EIO)
+		c->st.fills_refused++;
 	pthread_mutex_unlock(&c->mu);
-	return yes;
+	return verdict == -EBUSY ? 0 : verdict;
 }
 
 static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
@@ -176,10 +226,13 @@ static int fill_create(struct cache *c, struct cache_fill *f)
 	return pwrite_all(f->fd, f->hdr, f->header_len, 0);
 }
 
-static int fill_new(struct cache *c, const struct cache_meta *meta, struct cache_fill **out)
+static int fill_new(struct cache *c, const struct cache_meta *meta, uint32_t index,
+		    struct cache_fill **out)
 {
 	struct cache_fill *f = calloc(1, sizeof(*f));
+	struct cache_meta m = *meta;
 	struct entry_hdr h;
+	uint64_t seed[2];
 	int err;
 
 	if (!f)
@@ -189,37 +242,42 @@ static int fill_new(struct cache *c, const struct cache_meta *meta, struct cache
 	f->c = c;
 	f->fd = -1;
 	f->refs = 1;
-	f->size = meta->size;
+	f->index = index;
 	*out = f;
-	if ((err = entry_encode(meta, &f->hdr, &f->header_len)) ||
+	if ((err = version_resolve(c, meta, &f->v)))
+		return err;
+	if (index >= f->v.nchunks)
+		return -ERANGE;
+	m.chunk_size = f->v.chunk_size;
+	f->size = cache_chunk_len(f->v.size, f->v.chunk_size, index);
+	if ((err = entry_encode(&m, index, f->size, &f->hdr, &f->header_len)) ||
 	    (err = entry_decode(f->hdr, f->header_len, &h)) ||
 	    (err = entry_meta_dup(&h, &f->meta, &f->metabuf)))
 		return err;
+	f->meta.crc32 = 0;
+	f->v.etag = f->meta.etag;
 	if (f->size > UINT64_MAX - f->header_len)
 		return -EFBIG;
 	f->reserve = f->header_len + f->size;
-	key_hash(&meta->id, f->hn.hash);
+	version_hashes(&f->meta.id, &f->v, f->obj_hash, seed);
+	chunk_hash(seed, index, f->hn.hash);
 	return 0;
 }
 
-int cache_fill_begin(struct cache *c, const struct cache_meta *meta, struct cache_fill **out)
+int cache_chunk_begin(struct cache *c, const struct cache_meta *meta, uint32_t index,
+		      struct cache_fill **out)
 {
 	struct cache_fill *f = NULL;
 	int err = key_check(&meta->id);
 
 	*out = NULL;
-	if (err || (err = fill_new(c, meta, &f)))
-		goto err;
-	/* cheap early answer for a herd, before creating a file; fill_register decides */
-	if (is_fill_running(c, f->hn.hash)) {
-		err = -EEXIST;
-		goto err;
-	}
+	if (err || (err = fill_new(c, meta, index, &f)) || (err = fill_precheck(c, f)))
+		goto out;
 	if ((err = fill_create(c, f)) || (err = fill_register(c, f)))
-		goto err;
+		goto out;
 	*out = f;
-	return 0;
-err:
+	return CACHE_BEGIN_FILL;
+out:
 	if (f && f->fd >= 0)
 		unlinkat(c->tmpfd, f->tmpname, 0);
 	if (f)
@@ -258,7 +316,7 @@ int cache_fill_write(struct cache_fill *f, const void *buf, size_t len)
 	err = pwrite_all(f->fd, buf, len, f->header_len + f->written);
 	if (err)
 		return err;
-	f->crc = (uint32_t)crc32_z(f->crc, buf, len);
+	f->crc = crc_update(f->crc, buf, len);
 	fill_grow(f, len);
 	f->crc_upto = f->written;
 	return 0;
@@ -278,7 +336,7 @@ static int crc_readback(struct cache_fill *f, uint64_t from, uint64_t n, uint32_
 	char *buf = malloc(READBACK_BUF);
 	int err = 0;
 
-	*crc = (uint32_t)crc32_z(0, NULL, 0);
+	*crc = crc_update(0, NULL, 0);
 	if (!buf)
 		return -ENOMEM;
 	while (n) {
@@ -290,7 +348,7 @@ static int crc_readback(struct cache_fill *f, uint64_t from, uint64_t n, uint32_
 			err = r < 0 ? -errno : -EIO; /* the caller said these bytes were written */
 			break;
 		}
-		*crc = (uint32_t)crc32_z(*crc, (const unsigned char *)buf, (size_t)r);
+		*crc = crc_update(*crc, buf, (size_t)r);
 		off += (uint64_t)r;
 		n -= (uint64_t)r;
 	}
@@ -342,19 +400,77 @@ int cache_fill_advance_nocrc(struct cache_fill *f, uint64_t n)
 	return 0;
 }
 
+/* Takes f off its object (which may then go) and out of the table of fills. */
+void fill_detach_locked(struct cache *c, struct cache_fill *f)
+{
+	struct obj *o = f->obj;
+
+	if (!o)
+		return;
+	if (f->obj_prev)
+		f->obj_prev->obj_next = f->obj_next;
+	else
+		o->fills = f->obj_next;
+	if (f->obj_next)
+		f->obj_next->obj_prev = f->obj_prev;
+	o->nfills--;
+	htab_remove(&c->fills, &f->hn);
+	f->obj = NULL;
+}
+
+/* Every running fill goes stale: the store degraded. */
+void fill_detach_all_locked(struct cache *c)
+{
+	struct hnode *n;
+	size_t slot = 0;
+
+	while ((n = htab_next(&c->fills, &slot))) {
+		struct cache_fill *f = (struct cache_fill *)n;
+		struct obj *o = f->obj;
+
+		fill_detach_locked(c, f);
+		obj_put_locked(c, o);
+	}
+}
+
+/* Indexes ch, the chunk f just renamed into place (replacing a file of the same name). */
+static void fill_index_locked(struct cache *c, struct cache_fill *f, struct chunk *ch)
+{
+	struct chunk *old = (struct chunk *)htab_find(&c->chunks, f->hn.hash);
+
+	if (old) {
+		struct obj *oo = old->obj;
+
+		index_drop(c, old); /* its file was just replaced */
+		if (oo != f->obj)
+			obj_put_locked(c, oo);
+	}
+	memcpy(ch->hn.hash, f->hn.hash, CACHE_HASH_LEN);
+	ch->obj = f->obj;
+	ch->index = f->index;
+	ch->header_len = f->header_len;
+	ch->crc = f->crc;
+	ch->stamp = time(NULL);
+	index_add(c, ch);
+	lru_push_head(c, ch);
+	c->dirty[f->hn.hash[0] / 8] |= (uint8_t)(1u << (f->hn.hash[0] % 8));
+	c->st.fills_committed++;
+}
+
 /* Unregisters f and releases its reservation; when is_kept, renames its file into place
- * and indexes e (the entry built for it), replacing an older entry of the same hash.
- * Returns the final state; *err says why a complete fill was not kept. */
-static enum cache_fill_state fill_settle(struct cache *c, struct cache_fill *f, struct entry *e,
+ * and indexes ch (the chunk built for it). Returns the final state; *err says why a
+ * complete fill was not kept. */
+static enum cache_fill_state fill_settle(struct cache *c, struct cache_fill *f, struct chunk *ch,
 					 bool is_kept, int *err)
 {
 	enum cache_fill_state state = is_kept ? CACHE_FILL_COMMITTED : CACHE_FILL_ABORTED;
 	char name[CACHE_NAME_LEN];
-	struct hnode *old;
+	struct obj *o;
 
 	hash_name(f->hn.hash, name);
 	pthread_mutex_lock(&c->mu);
-	if (is_kept && f->is_stale) {
+	o = f->obj;
+	if (is_kept && (!o || c->health.is_degraded)) {
 		state = CACHE_FILL_DISCARDED;
 		*err = -ESTALE;
 	} else if (is_kept && renameat(c->tmpfd, f->tmpname, c->objfd, name)) {
@@ -363,17 +479,15 @@ static enum cache_fill_state fill_settle(struct cache *c, struct cache_fill *f, 
 		cache_log(c, "cache: tmp/%s: rename: %s", f->tmpname, strerror(errno));
 	}
 	if (state == CACHE_FILL_COMMITTED) {
-		old = htab_find(&c->entries, f->hn.hash);
-		if (old)
-			index_drop(c, (struct entry *)old); /* its file was just replaced */
-		index_add(c, e);
-		lru_push_head(c, e);
-		c->st.fills_committed++;
+		fill_index_locked(c, f, ch);
 	} else {
 		unlinkat(c->tmpfd, f->tmpname, 0);
 		c->st.fills_aborted++;
 	}
-	htab_remove(&c->fills, &f->hn);
+	fill_detach_locked(c, f);
+	if (o)
+		obj_put_locked(c, o);
+	c->nfills--;
 	c->reserved -= f->reserve;
 	pthread_mutex_unlock(&c->mu);
 	return state;
@@ -408,41 +522,21 @@ static int fill_seal(struct cache_fill *f, const uint32_t *expected_crc)
 
 int cache_fill_commit(struct cache_fill *f, const uint32_t *expected_crc)
 {
-	const struct cache_key *id = &f->meta.id;
 	enum cache_fill_state state;
-	struct entry *e = NULL;
+	struct chunk *ch = NULL;
 	int err = fill_seal(f, expected_crc);
 
 	if (!err) {
-		e = index_new(f->hn.hash, id->bucket, strlen(id->bucket), id->key, strlen(id->key),
-			      id->version, strlen(id->version));
-		err = e ? 0 : -ENOMEM;
+		ch = calloc(1, sizeof(*ch));
+		err = ch ? 0 : -ENOMEM;
 	}
 	if (err) {
-		free(e);
 		cache_fill_abort(f, err);
 		return err;
 	}
-	e->file_size = f->reserve;
-	e->stamp = time(NULL);
-	state = fill_settle(f->c, f, e, true, &err);
+	state = fill_settle(f->c, f, ch, true, &err);
 	if (state != CACHE_FILL_COMMITTED)
-		free(e);
+		free(ch);
 	fill_finish(f, state, 0);
 	return err;
-}
-
-/* A write made k stale: a fill running for it must not be committed. */
-void fill_mark_stale_locked(struct cache *c, const struct cache_key *k)
-{
-	uint8_t hash[CACHE_HASH_LEN];
-	struct cache_fill *f;
-
-	key_hash(k, hash);
-	f = (struct cache_fill *)htab_find(&c->fills, hash);
-	if (!f || !is_same_key(&f->meta.id, k))
-		return;
-	pthread_mutex_lock(&f->mu);
-	f->is_stale = true;
-	pthread_mutex_unlock(&f->mu);
 }

@@ -1,36 +1,21 @@
-/* Followers: readers attached to a running fill. They read its temp file by offset while
- * it grows (the fd stays valid after commit: the rename keeps the inode) and are woken by
- * the writer through a callback, never with a lock held.
+/* Followers: readers attached to a running chunk fill. They read its temp file by offset
+ * while it grows (the fd stays valid after commit: the rename keeps the inode) and are
+ * woken by the writer through a callback, never with a lock held.
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "cache-int.h"
 
-int cache_fill_follow(struct cache *c, const struct cache_key *k, cache_wake_fn wake, void *arg,
-		      struct cache_follower **out)
+/* Attaches fl to f, counted; -EUSERS past CACHE_FILL_MAX_FOLLOWERS. */
+int follow_attach_locked(struct cache *c, struct cache_fill *f, cache_wake_fn wake, void *arg,
+			 struct cache_follower *fl)
 {
-	uint8_t hash[CACHE_HASH_LEN];
-	struct cache_follower *fl = NULL;
-	struct cache_fill *f;
-	int err = key_check(k);
+	int err = -EUSERS;
 
-	*out = NULL;
-	if (err)
-		return err;
-	fl = calloc(1, sizeof(*fl));
-	if (!fl)
-		return -ENOMEM;
 	fl->wake = wake;
 	fl->arg = arg;
-	key_hash(k, hash);
-	pthread_mutex_lock(&c->mu);
-	f = (struct cache_fill *)htab_find(&c->fills, hash);
-	err = -ENOENT;
-	if (!f || !fill_is_key(f, k))
-		goto out;
 	pthread_mutex_lock(&f->mu);
-	err = -EUSERS;
 	if (f->nfollowers < CACHE_FILL_MAX_FOLLOWERS) {
 		f->followers[f->nfollowers++] = fl;
 		f->refs++;
@@ -42,7 +27,29 @@ int cache_fill_follow(struct cache *c, const struct cache_key *k, cache_wake_fn 
 		c->st.followers_refused++;
 	else
 		c->st.followers++;
-out:
+	return err;
+}
+
+int cache_chunk_follow(struct cache *c, const struct cache_meta *m, uint32_t index,
+		       cache_wake_fn wake, void *arg, struct cache_follower **out)
+{
+	struct cache_follower *fl;
+	struct cache_fill *f = NULL;
+	struct version v;
+	struct obj *o;
+	int err = key_check(&m->id);
+
+	*out = NULL;
+	if (err || (err = version_resolve(c, m, &v)))
+		return err;
+	fl = calloc(1, sizeof(*fl));
+	if (!fl)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->mu);
+	o = obj_find_locked(c, &m->id);
+	if (o && obj_is_version(o, &v) && index < o->nchunks)
+		f = obj_fill_locked(c, o, index);
+	err = f ? follow_attach_locked(c, f, wake, arg, fl) : -ENOENT;
 	pthread_mutex_unlock(&c->mu);
 	if (err)
 		free(fl);

@@ -1,8 +1,10 @@
-/* Names of cache files: a 128-bit FNV-1a hash of the length-prefixed (bucket, key,
- * version) tuple, in hex, fanned out as objects/ab/cdef... A path is never built from the
- * key itself. FNV is not collision-resistant; a collision only makes two keys share a
- * file name, and every header and index entry carries the full tuple, so it costs a miss,
- * never a wrong body.
+/* Hashes and names: a 128-bit FNV-1a hash of the length-prefixed (bucket, key, version)
+ * tuple keys the objects in memory; a chunk's file is named by the hash of its whole
+ * identity (tuple, ETag, object size, chunk size, index), in hex, fanned out as
+ * objects/ab/cdef... A path is never built from the key itself. FNV is not
+ * collision-resistant; a collision only makes two identities share a name, which the
+ * index refuses (-EBUSY) and recovery rejects (the header carries the full identity), so
+ * it costs a miss, never a wrong body.
  */
 #include <errno.h>
 #include <string.h>
@@ -30,13 +32,12 @@ int key_check(const struct cache_key *k)
 
 static unsigned __int128 fnv_bytes(unsigned __int128 h, const void *p, size_t len)
 {
-	/* FNV-128 prime: 2^88 + 2^8 + 0x3b */
-	const unsigned __int128 prime = ((unsigned __int128)1 << 88) + 0x13b;
+	/* times the FNV-128 prime 2^88 + 2^8 + 0x3b, as a shift and a small multiply */
 	const unsigned char *s = p;
 
 	for (size_t i = 0; i < len; i++) {
 		h ^= s[i];
-		h *= prime;
+		h = (h << 88) + h * 0x13b;
 	}
 	return h;
 }
@@ -51,18 +52,60 @@ static unsigned __int128 fnv_part(unsigned __int128 h, const char *s)
 	return fnv_bytes(h, s, len);
 }
 
-void key_hash(const struct cache_key *k, uint8_t hash[CACHE_HASH_LEN])
+static unsigned __int128 fnv_u64(unsigned __int128 h, uint64_t v)
+{
+	unsigned char b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+	return fnv_bytes(h, b, sizeof(b));
+}
+
+static unsigned __int128 fnv_tuple(const struct cache_key *k)
 {
 	unsigned __int128 h =
 	    ((unsigned __int128)0x6c62272e07bb0142ULL << 64) | 0x62b821756295c58dULL;
 
 	h = fnv_part(h, k->bucket);
 	h = fnv_part(h, k->key);
-	h = fnv_part(h, version_of(k));
+	return fnv_part(h, version_of(k));
+}
+
+static void hash_out(unsigned __int128 h, uint8_t hash[CACHE_HASH_LEN])
+{
 	for (int i = CACHE_HASH_LEN - 1; i >= 0; i--) {
 		hash[i] = (uint8_t)h;
 		h >>= 8;
 	}
+}
+
+void key_hash(const struct cache_key *k, uint8_t hash[CACHE_HASH_LEN])
+{
+	hash_out(fnv_tuple(k), hash);
+}
+
+/* The key's hash and the state after the version's part of a chunk identity, kept per
+ * object so that a chunk's name costs only its index. The tag keeps chunk names apart
+ * from key hashes. */
+void version_hashes(const struct cache_key *k, const struct version *v,
+		    uint8_t key[CACHE_HASH_LEN], uint64_t seed[2])
+{
+	unsigned __int128 h = fnv_tuple(k);
+
+	hash_out(h, key);
+	h = fnv_part(h, "chunk");
+	h = fnv_part(h, v->etag);
+	h = fnv_u64(h, v->size);
+	h = fnv_u64(h, v->chunk_size);
+	seed[0] = (uint64_t)(h >> 64);
+	seed[1] = (uint64_t)h;
+}
+
+void chunk_hash(const uint64_t seed[2], uint32_t index, uint8_t hash[CACHE_HASH_LEN])
+{
+	unsigned __int128 h = (unsigned __int128)seed[0] << 64 | seed[1];
+
+	hash_out(fnv_u64(h, index), hash);
 }
 
 /* "ab/cdef...": the first byte names one of 256 fan-out directories. */

@@ -1,6 +1,6 @@
-/* The in-memory index: a hash table from tuple hash to committed entry (and, reusing the
- * same table code, to running fill), plus the LRU list. Everything here runs under the
- * store's lock and does no I/O.
+/* The in-memory index: hash tables (key hash to object, name hash to committed chunk and
+ * to running fill), the per-object list of its chunks, and the LRU list of chunks.
+ * Everything here runs under the store's lock and does no I/O.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -44,13 +44,13 @@ struct hnode *htab_find(struct htab *t, const uint8_t hash[CACHE_HASH_LEN])
 	return NULL;
 }
 
-/* Doubles the table past a load of 1; on allocation failure it keeps the old size and
- * only gets slower, which is why insert cannot fail. */
-static void htab_grow(struct htab *t)
+/* Resizes the table to nbuckets (a power of two); on allocation failure it keeps the old
+ * size and only gets slower, which is why insert cannot fail. */
+static void htab_resize(struct htab *t, size_t nbuckets)
 {
 	struct htab bigger;
 
-	if (t->nbuckets >= HTAB_MAX_BUCKETS || htab_init(&bigger, t->nbuckets * 2))
+	if (nbuckets > HTAB_MAX_BUCKETS || htab_init(&bigger, nbuckets))
 		return;
 	for (size_t i = 0; i < t->nbuckets; i++) {
 		struct hnode *n = t->bucket[i], *next;
@@ -68,12 +68,24 @@ static void htab_grow(struct htab *t)
 	*t = bigger;
 }
 
+/* Grows the table once for count nodes, rather than doubling on the way (recovery). */
+void htab_reserve(struct htab *t, size_t count)
+{
+	size_t n = t->nbuckets;
+
+	while (n < count && n < HTAB_MAX_BUCKETS)
+		n *= 2;
+	if (n > t->nbuckets)
+		htab_resize(t, n);
+}
+
+/* Doubles the table past a load of 1. */
 void htab_insert(struct htab *t, struct hnode *n)
 {
 	size_t s;
 
-	if (t->count >= t->nbuckets)
-		htab_grow(t);
+	if (t->count >= t->nbuckets && t->nbuckets < HTAB_MAX_BUCKETS)
+		htab_resize(t, t->nbuckets * 2);
 	s = slot(t, n->hash);
 	n->next = t->bucket[s];
 	t->bucket[s] = n;
@@ -94,99 +106,104 @@ void htab_remove(struct htab *t, struct hnode *n)
 	}
 }
 
-struct entry *index_new(const uint8_t hash[CACHE_HASH_LEN], const char *bucket, size_t blen,
-			const char *key, size_t klen, const char *version, size_t vlen)
+/* The first node in a slot at or after *slot (updated), NULL past the end: for code that
+ * empties a table, removing each node it gets, in one sweep. */
+struct hnode *htab_next(const struct htab *t, size_t *slot)
 {
-	struct entry *e = calloc(1, sizeof(*e) + blen + klen + vlen + 3);
-
-	if (!e)
-		return NULL;
-	memcpy(e->hn.hash, hash, CACHE_HASH_LEN);
-	e->bucket_len = (uint16_t)blen;
-	e->key_len = (uint16_t)klen;
-	e->version_len = (uint16_t)vlen;
-	memcpy(e->tuple, bucket, blen);
-	memcpy(e->tuple + blen + 1, key, klen);
-	memcpy(e->tuple + blen + klen + 2, version, vlen);
-	return e;
+	for (; *slot < t->nbuckets; (*slot)++)
+		if (t->bucket[*slot])
+			return t->bucket[*slot];
+	return NULL;
 }
 
-static bool entry_is(const struct entry *e, const struct cache_key *k)
+uint64_t chunk_file_size(const struct chunk *ch)
 {
-	const char *v = k->version ? k->version : "";
-
-	return !strcmp(e->tuple, k->bucket) && !strcmp(e->tuple + e->bucket_len + 1, k->key) &&
-	       !strcmp(e->tuple + e->bucket_len + e->key_len + 2, v);
+	return ch->header_len + cache_chunk_len(ch->obj->size, ch->obj->chunk_size, ch->index);
 }
 
-/* The entry of exactly k, or NULL (also when another tuple holds k's hash). */
-struct entry *index_find(struct cache *c, const struct cache_key *k)
+/* A chunk leaving the LRU moves the scrubber's cursor on first (toward the head, the
+ * way it walks), so a pass neither stops nor skips. */
+static void lru_unlink(struct cache *c, struct chunk *ch)
 {
-	uint8_t hash[CACHE_HASH_LEN];
-	struct hnode *n;
-
-	key_hash(k, hash);
-	n = htab_find(&c->entries, hash);
-	if (!n || !entry_is((struct entry *)n, k))
-		return NULL;
-	return (struct entry *)n;
-}
-
-static void lru_unlink(struct cache *c, struct entry *e)
-{
-	if (e->lru_prev)
-		e->lru_prev->lru_next = e->lru_next;
+	if (c->scrub.cursor == ch)
+		c->scrub.cursor = ch->lru_prev;
+	if (ch->lru_prev)
+		ch->lru_prev->lru_next = ch->lru_next;
 	else
-		c->lru_head = e->lru_next;
-	if (e->lru_next)
-		e->lru_next->lru_prev = e->lru_prev;
+		c->lru_head = ch->lru_next;
+	if (ch->lru_next)
+		ch->lru_next->lru_prev = ch->lru_prev;
 	else
-		c->lru_tail = e->lru_prev;
-	e->lru_prev = e->lru_next = NULL;
+		c->lru_tail = ch->lru_prev;
+	ch->lru_prev = ch->lru_next = NULL;
 }
 
-void lru_push_head(struct cache *c, struct entry *e)
+/* A chunk committed while a scrub pass walks, after its cursor fell off the head, is
+ * still part of the pass. */
+void lru_push_head(struct cache *c, struct chunk *ch)
 {
-	e->lru_prev = NULL;
-	e->lru_next = c->lru_head;
+	if (c->scrub.is_walking && !c->scrub.cursor)
+		c->scrub.cursor = ch;
+	ch->lru_prev = NULL;
+	ch->lru_next = c->lru_head;
 	if (c->lru_head)
-		c->lru_head->lru_prev = e;
+		c->lru_head->lru_prev = ch;
 	else
-		c->lru_tail = e;
-	c->lru_head = e;
+		c->lru_tail = ch;
+	c->lru_head = ch;
 }
 
-void lru_touch(struct cache *c, struct entry *e)
+void lru_touch(struct cache *c, struct chunk *ch)
 {
-	lru_unlink(c, e);
-	lru_push_head(c, e);
+	if (c->lru_head == ch)
+		return;
+	lru_unlink(c, ch);
+	lru_push_head(c, ch);
 }
 
-/* Recovery adds entries most recent first, so they go at the tail. */
-void lru_append(struct cache *c, struct entry *e)
+/* Recovery adds chunks most recent first, so they go at the tail. */
+void lru_append(struct cache *c, struct chunk *ch)
 {
-	e->lru_next = NULL;
-	e->lru_prev = c->lru_tail;
+	ch->lru_next = NULL;
+	ch->lru_prev = c->lru_tail;
 	if (c->lru_tail)
-		c->lru_tail->lru_next = e;
+		c->lru_tail->lru_next = ch;
 	else
-		c->lru_head = e;
-	c->lru_tail = e;
+		c->lru_head = ch;
+	c->lru_tail = ch;
 }
 
-/* Indexes e (not in the LRU yet) and counts its bytes. */
-void index_add(struct cache *c, struct entry *e)
+/* Indexes ch (ch->obj set, not in the LRU yet) and counts its bytes. */
+void index_add(struct cache *c, struct chunk *ch)
 {
-	e->id = ++c->next_id;
-	htab_insert(&c->entries, &e->hn);
-	c->used += e->file_size;
+	struct obj *o = ch->obj;
+
+	ch->id = ++c->next_id;
+	htab_insert(&c->chunks, &ch->hn);
+	ch->obj_prev = NULL;
+	ch->obj_next = o->chunks;
+	if (o->chunks)
+		o->chunks->obj_prev = ch;
+	o->chunks = ch;
+	o->ncommitted++;
+	c->used += chunk_file_size(ch);
 }
 
-/* Unindexes and frees e; the caller has dealt with its file. */
-void index_drop(struct cache *c, struct entry *e)
+/* Unindexes and frees ch; the caller has dealt with its file, and with its object
+ * (obj_put_locked) once it may be empty. */
+void index_drop(struct cache *c, struct chunk *ch)
 {
-	htab_remove(&c->entries, &e->hn);
-	lru_unlink(c, e);
-	c->used -= e->file_size;
-	free(e);
+	struct obj *o = ch->obj;
+
+	htab_remove(&c->chunks, &ch->hn);
+	lru_unlink(c, ch);
+	if (ch->obj_prev)
+		ch->obj_prev->obj_next = ch->obj_next;
+	else
+		o->chunks = ch->obj_next;
+	if (ch->obj_next)
+		ch->obj_next->obj_prev = ch->obj_prev;
+	o->ncommitted--;
+	c->used -= chunk_file_size(ch);
+	free(ch);
 }

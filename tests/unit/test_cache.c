@@ -1,5 +1,6 @@
-/* Unit tests of cache/: fills, commits, lookups, followers, invalidation, eviction and
- * recovery, on real files in a fresh mkdtemp directory per test.
+/* Unit tests of cache/ through its whole-object API (compat.c): fills, commits, lookups,
+ * followers, invalidation, eviction and recovery, on real files in a fresh mkdtemp
+ * directory per test. The chunk API has its own tests in test_chunks.c.
  */
 #include <CUnit/Basic.h>
 #include <dirent.h>
@@ -851,6 +852,76 @@ static void test_follow_thread(void)
 	CU_ASSERT(has("stream"));
 }
 
+/* The whole-object API and the chunk API see the same file for an object no larger than
+ * a chunk: what one stores, the other reads. */
+static void test_compat_is_one_chunk(void)
+{
+	struct cache_meta m = {.id = {"b", "small", ""}, .size = 5000, .etag = "\"e\""};
+	struct cache_key k = {"b", "small", ""};
+	struct cache_chunk *ch;
+	struct cache_obj *o;
+	struct cache_object *ob;
+
+	CU_ASSERT_EQUAL_FATAL(put("b", "small", "", 5000, 21), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_open(cache, &m, 0, &ch), 0); /* chunk_size 0: 16 MiB */
+	CU_ASSERT_EQUAL(ch->len, 5000);
+	CU_ASSERT(fd_has_body(ch->fd, ch->body_offset, 5000, 21));
+	CU_ASSERT_EQUAL(cache_chunk_verify(ch), 0);
+	cache_chunk_close(ch);
+	CU_ASSERT_EQUAL_FATAL(cache_object_lookup(cache, &k, &ob), 0);
+	CU_ASSERT(ob->nchunks == 1 && ob->meta.chunk_size == 16 << 20 && ob->meta.size == 5000);
+	cache_object_release(ob);
+	/* bigger than a chunk: one chunk of the object's size */
+	CU_ASSERT_EQUAL_FATAL(put("b", "big", "", (16 << 20) + 1, 22), 0);
+	k.key = "big";
+	CU_ASSERT_EQUAL_FATAL(cache_lookup(cache, &k, &o), 0);
+	CU_ASSERT_EQUAL(o->meta.chunk_size, (16 << 20) + 1);
+	CU_ASSERT(fd_has_body(o->fd, o->body_offset, (16 << 20) + 1, 22));
+	cache_obj_close(o);
+}
+
+/* A version cut into several chunks is not a whole object to the old API. */
+static void test_compat_ignores_chunked(void)
+{
+	struct cache_meta m = {.id = {"b", "cut", ""}, .size = 3 << 20, .chunk_size = 1 << 20,
+			       .etag = "\"e\""};
+	struct cache_follower *fl;
+	struct cache_fill *f;
+	struct cache_obj *o;
+
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_begin(cache, &m, 1, &f), CACHE_BEGIN_FILL);
+	CU_ASSERT_EQUAL(cache_fill_follow(cache, &m.id, NULL, NULL, &fl), -ENOENT);
+	CU_ASSERT_EQUAL(cache_lookup(cache, &m.id, &o), -ENOENT);
+	cache_fill_abort(f, 0);
+}
+
+/* The same version committed: a whole-object fill replaces it; a fill of it running:
+ * -EEXIST; another ETag: its fill starts and the running one goes stale. */
+static void test_compat_begin(void)
+{
+	struct cache_meta m = {.id = {"b", "k", ""}, .size = 10, .etag = "\"e1\""}, m2 = m;
+	struct cache_fill *f, *f2;
+	struct cache_obj *o;
+
+	m2.etag = "\"e2\"";
+	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
+	CU_ASSERT_EQUAL(cache_fill_begin(cache, &m, &f2), -EEXIST);
+	CU_ASSERT_EQUAL(cache_fill_write(f, "0123456789", 10), 0);
+	CU_ASSERT_EQUAL(cache_fill_commit(f, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
+	CU_ASSERT_EQUAL(cache_lookup(cache, &m.id, &o), -ENOENT);
+	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m2, &f2), 0);
+	CU_ASSERT_EQUAL(cache_fill_write(f, "0123456789", 10), 0);
+	CU_ASSERT_EQUAL(cache_fill_commit(f, NULL), -ESTALE);
+	CU_ASSERT_EQUAL(cache_fill_write(f2, "abcdefghij", 10), 0);
+	CU_ASSERT_EQUAL(cache_fill_commit(f2, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_lookup(cache, &m.id, &o), 0);
+	CU_ASSERT_STRING_EQUAL(o->meta.etag, "\"e2\"");
+	cache_obj_close(o);
+	CU_ASSERT_EQUAL(count_objects(), 1);
+	CU_ASSERT_EQUAL(count_files("tmp"), 0);
+}
+
 int main(void)
 {
 	static const struct {
@@ -874,6 +945,9 @@ int main(void)
 	    {"concurrent fills of distinct keys", test_concurrent_fills},
 	    {"follower woken from the writer's thread", test_follow_thread},
 	    {"followers woken once per CACHE_WAKE_BYTES", test_wake_batching},
+	    {"an object is one chunk the chunk API reads", test_compat_is_one_chunk},
+	    {"a version cut into chunks is not a whole object", test_compat_ignores_chunked},
+	    {"begin: replace, -EEXIST, another ETag supersedes", test_compat_begin},
 	};
 	bool is_ok = true;
 	unsigned failed;
