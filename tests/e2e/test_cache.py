@@ -162,6 +162,7 @@ def test_second_get_is_a_304_hit(origin, make_lotad, bucket, big):
     assert h["x-lota-cache"] == "hit"
     assert h["content-length"] == str(BIG)
     assert gets(origin, bucket, "shared/big64", mark) == [(304, 0)]
+    wait_metric(d, "cache_fills_committed", 1)  # the commit thread runs after the client
     m = d.metrics()
     assert m["cache_hits"] == 1 and m["cache_misses"] == 1
     assert m["cache_fills_committed"] == 1

@@ -171,7 +171,14 @@ def test_each_object_once_per_cluster(cl):
             kind = ("fill" if i == 0 else "hit") + ("" if owners[k] == n else " via owner")
             rate.setdefault(kind, []).append(sizes[k] / (time.monotonic() - t) / 1e6)
     elapsed = time.monotonic() - t0
-    after = {n: cl.nodes[n].metrics() for n in NODES}
+    # Commits run on each owner's commit thread after its clients have their bytes.
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        after = {n: cl.nodes[n].metrics() for n in NODES}
+        if all(after[n]["cache_fills_committed"] - before[n].get("cache_fills_committed", 0)
+               >= owned[n] for n in NODES):
+            break
+        time.sleep(0.1)
 
     for k in keys:
         gets = origin_gets(cl, k, mark)
