@@ -183,6 +183,33 @@ class Origin:
                 pass
         return out
 
+    def restart_radosgw(self, timeout=60):
+        """Starts radosgw again, as origin.sh starts it (same config, port and user), after
+        a test killed it: the mon and the OSD kept running, so the objects are still there."""
+        conf = os.path.join(self.dir, "ceph.conf")
+        cmd = ["radosgw", "-n", "client.rgw", "-c", conf, "-f"]  # in a session of its own
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns, *cmd]
+        with open(os.path.join(self.dir, "log", "radosgw.out"), "ab") as out:
+            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                 start_new_session=True)
+        with open(os.path.join(self.dir, "run", "radosgw.pid"), "w") as f:
+            f.write(str(p.pid))
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if p.poll() is not None:
+                raise OriginError(f"radosgw exited {p.returncode} on restart:\n"
+                                  f"{self.log_tail()}")
+            try:
+                with socket.create_connection((self.bind, self.port), timeout=1) as s:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    if b"x-amz-request-id" in s.recv(4096).lower():
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise OriginError(f"radosgw not answering {timeout}s after a restart")
+
     def rss_kib(self):
         """{"mon": KiB, ...}: resident memory of each daemon."""
         out = {}
