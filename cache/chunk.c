@@ -136,6 +136,23 @@ static int open_locked(struct cache *c, const struct cache_key *k, const struct 
 	return err;
 }
 
+/* A verified chunk is not read again before it is sent: a file cut or grown since (by
+ * hand, a failing disk) is caught by its length, one fstat per open, and dropped. */
+static bool is_file_whole(struct cache *c, const struct chunk_handle *h, int fd)
+{
+	struct stat st;
+	char why[96];
+
+	if (fstat(fd, &st) != 0)
+		return true; /* says nothing of the file: the read will tell */
+	if ((uint64_t)st.st_size == h->header_len + h->pub.len)
+		return true;
+	snprintf(why, sizeof(why), "file is %lld bytes, %llu expected", (long long)st.st_size,
+		 (unsigned long long)(h->header_len + h->pub.len));
+	chunk_drop_corrupt(c, h->hash, h->id, why);
+	return false;
+}
+
 /* Opens chunk index of k's version v (NULL: whatever version k holds). */
 int chunk_open(struct cache *c, const struct cache_key *k, const struct version *v, uint32_t index,
 	       struct chunk_handle **out)
@@ -150,6 +167,10 @@ int chunk_open(struct cache *c, const struct cache_key *k, const struct version 
 	fd = open_locked(c, k, v, index, h, &is_stamp_due);
 	if (!fd)
 		fd = chunk_open_fd(c, h->hash, h->id, 0);
+	if (fd >= 0 && !is_file_whole(c, h, fd)) {
+		close(fd);
+		fd = -ENOENT;
+	}
 	if (fd < 0) {
 		free(h);
 		return fd;
