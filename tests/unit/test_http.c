@@ -127,6 +127,21 @@ static void test_header_names(void)
 	expect_req("PUT /b/k HTTP/1.1\r\nHost: h\r\nx_amz_meta_a: 1\r\n\r\n", 0);
 }
 
+static void test_dates(void)
+{
+	time_t t = 0;
+
+	CU_ASSERT_EQUAL(http_parse_date("Sun, 06 Nov 1994 08:49:37 GMT", 29, &t), 0);
+	CU_ASSERT_EQUAL(t, 784111777);
+	CU_ASSERT_EQUAL(http_parse_date("Sunday, 06-Nov-94 08:49:37 GMT", 30, &t), 0);
+	CU_ASSERT_EQUAL(t, 784111777);
+	CU_ASSERT_EQUAL(http_parse_date("Sun Nov  6 08:49:37 1994", 24, &t), 0);
+	CU_ASSERT_EQUAL(t, 784111777);
+	CU_ASSERT_EQUAL(http_parse_date("Sun, 06 Nov 1994 08:49:37 GMT junk", 34, &t), -EINVAL);
+	CU_ASSERT_EQUAL(http_parse_date("yesterday", 9, &t), -EINVAL);
+	CU_ASSERT_EQUAL(http_parse_date("", 0, &t), -EINVAL);
+}
+
 /* A response may carry far more fields than a request usually does (x-amz-meta-*). */
 static void test_many_response_fields(void)
 {
@@ -452,6 +467,7 @@ int main(void)
 	    {"bounds 431/414", test_bounds},
 	    {"header names", test_header_names},
 	    {"many response fields", test_many_response_fields},
+	    {"dates", test_dates},
 	    {"host rules", test_host_rules},
 	    {"request framing", test_request_framing},
 	    {"keep-alive", test_keep_alive},

@@ -566,6 +566,30 @@ int http_chunked_scan(struct http_chunked *c, const char *buf, size_t len, size_
 	return c->state == CH_DONE;
 }
 
+int http_parse_date(const char *p, size_t n, time_t *out)
+{
+	static const char *const forms[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+					    "%a %b %e %H:%M:%S %Y"};
+	char buf[64];
+
+	if (n == 0 || n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		struct tm tm;
+		const char *end;
+
+		memset(&tm, 0, sizeof(tm));
+		end = strptime(buf, forms[i], &tm);
+		if (end && *end == '\0') {
+			*out = timegm(&tm);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 const char *http_reason(int status)
 {
 	switch (status) {

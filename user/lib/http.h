@@ -3,6 +3,8 @@
 #ifndef LOTA_HTTP_H
 #define LOTA_HTTP_H
 
+#include <time.h>
+
 #include "http-t.h"
 
 /* Errors: -EAGAIN (incomplete), -EBADMSG (400: malformed or ambiguous framing),
@@ -35,5 +37,9 @@ void http_chunked_init(struct http_chunked *c);
 int http_chunked_scan(struct http_chunked *c, const char *buf, size_t len, size_t *used);
 
 const char *http_reason(int status);
+
+/* An HTTP date (IMF-fixdate, RFC 850 or asctime form, RFC 9110 5.6.7) as seconds since
+ * the epoch: 0, or -EINVAL if it is none of them. */
+int http_parse_date(const char *p, size_t n, time_t *out);
 
 #endif
