@@ -35,6 +35,8 @@ static const struct key keys[] = {
 	{"log-level", K_STR, S(log_level), "info", "error, warn, info or debug"},
 	{"capacity", K_SIZE, S(capacity), "0", "cache capacity (0: 1T clamped to 90% of the filesystem)"},
 	{"min-object-size", K_SIZE, S(min_object_size), "4M", "objects smaller than this are not cached"},
+	{"chunk-size", K_SIZE, S(chunk_size), "16M", "the cache unit: objects are cached in chunks of this (1M or more, a multiple of 4K)"},
+	{"fill-parallelism", K_UINT, S(fill_parallelism), "4", "chunk fills of one object at a time (read-ahead for a reader moving forward)"},
 	{"service-credentials", K_STR, S(service_credentials), "", "AWS shared-credentials file for lotad's own fills"},
 	{"region", K_STR, S(region), "us-east-1", "signing region for lotad's own requests"},
 	{"consistency", K_STR, S(consistency), "strong", "strong: every read's ETag is confirmed by the origin"},

@@ -22,6 +22,8 @@ struct config {
 	char log_level[CONFIG_STR_MAX];
 	uint64_t capacity;
 	uint64_t min_object_size;
+	uint64_t chunk_size;
+	uint64_t fill_parallelism;
 	char service_credentials[CONFIG_STR_MAX];
 	char region[CONFIG_STR_MAX];
 	char consistency[CONFIG_STR_MAX];

@@ -35,6 +35,15 @@
 	X(cache_fills_committed, counter, "cache fills committed")                                \
 	X(cache_fills_aborted, counter, "cache fills abandoned")                                  \
 	X(cache_coalesced, counter, "readers that followed another request's fill")               \
+	X(cache_chunk_hits, counter, "chunks served from the cache, committed")                   \
+	X(cache_chunk_misses, counter, "chunks a read needed that were not committed")            \
+	X(cache_chunk_fills, counter, "chunk fills started (lotad's ranged GETs and streams)")    \
+	X(cache_chunk_follows, counter, "chunks a read followed while their fill ran")            \
+	X(cache_chunk_resumes, counter, "reads resumed from the origin after a fill failed")      \
+	X(cache_fill_retries, counter, "lotad's own fill requests sent again after 5xx or a fault") \
+	X(bytes_from_origin_relay, counter, "origin body bytes relayed to clients (not cached)")  \
+	X(bytes_from_origin_fill, counter, "origin body bytes read into chunks for reads")        \
+	X(bytes_from_origin_prestage, counter, "origin body bytes read into chunks for pre-staging") \
 	X(cache_invalidations, counter, "entries dropped after a write or a confirmed 404")       \
 	X(cache_stale_metadata, counter, "reads fetched again: the object's headers changed at the origin") \
 	X(cache_evictions, counter, "entries evicted by LRU")                                     \

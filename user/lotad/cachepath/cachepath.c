@@ -9,8 +9,15 @@
 
 #include <event2/event.h>
 
-#include "cachepath/cachepath-int.h"
+#include "cachepath/cachepath.h"
+#include "cachepath/cachepath-t.h"
+#include "cachepath/objread.h"
+#include "cachepath/prestage.h"
+#include "cachepath/invalidate.h"
+#include "cachepath/upkeep.h"
 #include "cachepath/committer.h"
+#include "cachepath/fills.h"
+#include "cachepath/svccreds.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
@@ -24,8 +31,8 @@ static void cache_log(void *arg, const char *msg)
 
 static int open_store(struct cachepath *cp)
 {
-	struct cache_opts o = {.capacity = cp->d->cfg.capacity, .log = cache_log,
-			       .on_pressure = upkeep_pressure, .pressure_arg = cp};
+	struct cache_opts o = {.capacity = cp->d->cfg.capacity, .chunk_size = cp->d->cfg.chunk_size,
+			       .log = cache_log, .on_pressure = upkeep_pressure, .pressure_arg = cp};
 	int r;
 
 	if (!cp->d->cfg.cache_dir[0]) {
@@ -49,18 +56,20 @@ static int open_store(struct cachepath *cp)
 /* Without service credentials the cache still serves and fills full-object GETs. */
 static void load_service_credentials(struct cachepath *cp)
 {
+	struct config *cfg = &cp->d->cfg;
 	char err[512];
 
-	if (!cp->d->cfg.service_credentials[0]) {
+	if (!cfg->service_credentials[0]) {
 		log_warn("no service-credentials: ranged reads and pre-staging are not cached, "
 			 "only full-object GETs");
 		return;
 	}
-	if (bgfill_pool_new(cp->d, cp->cache, &cp->bgfill, err, sizeof(err)) < 0) {
+	if (svccreds_new(cfg->service_credentials, cfg->region, &cp->svc, err, sizeof(err)) < 0) {
 		log_error("service-credentials: %s; ranged reads and pre-staging are not cached", err);
-		cp->bgfill = NULL;
+		cp->svc = NULL;
 	}
 }
+
 
 int cachepath_new(struct lotad *d, struct cachepath **out, char *err, size_t errlen)
 {
@@ -111,7 +120,9 @@ void cachepath_free(struct cachepath *cp)
 		event_free(cp->tick_ev);
 	if (cp->evict_ev)
 		event_free(cp->evict_ev);
-	bgfill_pool_free(cp->bgfill);
+	for (int i = 0; i < CACHEPATH_WORKERS_MAX; i++)
+		fills_free(cp->fills[i]);
+	svccreds_free(cp->svc);
 	committer_free(cp->committer); /* commits what is queued */
 	herd_free(cp->herd);
 	if (cp->cache)

@@ -9,12 +9,15 @@
 #include <event2/buffer.h>
 
 #include "cache.h"
-#include "cachepath/cachepath-int.h"
+#include "cachepath/assemble.h"
+#include "cachepath/cachepath-t.h"
+#include "cachepath/hit.h"
 #include "exchange/resphead.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
+#include "chunkmap.h"
 #include "range.h"
 
 #define REQUEST_ID_MAX 64
@@ -33,7 +36,7 @@ static void request_id(const struct http_msg *m, char *buf, size_t cap)
 /* rg: the range the body covers, when the answer carries a Content-Range (a 206, or a
  * 200 to a Range header radosgw ignored: it still names the whole object). */
 static void write_head(struct exchange *x, const struct cache_meta *meta, int status,
-		       const struct range *rg, const char *reqid, bool is_complete)
+		       const struct range *rg, const char *reqid, const char *label)
 {
 	struct evbuffer *out = exchange_client_out(x);
 	char cr[RANGE_CONTENT_RANGE_MAX];
@@ -49,7 +52,7 @@ static void write_head(struct exchange *x, const struct cache_meta *meta, int st
 	if (rg && range_format(rg, meta->size, cr, sizeof(cr)) == 0)
 		evbuffer_add_printf(out, "Content-Range: %s\r\n", cr);
 	evbuffer_add(out, meta->extra, meta->extra_len);
-	evbuffer_add_printf(out, "x-lota-cache: %s\r\n", is_complete ? "hit" : "follow");
+	evbuffer_add_printf(out, "x-lota-cache: %s\r\n", label);
 	resphead_end(out, rg ? rg->last - rg->first + 1 : meta->size, !x->req.keep_alive);
 }
 
@@ -79,65 +82,87 @@ static const struct http_header *last_range(const struct http_msg *m)
 	return h;
 }
 
-static bool fill_is_complete(struct cache_follower *fl)
+/* A chunk being filled whose every byte is written already (its commit may be queued). */
+static bool is_fill_complete(struct cachepath *cp, const struct cache_meta *m, uint64_t i)
 {
+	struct cache_follower *fl;
 	struct cache_fill_status st;
 
+	if (cache_chunk_follow(cp->cache, m, (uint32_t)i, NULL, NULL, &fl) < 0)
+		return false;
 	cache_follower_status(fl, &st);
+	cache_follower_close(fl);
 	return st.state != CACHE_FILL_ABORTED && st.written == st.size;
 }
 
-/* How far a followed fill's file is readable now. */
-static int follow_extent(void *arg, uint64_t *readable)
+/* Is every chunk of [first, last] here (a plain hit), or is some still to come? */
+static bool is_all_here(struct cachepath *cp, const struct cache_meta *m, uint64_t first,
+			uint64_t last)
 {
-	struct objread *o = arg;
-	struct cache_fill_status st;
+	uint64_t from, to;
+	enum cache_chunk_state st;
 
-	cache_follower_status(o->fl, &st);
-	if (st.state == CACHE_FILL_ABORTED && o->body_offset + st.written < o->end)
-		return st.error ? st.error : -EIO;
-	*readable = o->body_offset + st.written;
-	return 0;
+	chunkmap_span(m->size, m->chunk_size, first, last, &from, &to);
+	for (uint64_t i = from; i <= to; i++) {
+		if (cache_chunk_states(cp->cache, m, (uint32_t)i, 1, &st) < 0 ||
+		    st == CACHE_CHUNK_ABSENT)
+			return false;
+		if (st == CACHE_CHUNK_FILLING && !is_fill_complete(cp, m, i))
+			return false;
+	}
+	return true;
 }
 
-enum route_verdict hit_serve(struct exchange *x, struct objread *o, const struct http_msg *m304)
+enum route_verdict hit_serve(struct exchange *x, struct cachepath *cp, const struct cache_meta *m,
+			     const struct http_msg *m304, bool is_held)
 {
-	const struct cache_meta *meta = o->obj ? &o->obj->meta : cache_follower_meta(o->fl);
+	const char *label;
 	const struct http_header *rh = last_range(&x->req);
-	struct range rg = {0, meta->size ? meta->size - 1 : 0};
+	struct range rg = {0, m->size ? m->size - 1 : 0};
 	enum range_result rr = RANGE_WHOLE;
 	char reqid[REQUEST_ID_MAX];
-	bool is_complete;
-	int fd, r;
 
-	if (o->obj) {
-		fd = o->obj->fd;
-		o->body_offset = o->obj->body_offset;
-	} else {
-		fd = cache_follower_fd(o->fl, &o->body_offset);
-	}
-	/* A fill with every byte written (its commit may still be queued) is a plain hit. */
-	is_complete = o->obj || fill_is_complete(o->fl);
 	request_id(m304, reqid, sizeof(reqid));
 	if (rh)
-		rr = range_parse(rh->value.p, rh->value.n, meta->size, &rg);
+		rr = range_parse(rh->value.p, rh->value.n, m->size, &rg);
 	if (rr == RANGE_UNSATISFIABLE)
-		return serve_416(x, reqid, is_complete);
-	o->end = meta->size ? o->body_offset + rg.last + 1 : o->body_offset;
-	r = fd < 0 ? -EIO
-		   : exchange_serve_file(x, fd, o->body_offset + rg.first, o->end,
-					 is_complete ? NULL : follow_extent, o);
-	if (r < 0) {
+		return serve_416(x, reqid, true);
+	if (!assemble_can_serve(cp, m, rg.first, rg.last)) {
+		/* Chunks lotad cannot fetch itself (no service credentials): the client's
+		 * request again, as it came; its 200 fills them. */
+		exchange_set_extra(x, NULL);
+		return RT_REDO;
+	}
+	label = !is_held ? "miss" : is_all_here(cp, m, rg.first, rg.last) ? "hit" : "follow";
+	if (m->size == 0 || assemble_start(x, cp, m, rg.first, rg.last, NULL) < 0) {
 		/* The 304 answers our If-None-Match, not the client's: if our copy cannot be
 		 * served, the client must not see it either. */
-		log_warn("cache: %s/%s: cannot serve the cached copy: %s", x->s3.bucket, x->s3.key,
-			 strerror(-r));
+		log_warn("cache: %s/%s: cannot serve the cached copy", x->s3.bucket, x->s3.key);
 		exchange_fail(x, 503, "SlowDown", "the cached copy cannot be read now; retry");
 		return RT_FAIL;
 	}
 	x->status = rr == RANGE_PARTIAL ? 206 : 200;
-	exchange_label(x, is_complete ? "hit" : "follow");
-	metric_add(is_complete ? M_cache_hits : M_cache_coalesced, 1);
-	write_head(x, meta, x->status, rh ? &rg : NULL, reqid, is_complete);
+	exchange_label(x, label);
+	metric_add(!is_held ? M_cache_misses : strcmp(label, "hit") == 0 ? M_cache_hits : M_cache_coalesced, 1);
+	write_head(x, m, x->status, rh ? &rg : NULL, reqid, label);
 	return RT_SERVE;
+}
+
+/* The client's own condition holds: 304, with what the origin's 304 would carry. */
+enum route_verdict hit_not_modified(struct exchange *x, const struct cache_meta *m,
+				    const struct http_msg *m304)
+{
+	struct evbuffer *out = exchange_client_out(x);
+	char reqid[REQUEST_ID_MAX];
+
+	request_id(m304, reqid, sizeof(reqid));
+	resphead_start(out, 304);
+	if (reqid[0])
+		evbuffer_add_printf(out, "x-amz-request-id: %s\r\n", reqid);
+	evbuffer_add_printf(out, "x-lota-cache: hit\r\n%s\r\n",
+			    x->req.keep_alive ? "" : "Connection: close\r\n");
+	x->status = 304;
+	x->resp_head_sent = true;
+	exchange_label(x, "hit");
+	return RT_REPLIED;
 }

@@ -8,7 +8,10 @@
 #include <event2/buffer.h>
 
 #include "cache.h"
-#include "cachepath/cachepath-int.h"
+#include "cachepath/cachepath-t.h"
+#include "cachepath/invalidate.h"
+#include "cachepath/request.h"
+#include "cachepath/upkeep.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"

@@ -83,8 +83,39 @@ int objmeta_from_response(struct objmeta *om, const struct cache_key *k, uint64_
 	return extra_headers(m, om->extra, OBJMETA_EXTRA_MAX, &om->meta.extra_len);
 }
 
+static char *dup_or_empty(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+int objmeta_copy(struct objmeta *om, const struct cache_meta *src)
+{
+	memset(om, 0, sizeof(*om));
+	om->meta = *src;
+	om->bucket = dup_or_empty(src->id.bucket);
+	om->key = dup_or_empty(src->id.key);
+	om->version = dup_or_empty(src->id.version);
+	om->etag = dup_or_empty(src->etag);
+	om->last_modified = dup_or_empty(src->last_modified);
+	om->content_type = dup_or_empty(src->content_type);
+	om->extra = malloc(src->extra_len + 1);
+	if (!om->bucket || !om->key || !om->version || !om->etag || !om->last_modified ||
+	    !om->content_type || !om->extra)
+		return -ENOMEM;
+	memcpy(om->extra, src->extra, src->extra_len);
+	om->meta.id = (struct cache_key){om->bucket, om->key, om->version};
+	om->meta.etag = om->etag;
+	om->meta.last_modified = om->last_modified;
+	om->meta.content_type = om->content_type;
+	om->meta.extra = om->extra;
+	return 0;
+}
+
 void objmeta_free(struct objmeta *om)
 {
+	free(om->bucket);
+	free(om->key);
+	free(om->version);
 	free(om->etag);
 	free(om->last_modified);
 	free(om->content_type);

@@ -13,6 +13,7 @@
 struct objmeta {
 	struct cache_meta meta;
 	char *etag, *last_modified, *content_type, *extra;
+	char *bucket, *key, *version; /* objmeta_copy only: the identity, owned */
 };
 
 /* size: the whole object's size. -E2BIG if the replayed headers are too big, -ENODATA
@@ -21,6 +22,9 @@ struct objmeta {
  * next reader has the key), -ENOMEM. Free with objmeta_free() in every case. */
 int objmeta_from_response(struct objmeta *om, const struct cache_key *k, uint64_t size,
 			  const struct http_msg *m);
+/* A deep copy of src (identity and every string), for a fill that outlives the request
+ * that learned it. -ENOMEM. Free with objmeta_free() in every case. */
+int objmeta_copy(struct objmeta *om, const struct cache_meta *src);
 void objmeta_free(struct objmeta *om);
 
 #endif

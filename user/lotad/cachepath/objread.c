@@ -1,20 +1,29 @@
 /* The read route, as DESIGN says: every read is authorized by the origin with the
- * client's own request; when we hold the object (committed, or being filled) we add
- * If-None-Match with its ETag, and a 304 lets us serve our bytes (hit.c). A 200 is
- * relayed and teed into a new entry; cold readers of one key wait for the first one's
- * answer (the herd) and then follow its fill. */
+ * client's own request. When the store holds a version of the key we add
+ * If-None-Match: <its ETag> (and If-Unmodified-Since: <its Last-Modified>, so that changed
+ * headers show as 412), and a 304 lets us serve the client's range from chunks (hit.c,
+ * assemble.c). The client's own conditions are combined with ours, so that the origin's
+ * one answer tells both. A 200 is adopted into chunks at the origin's pace (fills.c) and
+ * served from them; on first contact a ranged read first learns the version with lotad's
+ * own HEAD. Cold readers of one key wait for the first one (the herd). */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "cachepath/cachepath-int.h"
-#include "cachepath/committer.h"
+#include "cachepath/assemble.h"
+#include "cachepath/cachepath-t.h"
+#include "cachepath/objread.h"
+#include "cachepath/request.h"
+#include "cachepath/hit.h"
+#include "cachepath/upkeep.h"
+#include "cachepath/fills.h"
 #include "cachepath/objmeta.h"
+#include "chunkmap.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
@@ -26,29 +35,21 @@ static struct objread *priv(struct exchange *x)
 	return x->rt_priv;
 }
 
-/* The conditions a validation adds to the client's request. If-None-Match confirms the
- * bytes; If-Unmodified-Since with the stored Last-Modified makes the origin answer 412
- * instead of 304 once the object's metadata changed while its ETag did not (a copy in
- * place with new metadata, new tags): the origin checks it before If-None-Match, and a
- * 304 then also means the stored headers are still the origin's. */
-static void set_conditions(struct exchange *x, struct objread *o, const struct cache_meta *meta)
+/* The version this read is about: the store's, or the one lotad's HEAD just told. */
+static const struct cache_meta *version(const struct objread *o)
 {
-	char lines[EXCHANGE_EXTRA_MAX];
-	size_t n;
-
-	snprintf(o->inm, sizeof(o->inm), "%s", meta->etag);
-	n = (size_t)snprintf(lines, sizeof(lines), "If-None-Match: %s\r\n", meta->etag);
-	if (meta->last_modified[0] && n < sizeof(lines))
-		snprintf(lines + n, sizeof(lines) - n, "If-Unmodified-Since: %s\r\n",
-			 meta->last_modified);
-	if (exchange_set_extra(x, lines) < 0)
-		o->inm[0] = '\0';
+	if (o->held)
+		return &o->held->meta;
+	return o->has_learned ? &o->learned.meta : NULL;
 }
 
-/* Cross-thread wake-up from the cache (fill progress). */
-static void fill_wake(void *arg)
+static void read_conds(struct exchange *x, struct conds *c)
 {
-	event_active(arg, EV_READ, 0);
+	memset(c, 0, sizeof(*c));
+	c->if_match = http_find(&x->req, "if-match");
+	c->if_none_match = http_find(&x->req, "if-none-match");
+	c->ims = http_find(&x->req, "if-modified-since");
+	c->ius = http_find(&x->req, "if-unmodified-since");
 }
 
 /* Is the request's Range (if any) one lotad answers exactly as the origin would? The
@@ -60,60 +61,171 @@ static bool is_range_local(const struct exchange *x, uint64_t size)
 	return !h || range_is_served_locally(h->value.p, h->value.n, size);
 }
 
-/* We hold the key but will not serve this request from it. */
-static void drop_held(struct objread *o)
+/* The conditions a validation adds to the client's request. If-None-Match confirms the
+ * bytes; If-Unmodified-Since with the stored Last-Modified makes the origin answer 412
+ * instead of 304 once the object's headers changed while its ETag did not (a copy in
+ * place with new metadata, new tags): the origin checks it before If-None-Match. A client
+ * If-None-Match of its own cannot be combined with ours (one field): its request goes as
+ * it came. With the client's If-Match the origin ignores If-Unmodified-Since, and a client
+ * If-Unmodified-Since of its own takes the place of ours. */
+static void add_conditions(struct exchange *x, struct objread *o, const struct cache_meta *m)
 {
-	cache_obj_close(o->obj);
-	o->obj = NULL;
-	cache_follower_close(o->fl);
-	o->fl = NULL;
+	char lines[EXCHANGE_EXTRA_MAX];
+	size_t n;
+
+	if (o->cond.if_none_match)
+		return;
+	/* The origin answers If-Modified-Since first, and ignores it next to If-None-Match:
+	 * with a client If-Match or If-Unmodified-Since beside it, only the origin can say
+	 * which one wins. */
+	if (o->cond.ims && (o->cond.if_match || o->cond.ius))
+		return;
+	n = (size_t)snprintf(lines, sizeof(lines), "If-None-Match: %s\r\n", m->etag);
+	o->cond.is_ours_ius = m->last_modified[0] && !o->cond.if_match && !o->cond.ius;
+	if (o->cond.is_ours_ius && n < sizeof(lines))
+		snprintf(lines + n, sizeof(lines) - n, "If-Unmodified-Since: %s\r\n", m->last_modified);
+	o->cond.is_ours_inm = exchange_set_extra(x, lines) == 0;
+	if (!o->cond.is_ours_inm)
+		o->cond.is_ours_ius = false;
 }
 
-static void release_herd(struct objread *o, const struct cache_key *k)
+/* Can the held version answer this request once the origin confirms it? Without service
+ * credentials lotad cannot fetch a missing chunk: a 304 would only cost a round trip
+ * before the client's request goes again, so it goes as it came now (its 200 refills). */
+static bool is_servable_when_confirmed(struct exchange *x, struct objread *o,
+				       const struct cache_meta *m)
 {
+	const struct http_header *h = http_find(&x->req, "range");
+	struct range rg = {0, m->size ? m->size - 1 : 0};
+
+	if (o->cp->svc || m->size == 0)
+		return true;
+	if (h && range_parse(h->value.p, h->value.n, m->size, &rg) == RANGE_UNSATISFIABLE)
+		return true;
+	return assemble_can_serve(o->cp, m, rg.first, rg.last);
+}
+
+static void release_herd(struct objread *o, const struct exchange *x)
+{
+	struct cache_key k = cachepath_key(x);
+
 	if (o->herd_leader) {
 		o->herd_leader = false;
-		herd_release(o->cp->herd, k);
+		herd_release(o->cp->herd, &k);
 	}
 }
 
-/* What we hold for this key decides the request we send: with an ETag to confirm, or
- * the client's request as it is. RT_WAIT: behind another request for the key. */
+static void drop_version(struct objread *o)
+{
+	cache_object_release(o->held);
+	o->held = NULL;
+	if (o->has_learned)
+		objmeta_free(&o->learned);
+	o->has_learned = false;
+}
+
+static enum route_verdict ask_head(struct exchange *x, struct objread *o);
+
+/* What we hold decides the request we send; RT_WAIT: behind another reader of the key,
+ * or for lotad's own HEAD. */
 static enum route_verdict send_read(struct exchange *x, struct objread *o)
 {
-	struct cache *cache = o->cp->cache;
 	struct cache_key k = cachepath_key(x);
-	struct event *ev = exchange_wake_event(x);
-	bool is_relayed = false;
+	const struct cache_meta *m;
+	int r;
 
-	/* A running fill first: it only runs once the origin sent a new 200, so it holds a
-	 * newer version than a committed entry it will replace. */
-	if (ev && cache_fill_follow(cache, &k, fill_wake, ev, &o->fl) == 0) {
-		if (is_range_local(x, cache_follower_meta(o->fl)->size))
-			set_conditions(x, o, cache_follower_meta(o->fl));
-		else
-			is_relayed = true;
-	} else if (cache_lookup(cache, &k, &o->obj) == 0) {
-		if (is_range_local(x, o->obj->meta.size))
-			set_conditions(x, o, &o->obj->meta);
-		else
-			is_relayed = true;
-	} else if (ev && !o->herd_leader && !o->herd_waiting && !o->herd_woken) {
-		int r;
-
-		o->herd.wake = ev;
+	if (!o->held && !o->has_learned && cache_object_lookup(o->cp->cache, &k, &o->held) < 0)
+		o->held = NULL;
+	m = version(o);
+	if (m && is_range_local(x, m->size) && !is_servable_when_confirmed(x, o, m)) {
+		exchange_label(x, "miss"); /* its 200 is adopted; the chunks held are kept */
+		return RT_UPSTREAM;
+	}
+	if (m && is_range_local(x, m->size)) {
+		add_conditions(x, o, m);
+		exchange_label(x, "validate");
+		return RT_UPSTREAM;
+	}
+	if (m) {
+		drop_version(o); /* a Range only the origin answers exactly: relayed */
+		exchange_label(x, "relay");
+		return RT_UPSTREAM;
+	}
+	if (!o->herd_leader && !o->herd_waiting && !o->herd_woken && exchange_wake_event(x)) {
+		o->herd.wake = exchange_wake_event(x);
 		r = herd_join(o->cp->herd, &k, &o->herd);
 		if (r == 0) {
-			/* Another request is fetching this key: wait for its answer. */
-			o->herd_waiting = true;
+			o->herd_waiting = true; /* another request is fetching this key */
 			return RT_WAIT;
 		}
 		o->herd_leader = r == 1;
 	}
-	if (is_relayed)
-		drop_held(o);
-	exchange_label(x, is_relayed ? "relay" : o->inm[0] ? "validate" : "miss");
+	/* First contact: a full GET's own 200 fills the chunks; a ranged one learns the
+	 * version with lotad's HEAD first (its client signed its Range). */
+	if (http_find(&x->req, "range") && o->cp->svc && !o->redone)
+		return ask_head(x, o);
+	exchange_label(x, "miss");
 	return RT_UPSTREAM;
+}
+
+/* lotad's HEAD answered: a cacheable version becomes known to the store (its first
+ * chunk's fill begins), and the herd behind us may go on. */
+static void head_done(void *arg, int status, const struct http_msg *m)
+{
+	struct exchange *x = arg;
+	struct objread *o = priv(x);
+	struct cache_key k = cachepath_key(x);
+	struct lotad *d = exchange_lotad(x);
+
+	o->head = NULL;
+	o->is_head_answered = true;
+	if (status == 200 && m->content_length >= d->cfg.min_object_size &&
+	    objmeta_from_response(&o->learned, &k, m->content_length, m) == 0) {
+		o->learned.meta.chunk_size = d->cfg.chunk_size;
+		o->has_learned = true;
+	} else {
+		objmeta_free(&o->learned);
+	}
+	exchange_wake(x);
+}
+
+static enum route_verdict ask_head(struct exchange *x, struct objread *o)
+{
+	struct cache_key k = cachepath_key(x);
+	struct fills *f = fills_of(o->cp, exchange_worker(x));
+
+	if (!f || fills_head(f, &k, head_done, x, &o->head) < 0) {
+		exchange_label(x, "miss");
+		return RT_UPSTREAM;
+	}
+	exchange_label(x, "miss");
+	return RT_WAIT;
+}
+
+/* The version lotad's HEAD told: its first chunk begins filling, so that other readers
+ * find it; then the client's own request, with our conditions. */
+static enum route_verdict after_head(struct exchange *x, struct objread *o)
+{
+	const struct http_header *rh = http_find(&x->req, "range");
+	struct range rg = {0, 0};
+
+	if (o->has_learned && rh && o->learned.meta.size &&
+	    range_parse(rh->value.p, rh->value.n, o->learned.meta.size, &rg) != RANGE_UNSATISFIABLE) {
+		struct fills *f = fills_of(o->cp, exchange_worker(x));
+		uint64_t from, to;
+
+		chunkmap_span(o->learned.meta.size, o->learned.meta.chunk_size, rg.first, rg.last,
+			      &from, &to);
+		if (f)
+			fills_want(f, &o->learned.meta, from, FILLS_FOR_READ);
+	}
+	release_herd(o, x);
+	o->herd_woken = true;
+	if (!o->has_learned) {
+		exchange_label(x, "relay"); /* not cacheable, or unknown: the client's own request */
+		return RT_UPSTREAM;
+	}
+	return send_read(x, o);
 }
 
 static bool read_claims(struct exchange *x, void *arg)
@@ -129,51 +241,156 @@ static enum route_verdict read_start(struct exchange *x, void *arg)
 		return RT_UPSTREAM; /* relay it: no memory to cache it */
 	o->cp = arg;
 	o->no_cache = cachepath_has_no_cache(x);
+	read_conds(x, &o->cond);
 	x->rt_priv = o;
-	exchange_label(x, "miss");
 	return send_read(x, o);
 }
 
-/* A 200 for a GET: start the one fill of this key, if the object qualifies. */
-static void begin_fill(struct exchange *x, struct objread *o, const struct http_msg *m)
+/* The answer carries a whole cacheable object: its version (chunk size: the store's). */
+static int version_of_200(struct exchange *x, struct objread *o, const struct http_msg *m,
+			  struct objmeta *om)
 {
 	struct lotad *d = exchange_lotad(x);
 	struct cache_key k = cachepath_key(x);
-	struct objmeta om;
 	int r;
 
-	if (m->body != HTTP_BODY_LENGTH || m->content_length < d->cfg.min_object_size || o->no_cache) {
-		if (!o->no_cache)
+	memset(om, 0, sizeof(*om));
+	if (m->body != HTTP_BODY_LENGTH || m->content_length < d->cfg.min_object_size || o->no_cache)
+		return -EFBIG;
+	r = objmeta_from_response(om, &k, m->content_length, m);
+	if (r == -EPERM)
+		log_info("cache: %s/%s is an SSE-C object: relayed, never stored", x->s3.bucket, x->s3.key);
+	om->meta.chunk_size = d->cfg.chunk_size;
+	return r;
+}
+
+static void wake_exchange(void *arg)
+{
+	exchange_wake(arg);
+}
+
+/* A 200 to the client's own request: the body is read into chunks at the origin's pace,
+ * and the client follows them. Its head goes to the client as the origin sent it. */
+static enum route_verdict adopt_200(struct exchange *x, struct objread *o, const struct http_msg *m,
+				    const char *raw)
+{
+	struct fills *f = fills_of(o->cp, exchange_worker(x));
+	struct cache_key k = cachepath_key(x);
+	struct bufferevent *bev;
+	struct fills_spill *spill;
+	struct objmeta om;
+	int r = version_of_200(x, o, m, &om);
+
+	metric_add(M_cache_misses, 1);
+	if (r < 0 || !f) {
+		if (r != -EPERM && !o->no_cache)
 			herd_note_uncacheable(o->cp->herd, &k);
 		metric_add(M_cache_bypasses, 1);
+		objmeta_free(&om);
 		exchange_label(x, "bypass");
-		return;
+		return RT_RELAY;
 	}
-	r = objmeta_from_response(&om, &k, m->content_length, m);
-	if (r == 0)
-		r = cache_fill_begin(o->cp->cache, &om.meta, &o->fill);
-	if (r == 0)
-		metric_add(M_cache_fills_started, 1);
-	else if (r == -EPERM)
-		log_info("cache: %s/%s is an SSE-C object: relayed, never stored", x->s3.bucket, x->s3.key);
-	else if (r != -EEXIST)
-		log_info("cache: not caching %s/%s: %s", x->s3.bucket, x->s3.key, strerror(-r));
+	/* The head first: raw points into the connection's input, which the fill drains. */
+	evbuffer_add(exchange_client_out(x), raw, m->head_len);
+	x->resp_head_sent = true; /* from here on a failure cuts the answer */
+	bev = exchange_take_upstream(x, m->head_len);
+	if (!bev || fills_adopt(f, bev, &om.meta, wake_exchange, x, &spill) < 0) {
+		if (bev)
+			bufferevent_free(bev);
+		objmeta_free(&om);
+		x->cut_why = "out of memory";
+		return RT_FAIL; /* the head is out: the answer is cut */
+	}
+	if (assemble_start(x, o->cp, &om.meta, 0, m->content_length - 1, spill) < 0) {
+		objmeta_free(&om);
+		x->cut_why = "out of memory";
+		return RT_FAIL;
+	}
+	objmeta_free(&om);
+	exchange_label(x, "miss");
+	return RT_SERVE;
+}
+
+/* A 206 to the client's own ranged request (its version was unknown, or changed): a new
+ * version the store should hold instead of one that no longer is the origin's. Its first
+ * chunk of the range begins filling (lotad's own GET, If-Match). */
+static void learn_from_206(struct exchange *x, struct objread *o, const struct http_msg *m)
+{
+	const struct http_header *h = http_find(m, "content-range");
+	const struct cache_meta *held = version(o);
+	struct cache_key k = cachepath_key(x);
+	struct fills *f = fills_of(o->cp, exchange_worker(x));
+	struct content_range cr;
+	struct objmeta om;
+	const struct http_header *etag = http_find(m, "etag");
+
+	if (!f || !h || !etag || o->no_cache ||
+	    range_parse_content_range(h->value.p, h->value.n, &cr) < 0 || !cr.size_known ||
+	    !cr.has_range || cr.size < exchange_lotad(x)->cfg.min_object_size)
+		return;
+	if (held && http_str_eq(&etag->value, held->etag))
+		return; /* the one we hold: nothing new */
+	if (objmeta_from_response(&om, &k, cr.size, m) == 0) {
+		om.meta.chunk_size = exchange_lotad(x)->cfg.chunk_size;
+		fills_want(f, &om.meta, cr.first / om.meta.chunk_size, FILLS_FOR_READ);
+	}
 	objmeta_free(&om);
 }
 
-/* Our If-Unmodified-Since failed (the client sent no condition of its own): the stored
- * headers are stale. Ask again without ours; the 200 refills the entry. */
+/* Our If-Unmodified-Since failed (no condition of the client's could have): the stored
+ * headers are stale, though the bytes (the ETag) may be the same. The version goes (its
+ * chunks carry those headers) and the request goes again without ours; its 200 refills. */
 static enum route_verdict redo_unconditional(struct exchange *x, struct objread *o)
 {
+	struct cache_key k = cachepath_key(x);
+
+	cachepath_invalidate(o->cp, &k);
 	metric_add(M_cache_stale_metadata, 1);
 	log_info("cache: %s/%s changed at the origin since it was cached: fetching it again",
 		 x->s3.bucket, x->s3.key);
 	o->redone = true;
-	o->inm[0] = '\0';
+	o->cond.is_ours_inm = o->cond.is_ours_ius = false;
 	exchange_set_extra(x, NULL);
-	drop_held(o);
+	drop_version(o);
 	exchange_label(x, "miss");
 	return RT_REDO;
+}
+
+/* A new version, but one older than the client's If-Modified-Since, which our
+ * If-None-Match hid from the origin: alone, the client's request gets a 304. */
+static bool is_not_modified_for_client(const struct objread *o, const struct http_msg *m)
+{
+	const struct http_header *h = http_find(m, "last-modified");
+	time_t since, lm;
+
+	return o->cond.is_ours_inm && o->cond.ims && !o->redone && h &&
+	       http_parse_date(o->cond.ims->value.p, o->cond.ims->value.n, &since) == 0 &&
+	       http_parse_date(h->value.p, h->value.n, &lm) == 0 && lm <= since;
+}
+
+/* The client's request again, as it came. */
+static enum route_verdict redo_as_sent(struct exchange *x, struct objread *o)
+{
+	o->redone = true;
+	o->cond.is_ours_inm = o->cond.is_ours_ius = false;
+	exchange_set_extra(x, NULL);
+	drop_version(o);
+	exchange_label(x, "relay");
+	return RT_REDO;
+}
+
+/* The origin confirmed our version (304 to our If-None-Match, the client's If-Match and
+ * If-Unmodified-Since having held): the client's If-Modified-Since, which the origin
+ * ignores next to If-None-Match, is ours to judge, against the confirmed Last-Modified. */
+static enum route_verdict confirmed(struct exchange *x, struct objread *o, const struct http_msg *m)
+{
+	const struct cache_meta *v = version(o);
+	time_t since, lm;
+
+	if (o->cond.ims && http_parse_date(o->cond.ims->value.p, o->cond.ims->value.n, &since) == 0 &&
+	    http_parse_date(v->last_modified, strlen(v->last_modified), &lm) == 0 && lm <= since)
+		return hit_not_modified(x, v, m);
+	return hit_serve(x, o->cp, v, m, o->held != NULL);
 }
 
 static enum route_verdict read_on_head(struct exchange *x, const struct http_msg *m,
@@ -185,130 +402,57 @@ static enum route_verdict read_on_head(struct exchange *x, const struct http_msg
 
 	if (!o)
 		return RT_RELAY;
-	if (m->status == 304 && o->inm[0] && (o->obj || o->fl)) {
-		v = hit_serve(x, o, m);
-	} else if (m->status == 200) {
-		metric_add(M_cache_misses, 1);
-		drop_held(o);
-		exchange_label(x, "miss");
-		begin_fill(x, o, m);
-	} else if (m->status == 412 && o->inm[0] && !o->redone) {
+	if (m->status == 304 && o->cond.is_ours_inm && version(o)) {
+		v = confirmed(x, o, m);
+	} else if (m->status == 200 && is_not_modified_for_client(o, m)) {
+		v = redo_as_sent(x, o);
+	} else if (m->status == 200 && !x->s3.is_head) {
+		drop_version(o);
+		v = adopt_200(x, o, m, raw);
+	} else if (m->status == 412 && o->cond.is_ours_ius && !o->redone) {
 		v = redo_unconditional(x, o);
-	} else if (m->status == 404 && (o->obj || o->fl)) {
-		/* Only lotad's own request may drop an entry: a 404 to someone else's request
-		 * (a mis-addressed one, say) proves nothing about the object. */
-		if (o->cp->bgfill)
-			bgfill_confirm_gone(o->cp->bgfill, &k);
-	} else if (m->status == 206 && o->cp->bgfill) {
-		bgfill_request(o->cp->bgfill, &k, m, NULL);
+	} else if (m->status == 206 && o->cp->svc) {
+		learn_from_206(x, o, m);
+	} else if (m->status == 404 && version(o)) {
+		struct fills *f = fills_of(o->cp, exchange_worker(x));
+
+		if (f)
+			fills_confirm_gone(f, &k);
 	}
-	release_herd(o, &k);
+	release_herd(o, x);
 	return v;
-}
-
-/* A write into the fill failed: the client keeps getting its bytes, nothing is cached. */
-static void abandon_fill(struct exchange *x, struct objread *o, int r)
-{
-	log_warn("cache: fill of %s/%s abandoned: %s", x->s3.bucket, x->s3.key, strerror(-r));
-	cache_fill_abort(o->fill, r);
-	o->fill = NULL;
-	metric_add(M_cache_fills_aborted, 1);
-	if (r == -ENOSPC)
-		cachepath_wake_evict(o->cp);
-}
-
-static void read_on_body(struct exchange *x, struct evbuffer *src, size_t n)
-{
-	struct objread *o = priv(x);
-	struct evbuffer_iovec v[32];
-	int nv, r = 0;
-
-	if (!o || !o->fill)
-		return;
-	nv = evbuffer_peek(src, (ssize_t)n, NULL, v, 32);
-	for (int i = 0; i < nv && i < 32 && n && r == 0; i++) {
-		size_t len = v[i].iov_len < n ? v[i].iov_len : n;
-
-		r = cache_fill_write(o->fill, v[i].iov_base, len);
-		n -= len;
-	}
-	if (r == 0 && n)
-		r = -EIO; /* more than 32 chains at once cannot happen with our read sizes */
-	if (r < 0)
-		abandon_fill(x, o, r);
-}
-
-/* The splice path's tee: the n bytes now in pipe pr are duplicated into the empty pipe
- * tw and spliced from tr into the fill's file, by reference. The commit thread reads them
- * back for the CRC (from the page cache) and the fill wakes its followers. */
-static void read_on_body_pipe(struct exchange *x, int pr, int tr, int tw, size_t n)
-{
-	struct objread *o = priv(x);
-	uint64_t off;
-	size_t done = 0;
-	int fd, r = 0;
-
-	if (!o || !o->fill)
-		return; /* nothing to keep: the bytes only go to the client */
-	if (tee(pr, tw, n, 0) != (ssize_t)n)
-		r = errno ? -errno : -EIO;
-	if (r == 0)
-		r = cache_fill_write_pos(o->fill, &fd, &off);
-	while (r == 0 && done < n) {
-		loff_t at = (loff_t)(off + done);
-		ssize_t w = splice(tr, NULL, fd, &at, n - done, SPLICE_F_MOVE);
-
-		if (w <= 0)
-			r = w < 0 ? -errno : -EIO;
-		else
-			done += (size_t)w;
-	}
-	if (r == 0)
-		r = cache_fill_advance_nocrc(o->fill, n);
-	if (r < 0)
-		abandon_fill(x, o, r);
-}
-
-static void read_on_body_end(struct exchange *x)
-{
-	struct objread *o = priv(x);
-	char label[S3_BUCKET_MAX + 256];
-
-	if (!o || !o->fill)
-		return;
-	snprintf(label, sizeof(label), "%s/%s", x->s3.bucket, x->s3.key);
-	committer_commit(o->cp->committer, o->fill, label);
-	o->fill = NULL;
 }
 
 static enum route_verdict read_on_wake(struct exchange *x)
 {
 	struct objread *o = priv(x);
 
-	if (!o || !o->herd_waiting)
+	if (!o)
 		return RT_WAIT;
-	o->herd_waiting = false;
-	o->herd_woken = true; /* do not queue again: go to the origin */
-	herd_leave(&o->herd);
-	return send_read(x, o);
+	if (o->herd_waiting) {
+		o->herd_waiting = false;
+		o->herd_woken = true; /* do not queue again */
+		herd_leave(&o->herd);
+		return send_read(x, o);
+	}
+	if (o->is_head_answered) {
+		o->is_head_answered = false;
+		return after_head(x, o);
+	}
+	return RT_WAIT;
 }
 
 static void read_end(struct exchange *x)
 {
 	struct objread *o = priv(x);
-	struct cache_key k = cachepath_key(x);
 
 	if (!o)
 		return;
-	if (o->fill) {
-		cache_fill_abort(o->fill, -ECONNRESET);
-		metric_add(M_cache_fills_aborted, 1);
-	}
+	fills_head_cancel(o->head);
 	if (o->herd_waiting)
 		herd_leave(&o->herd);
-	release_herd(o, &k);
-	cache_follower_close(o->fl); /* after it, the fill never wakes us again */
-	cache_obj_close(o->obj);
+	release_herd(o, x);
+	drop_version(o);
 	free(o);
 	x->rt_priv = NULL;
 }
@@ -321,9 +465,6 @@ void objread_route(struct cachepath *cp, struct route *rt)
 		.claims = read_claims,
 		.start = read_start,
 		.on_head = read_on_head,
-		.on_body = read_on_body,
-		.on_body_pipe = read_on_body_pipe,
-		.on_body_end = read_on_body_end,
 		.on_wake = read_on_wake,
 		.end = read_end,
 	};

@@ -1,22 +1,34 @@
 /* Pre-staging: a signed HEAD with Range: bytes=0-0 asks lotad to cache the whole object
  * before it answers. The origin authorizes the HEAD as usual; lotad holds its answer
- * until a background fill (service credentials) has committed the object, then sends it
+ * while every chunk is filled (fills.c, lotad's own GETs, a few at a time), then sends it
  * with x-lota-prestage: cached (or failed). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
-#include "cachepath/cachepath-int.h"
+#include "cachepath/cachepath-t.h"
+#include "cachepath/prestage.h"
+#include "cachepath/request.h"
+#include "cachepath/fills.h"
+#include "cachepath/objmeta.h"
+#include "chunkmap.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
+#include "range.h"
+
+#define PRESTAGE_WINDOW 8 /* chunks asked for and followed at a time */
 
 struct prestage {
 	struct cachepath *cp;
-	struct bgfill_watch bgw;
-	bool is_waiting;
+	struct objmeta om; /* the version the origin's answer names */
+	uint64_t nchunks, next;
+	int tries; /* of the next chunk, when its fill ends as we ask */
+	struct cache_follower *fl[PRESTAGE_WINDOW];
+	int result; /* 0, or why a chunk could not be cached */
 	char *held; /* the origin's answer, held */
 	size_t held_len;
 };
@@ -25,32 +37,85 @@ static bool prestage_claims(struct exchange *x, void *arg)
 {
 	struct cachepath *cp = arg;
 
-	return cp->bgfill && cachepath_is_prestage(x);
+	return cp->svc && cachepath_is_prestage(x);
 }
 
 static enum route_verdict prestage_start(struct exchange *x, void *arg)
 {
 	struct prestage *p = calloc(1, sizeof(*p));
-	struct event *ev = exchange_wake_event(x);
 
-	if (!p || !ev) {
+	if (!p || !exchange_wake_event(x)) {
 		free(p);
 		return RT_UPSTREAM; /* relayed: the client gets the plain answer */
 	}
 	p->cp = arg;
-	p->bgw.ev = ev;
 	x->rt_priv = p;
+	exchange_label(x, "prestage");
 	return RT_UPSTREAM;
 }
 
-static bool is_cached(struct cachepath *cp, const struct cache_key *k)
+/* The whole object's size, from a 206 (Content-Range) or a 200 (Content-Length). */
+static int object_size(const struct http_msg *m, uint64_t *size)
 {
-	struct cache_obj *o;
+	const struct http_header *h = http_find(m, "content-range");
+	struct content_range cr;
 
-	if (cache_lookup(cp->cache, k, &o) < 0)
-		return false;
-	cache_obj_close(o);
-	return true;
+	if (m->status == 200) {
+		*size = m->content_length;
+		return 0;
+	}
+	if (!h || range_parse_content_range(h->value.p, h->value.n, &cr) < 0 || !cr.size_known)
+		return -ENODATA;
+	*size = cr.size;
+	return 0;
+}
+
+static void fill_wake(void *arg)
+{
+	event_active(arg, EV_READ, 0);
+}
+
+/* Asks for chunks and follows the running ones, PRESTAGE_WINDOW at a time; drops the
+ * followers whose fill ended. True once every chunk is committed or one failed. */
+static bool advance(struct exchange *x, struct prestage *p)
+{
+	struct fills *f = fills_of(p->cp, exchange_worker(x));
+	int busy = 0;
+
+	for (int i = 0; i < PRESTAGE_WINDOW; i++) {
+		struct cache_fill_status st;
+
+		if (!p->fl[i])
+			continue;
+		cache_follower_status(p->fl[i], &st);
+		if (st.state == CACHE_FILL_RUNNING) {
+			busy++;
+			continue;
+		}
+		if (st.state != CACHE_FILL_COMMITTED && !p->result)
+			p->result = st.error ? st.error : -EIO;
+		cache_follower_close(p->fl[i]);
+		p->fl[i] = NULL;
+	}
+	while (!p->result && f && busy < PRESTAGE_WINDOW && p->next < p->nchunks) {
+		int r = fills_want(f, &p->om.meta, p->next, FILLS_FOR_PRESTAGE);
+		int slot = 0;
+
+		if (r == FILLS_RUNNING) {
+			while (p->fl[slot])
+				slot++;
+			r = cache_chunk_follow(p->cp->cache, &p->om.meta, (uint32_t)p->next, fill_wake,
+					       exchange_wake_event(x), &p->fl[slot]);
+			if (r == -ENOENT && p->tries++ < 3)
+				continue; /* it ended meanwhile: ask again */
+			busy += r == 0;
+		}
+		if (r < 0)
+			p->result = r;
+		p->tries = 0;
+		p->next++;
+	}
+	return busy == 0 && (p->result || p->next == p->nchunks);
 }
 
 /* The origin authorized the HEAD: hold its answer until the object is cached. */
@@ -59,27 +124,17 @@ static enum route_verdict prestage_on_head(struct exchange *x, const struct http
 {
 	struct prestage *p = x->rt_priv;
 	struct cache_key k = cachepath_key(x);
-	int r;
+	uint64_t size;
 
-	if (!p || (m->status != 200 && m->status != 206))
-		return RT_RELAY;
-	r = bgfill_request(p->cp->bgfill, &k, m, &p->bgw);
-	if (r == 1 && !is_cached(p->cp, &k))
-		return RT_RELAY; /* under min-object-size, or no size: nothing to stage */
-	p->held = malloc(m->head_len);
-	if (!p->held) {
-		bgfill_unwatch(&p->bgw);
-		return RT_RELAY;
-	}
+	if (!p || (m->status != 200 && m->status != 206) || object_size(m, &size) < 0 ||
+	    size < exchange_lotad(x)->cfg.min_object_size ||
+	    objmeta_from_response(&p->om, &k, size, m) < 0 || !(p->held = malloc(m->head_len)))
+		return RT_RELAY; /* nothing lotad may stage: the plain answer */
+	p->om.meta.chunk_size = exchange_lotad(x)->cfg.chunk_size;
+	p->nchunks = chunkmap_count(size, p->om.meta.chunk_size);
 	memcpy(p->held, raw, m->head_len);
 	p->held_len = m->head_len;
-	p->is_waiting = true;
-	if (r != 0) {
-		/* Cached already, or the job could not be queued: say so now, in the header
-		 * lotactl prestage checks, rather than with a plain answer that hides it. */
-		p->bgw.result = r > 0 ? 0 : r;
-		exchange_wake(x);
-	}
+	exchange_wake(x);
 	return RT_WAIT;
 }
 
@@ -88,13 +143,13 @@ static enum route_verdict prestage_on_wake(struct exchange *x)
 	struct prestage *p = x->rt_priv;
 	struct evbuffer *out = exchange_client_out(x);
 
-	if (!p || !p->is_waiting)
+	if (!p || !p->held || !advance(x, p))
 		return RT_WAIT;
-	p->is_waiting = false;
 	evbuffer_add(out, p->held, p->held_len - 2);
-	evbuffer_add_printf(out, "x-lota-prestage: %s\r\n\r\n", p->bgw.result == 0 ? "cached" : "failed");
-	if (p->bgw.result < 0)
-		log_warn("pre-stage of %s/%s: %s", x->s3.bucket, x->s3.key, strerror(-p->bgw.result));
+	evbuffer_add_printf(out, "x-lota-prestage: %s\r\n\r\n", p->result == 0 ? "cached" : "failed");
+	if (p->result < 0)
+		log_warn("pre-stage of %s/%s: %s", x->s3.bucket, x->s3.key, strerror(-p->result));
+	x->resp_head_sent = true;
 	return RT_REPLIED;
 }
 
@@ -104,8 +159,9 @@ static void prestage_end(struct exchange *x)
 
 	if (!p)
 		return;
-	if (p->is_waiting)
-		bgfill_unwatch(&p->bgw);
+	for (int i = 0; i < PRESTAGE_WINDOW; i++)
+		cache_follower_close(p->fl[i]);
+	objmeta_free(&p->om);
 	free(p->held);
 	free(p);
 	x->rt_priv = NULL;

@@ -1,9 +1,10 @@
 /* What a request asks of the cache: its key, and whether the cache may serve and store
- * it (no conditions of the client's own, no SSE-C, no no-store, a plain GET), or
+ * it (no If-Range, no SSE-C, no no-store, a plain GET), or
  * pre-stage it. */
 #include <stdbool.h>
 
-#include "cachepath/cachepath-int.h"
+#include "cachepath/cachepath-t.h"
+#include "cachepath/request.h"
 #include "cachepath/objmeta.h"
 #include "http.h"
 
@@ -12,14 +13,14 @@ struct cache_key cachepath_key(const struct exchange *x)
 	return (struct cache_key){x->s3.bucket, x->s3.key, x->s3.version_id};
 }
 
-/* Request headers that make a read unsuitable for the cache: the client's own
- * conditions (we would have to evaluate them against the origin's answer to ours) and
- * SSE-C (the origin must see and check the customer key for every read), in any spelling
- * the origin accepts; and a second Range field, which the origin may read otherwise. */
+/* Request headers that make a read unsuitable for the cache: If-Range (whose answer is
+ * a 200 or a 206 by a rule of the origin's), SSE-C (the origin must see and check the
+ * customer key for every read), in any spelling the origin accepts; and a second Range
+ * field, which the origin may read otherwise. The client's other conditions are combined
+ * with lotad's own (objread.c). */
 static bool has_bypass_header(const struct http_msg *m)
 {
-	static const char *const names[] = {"if-match", "if-none-match", "if-modified-since",
-					    "if-unmodified-since", "if-range"};
+	static const char *const names[] = {"if-range"};
 	int ranges = 0;
 
 	for (size_t i = 0; i < m->nheaders; i++) {

@@ -12,7 +12,10 @@
 #include <event2/keyvalq_struct.h>
 
 #include "admin/admin.h"
-#include "cachepath/cachepath-int.h"
+#include "cachepath/cachepath-t.h"
+#include "cachepath/upkeep.h"
+#include "cachepath/request.h"
+#include "cachepath/svccreds.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
@@ -30,7 +33,7 @@ int cachepath_invalidate(struct cachepath *cp, const struct cache_key *k)
 	int n = cp->cache ? cache_invalidate(cp->cache, k) : 0;
 
 	if (n > 0)
-		metric_add(M_cache_invalidations, (uint64_t)n);
+		metric_add(M_cache_invalidations, 1); /* an object, whatever its chunks */
 	return n;
 }
 
@@ -109,8 +112,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	evict_now(cp, false);
 	upkeep_refresh(cp);
-	if (cp->bgfill)
-		bgfill_reload(cp->bgfill);
+	if (cp->svc)
+		svccreds_reload(cp->svc);
 }
 
 static int start_timers(struct cachepath *cp)
@@ -185,7 +188,7 @@ static void cache_status(void *arg, struct evbuffer *b)
 			    (unsigned long long)metric_get(M_cache_bytes_used),
 			    (unsigned long long)metric_get(M_cache_capacity_bytes),
 			    hits + misses ? (double)hits / (double)(hits + misses) : 0.0,
-			    cp->bgfill ? "true" : "false");
+			    cp->svc ? "true" : "false");
 }
 
 void bypass_route(struct route *rt)

@@ -12,7 +12,8 @@
 
 #include "admin/admin.h"
 #include "cache.h"
-#include "cachepath/cachepath.h"
+#include "cachepath/request.h"
+#include "cachepath/upkeep.h"
 #include "cluster/cluster-int.h"
 #include "exchange/resphead.h"
 #include "http.h"

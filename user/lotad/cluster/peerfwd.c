@@ -13,7 +13,8 @@
 #include <event2/event.h>
 
 #include "cache.h"
-#include "cachepath/cachepath.h"
+#include "cachepath/request.h"
+#include "cachepath/upkeep.h"
 #include "cluster/cluster-int.h"
 #include "http.h"
 #include "log.h"

@@ -187,7 +187,13 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (c->x && !c->closing) {
-		log_info("%s: client closed mid-request", c->peer);
+		/* A socket never ends on a write: a file segment did (its file shrank). */
+		if ((what & BEV_EVENT_WRITING) && (what & BEV_EVENT_EOF))
+			log_warn("%s: a cached file ended before its length while being sent: "
+				 "response cut",
+				 c->peer);
+		else
+			log_info("%s: client closed mid-request", c->peer);
 		exchange_event(c->x, XE_CLIENT_GONE);
 		return;
 	}

@@ -152,6 +152,7 @@ struct exchange {
 	struct http_chunked resp_chunked;
 	bool resp_head_sent;
 	bool resp_keep_alive;
+	bool is_flushing; /* the body is queued: done once the client's socket took it */
 	uint64_t bytes_out;
 	const char *label; /* how the request was served, for the log: "hit", "miss", ... */
 

@@ -223,7 +223,8 @@ static enum xinput answer_head(struct exchange *x, const struct http_msg *m, con
 	}
 	if (v == RT_RELAY)
 		relay_response_head(x, raw, m);
-	upstream_drain(x, m->head_len);
+	if (x->c->obev)
+		upstream_drain(x, m->head_len); /* unless the route took the connection */
 	if (v == RT_RELAY || v == RT_SERVE)
 		x->resp_head_sent = true;
 	if (v == RT_RELAY && x->resp_body == HTTP_BODY_NONE)
@@ -261,28 +262,45 @@ static enum xinput step_upstream(struct exchange *x)
 	return in;
 }
 
+/* A body is done once the client's socket has taken its last byte, not once it is
+ * queued (many MiB of file segments may be): a drain waits for it, and the log's time
+ * is the client's. The client write callback runs the exchange as the queue shrinks. */
+static enum xinput flushed(struct exchange *x, enum xinput in)
+{
+	if (in != XI_DONE)
+		return in;
+	x->is_flushing = evbuffer_get_length(exchange_client_out(x)) > 0;
+	return x->is_flushing ? XI_WAIT : XI_DONE;
+}
+
 static enum xinput body_ended(struct exchange *x, enum xinput in)
 {
 	if (in == XI_DONE && x->rt->on_body_end)
 		x->rt->on_body_end(x);
-	return in;
+	return flushed(x, in);
 }
 
 static enum xinput step_body_relay(struct exchange *x)
 {
+	if (x->is_flushing)
+		return flushed(x, XI_DONE);
 	return body_ended(x, relay_response_body(x));
 }
 
 static enum xinput step_body_splice(struct exchange *x)
 {
+	if (x->is_flushing)
+		return flushed(x, XI_DONE);
 	return body_ended(x, splice_pump(x));
 }
 
 static enum xinput step_body_serve(struct exchange *x)
 {
 	x->events &= ~XE_WAKE;
+	if (x->is_flushing)
+		return flushed(x, XI_DONE);
 	switch (x->mover->pump(x, x->mover_state)) {
-	case MOVER_DONE: return XI_DONE;
+	case MOVER_DONE: return flushed(x, XI_DONE);
 	case MOVER_CUT:
 		if (!x->cut_why)
 			x->cut_why = "the body could not be read";
@@ -578,6 +596,24 @@ enum route_verdict exchange_reply(struct exchange *x, int status, const char *ex
 	x->resp_keep_alive = true;
 	x->resp_head_sent = true;
 	return RT_REPLIED;
+}
+
+struct bufferevent *exchange_take_upstream(struct exchange *x, size_t head_len)
+{
+	struct conn *c = x->c;
+	struct bufferevent *bev = c->obev;
+
+	if (!bev)
+		return NULL;
+	upstream_drain(x, head_len);
+	upstream_set_timeout(c, false);
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	c->obev = NULL;
+	c->obev_id[0] = '\0';
+	c->origin_reused = false;
+	c->origin_read_paused = false;
+	x->upstream_spent = true;
+	return bev;
 }
 
 void exchange_close_after(struct exchange *x)

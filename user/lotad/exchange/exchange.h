@@ -51,6 +51,10 @@ int exchange_serve_file(struct exchange *x, int fd, uint64_t pos, uint64_t end,
 /* A whole short answer of the route's own (text, or XML if body starts with '<'). */
 enum route_verdict exchange_reply(struct exchange *x, int status, const char *extra,
 				  const char *body, bool is_close);
+/* The upstream connection, its answer's head (head_len bytes) consumed, becomes the
+ * route's (to read the body elsewhere, at the origin's pace): the exchange is done with
+ * it. NULL if there is none. From on_head only. */
+struct bufferevent *exchange_take_upstream(struct exchange *x, size_t head_len);
 /* No keep-alive after this answer. */
 void exchange_close_after(struct exchange *x);
 

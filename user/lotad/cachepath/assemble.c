@@ -1,0 +1,485 @@
+/* The body of a read served from the cache, assembled in order from chunks once the
+ * origin has confirmed the version (304): a committed chunk is verified (once) and sent
+ * by sendfile; a chunk being filled is followed as it grows; a missing one is fetched now
+ * (fills.c) and followed, and the next fill-parallelism - 1 chunks are asked for ahead of
+ * the reader. If a fill fails while the origin is reachable (a full disk, a reset), the
+ * reader goes on from its offset with a ranged GET of lotad's own, streamed to the client:
+ * a fill's failure never costs a client its request. A version that changes at the origin
+ * mid-read cuts the client: never a mix of versions. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "cache.h"
+#include "cachepath/assemble.h"
+#include "cachepath/cachepath-t.h"
+#include "cachepath/fills.h"
+#include "cachepath/objmeta.h"
+#include "cachepath/svccreds.h"
+#include "chunkmap.h"
+#include "exchange/origin.h"
+#include "http.h"
+#include "log.h"
+#include "lotad.h"
+#include "metrics.h"
+#include "range.h"
+
+/* File bytes queued on the client's output at once: segments cost no memory. */
+#define QUEUE_MAX (8 * 1024 * 1024)
+
+enum source {
+	SRC_NONE,   /* the next chunk is not open yet */
+	SRC_FILE,   /* a committed chunk's file */
+	SRC_FOLLOW, /* a running fill's file, as far as it is written */
+	SRC_PASS,   /* lotad's own ranged GET, relayed (a fill failed) */
+	SRC_SPILL,  /* the adopted stream's bytes the store could not keep */
+};
+
+struct assembler {
+	struct exchange *x;
+	struct cachepath *cp;
+	struct objmeta om; /* the version served */
+	uint64_t pos, last; /* the next object byte to queue, the last one */
+	uint64_t index;	    /* the chunk pos is in */
+	uint64_t asked;	    /* chunks below this were asked for (read-ahead) */
+	uint64_t missed_to; /* chunks below this were counted as misses */
+	enum source src;
+	struct cache_chunk *ch;
+	struct cache_follower *fl;
+	struct evbuffer_file_segment *seg; /* the file of ch or fl, for sendfile */
+	uint64_t body_offset;		    /* where the chunk's body starts in that file */
+	struct bufferevent *pass;	    /* SRC_PASS */
+	bool is_pass_head_done, is_pass_ended;
+	uint64_t pass_end; /* the byte after the last the pass asks for */
+	struct fills_spill *spill;
+};
+
+static void spill_skip(struct assembler *a);
+
+static void close_source(struct assembler *a)
+{
+	if (a->seg)
+		evbuffer_file_segment_free(a->seg);
+	a->seg = NULL;
+	cache_chunk_close(a->ch);
+	a->ch = NULL;
+	cache_follower_close(a->fl); /* after it, the fill never wakes us */
+	a->fl = NULL;
+	if (a->pass)
+		bufferevent_free(a->pass);
+	a->pass = NULL;
+	a->src = SRC_NONE;
+}
+
+/* A segment over the chunk's file as it will be once complete (a followed file is still
+ * growing): header and body. */
+static int open_segment(struct assembler *a, int fd, uint64_t body_offset)
+{
+	uint64_t len = chunkmap_len(a->om.meta.size, a->om.meta.chunk_size, a->index);
+	int dupfd = dup(fd);
+
+	if (dupfd < 0)
+		return -errno;
+	a->body_offset = body_offset;
+	a->seg = evbuffer_file_segment_new(dupfd, 0, (ev_off_t)(body_offset + len),
+					   EVBUF_FS_CLOSE_ON_FREE);
+	if (!a->seg) {
+		close(dupfd);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void fill_wake(void *arg)
+{
+	event_active(arg, EV_READ, 0);
+}
+
+/* Asks for the chunks after index, up to fill-parallelism of them, once each. */
+static void read_ahead(struct assembler *a, struct fills *fills)
+{
+	uint64_t from, to, depth = a->cp->d->cfg.fill_parallelism;
+
+	chunkmap_span(a->om.meta.size, a->om.meta.chunk_size, a->pos, a->last, &from, &to);
+	if (a->asked <= a->index)
+		a->asked = a->index + 1;
+	while (fills && a->asked <= to && a->asked < a->index + (depth ? depth : 1))
+		fills_want(fills, &a->om.meta, a->asked++, FILLS_FOR_READ);
+}
+
+/* A chunk the read needed that was not committed when it came to it: counted once,
+ * however it is then had (followed, spilled, resumed from the origin). */
+static void count_miss(struct assembler *a)
+{
+	if (a->missed_to > a->index)
+		return;
+	a->missed_to = a->index + 1;
+	metric_add(M_cache_chunk_misses, 1);
+}
+
+/* The chunk a->index as a source: committed (verified), followed, or fetched and then
+ * followed. -ENOENT: none of them can be had (the caller resumes from the origin). */
+static int open_source(struct assembler *a)
+{
+	struct cache *c = a->cp->cache;
+	struct fills *fills = fills_of(a->cp, exchange_worker(a->x));
+	struct event *ev = exchange_wake_event(a->x);
+	int r;
+
+	read_ahead(a, fills);
+	for (int tries = 0; tries < 3; tries++) {
+		if (cache_chunk_open(c, &a->om.meta, (uint32_t)a->index, &a->ch) == 0) {
+			if (cache_chunk_verify(a->ch) == 0 &&
+			    open_segment(a, a->ch->fd, a->ch->body_offset) == 0) {
+				a->src = SRC_FILE;
+				metric_add(M_cache_chunk_hits, 1);
+				return 0;
+			}
+			close_source(a); /* corrupt (dropped by verify) or unreadable: refetch */
+		}
+		if (ev && cache_chunk_follow(c, &a->om.meta, (uint32_t)a->index, fill_wake, ev, &a->fl) == 0) {
+			uint64_t off;
+			int fd = cache_follower_fd(a->fl, &off);
+
+			if (fd >= 0 && open_segment(a, fd, off) == 0) {
+				a->src = SRC_FOLLOW;
+				count_miss(a);
+				metric_add(M_cache_chunk_follows, 1);
+				return 0;
+			}
+			close_source(a);
+			return -ENOENT;
+		}
+		if (a->spill && fills_spill_from(a->spill) <= a->pos) {
+			a->src = SRC_SPILL;
+			count_miss(a);
+			return 0;
+		}
+		if (a->spill && !fills_spill_is_done(a->spill))
+			return -EAGAIN; /* the stream spills it soon, or stores it: wait */
+		r = fills ? fills_want(fills, &a->om.meta, a->index, FILLS_FOR_READ) : -ENOMEM;
+		if (r < 0)
+			break;
+	}
+	count_miss(a); /* resumed from the origin */
+	return -ENOENT;
+}
+
+/* -- SRC_PASS: the rest of the chunk's part from the origin ------------------------ */
+
+static void pass_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct assembler *a = arg;
+
+	exchange_wake(a->x);
+}
+
+static void pass_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct assembler *a = arg;
+
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	a->is_pass_ended = true;
+	exchange_wake(a->x);
+}
+
+static int open_pass(struct assembler *a)
+{
+	struct lotad *d = a->cp->d;
+	struct cache_key k = a->om.meta.id;
+	uint64_t cs = a->om.meta.chunk_size;
+	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
+	char range[64];
+	struct svccreds_header h[2] = {{"Range", range}, {"If-Match", a->om.meta.etag}};
+
+	if (!a->cp->svc)
+		return -ENOKEY;
+	a->pass_end = chunkmap_start(cs, a->index) + chunkmap_len(a->om.meta.size, cs, a->index);
+	if (a->pass_end > a->last + 1)
+		a->pass_end = a->last + 1;
+	snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)a->pos,
+		 (unsigned long long)(a->pass_end - 1));
+	a->pass = origin_connect(d->origin, exchange_base(a->x));
+	if (!a->pass)
+		return -errno;
+	bufferevent_setcb(a->pass, pass_read_cb, NULL, pass_event_cb, a);
+	bufferevent_set_timeouts(a->pass, &tv, &tv);
+	metric_add(M_origin_requests, 1);
+	metric_add(M_cache_chunk_resumes, 1);
+	a->is_pass_head_done = a->is_pass_ended = false;
+	a->src = SRC_PASS;
+	if (svccreds_request(a->cp->svc, "GET", d->origin->label, &k, h, 2,
+			     bufferevent_get_output(a->pass)) < 0)
+		return -EINVAL;
+	return bufferevent_enable(a->pass, EV_READ | EV_WRITE) < 0 ? -ENOMEM : 0;
+}
+
+/* The pass's head: only a 206 of exactly our range, of our version, will do. */
+static int pass_head(struct assembler *a, struct evbuffer *in)
+{
+	static const struct http_str get = {"GET", 3};
+	size_t len = evbuffer_get_length(in), want = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
+	struct http_msg *m = malloc(sizeof(*m));
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	r = http_parse_response((const char *)evbuffer_pullup(in, (ssize_t)want), want, &get, m);
+	if (r == 0 && (m->status != 206 || m->body != HTTP_BODY_LENGTH ||
+		       m->content_length != a->pass_end - a->pos))
+		r = m->status == 412 ? -ESTALE : -EPROTO;
+	if (r == 0) {
+		evbuffer_drain(in, m->head_len);
+		a->is_pass_head_done = true;
+	}
+	free(m);
+	return r;
+}
+
+static enum mover_result pump_pass(struct assembler *a, struct evbuffer *out)
+{
+	struct evbuffer *in = bufferevent_get_input(a->pass);
+	size_t n;
+	int r;
+
+	if (!a->is_pass_head_done) {
+		r = evbuffer_get_length(in) ? pass_head(a, in) : -EAGAIN;
+		if (r == -EAGAIN && a->is_pass_ended)
+			r = -ECONNRESET;
+		if (r == -EAGAIN)
+			return MOVER_WAIT;
+		if (r < 0) {
+			a->x->cut_why = r == -ESTALE ? "the object changed at the origin mid-read"
+						     : "the origin refused lotad's resume";
+			return MOVER_CUT;
+		}
+	}
+	n = evbuffer_get_length(in);
+	if (n > a->pass_end - a->pos)
+		n = (size_t)(a->pass_end - a->pos);
+	if (n > QUEUE_MAX - evbuffer_get_length(out))
+		n = QUEUE_MAX - evbuffer_get_length(out);
+	evbuffer_remove_buffer(in, out, n);
+	a->pos += n;
+	spill_skip(a);
+	exchange_count_out(a->x, n);
+	metric_add(M_bytes_from_origin, n);
+	metric_add(M_bytes_from_origin_relay, n);
+	if (a->pos == a->pass_end)
+		return MOVER_DONE; /* this chunk's part is through */
+	if (!evbuffer_get_length(in) && a->is_pass_ended) {
+		a->x->cut_why = "the origin closed lotad's resume early";
+		return MOVER_CUT;
+	}
+	return MOVER_WAIT;
+}
+
+/* -- SRC_SPILL: what the adopted stream could not store ------------------------------- */
+
+/* The reader had bytes below pos from elsewhere: the spill's copies of them go, so that
+ * the stream, paced by the spill, never waits for bytes the reader will not take. */
+static void spill_skip(struct assembler *a)
+{
+	uint64_t from;
+	struct evbuffer *buf;
+	size_t n;
+
+	if (!a->spill || fills_spill_from(a->spill) >= a->pos)
+		return;
+	buf = fills_spill_buf(a->spill, &from);
+	n = (size_t)(a->pos - from) < evbuffer_get_length(buf) ? (size_t)(a->pos - from)
+								: evbuffer_get_length(buf);
+	evbuffer_drain(buf, n);
+	fills_spill_consumed(a->spill, n);
+}
+
+static enum mover_result pump_spill(struct assembler *a, struct evbuffer *out, uint64_t end)
+{
+	uint64_t from;
+	struct evbuffer *buf;
+	size_t n;
+
+	spill_skip(a);
+	buf = fills_spill_buf(a->spill, &from);
+	if (from < a->pos)
+		return MOVER_WAIT; /* still bytes below pos to come and go */
+	n = evbuffer_get_length(buf);
+	if (n > end - a->pos)
+		n = (size_t)(end - a->pos);
+	if (n > QUEUE_MAX - evbuffer_get_length(out))
+		n = QUEUE_MAX - evbuffer_get_length(out);
+	evbuffer_remove_buffer(buf, out, n);
+	fills_spill_consumed(a->spill, n);
+	a->pos += n;
+	exchange_count_out(a->x, n);
+	if (a->pos == end)
+		return MOVER_DONE;
+	if (!evbuffer_get_length(buf) && fills_spill_is_done(a->spill)) {
+		a->x->cut_why = "the origin's body ended early";
+		return MOVER_CUT;
+	}
+	return MOVER_WAIT;
+}
+
+/* -- the mover ------------------------------------------------------------------------ */
+
+/* Queues the chunk's bytes up to `upto` (an object offset) from its file. */
+static int queue_file(struct assembler *a, struct evbuffer *out, uint64_t upto)
+{
+	uint64_t cs = a->om.meta.chunk_size, start = chunkmap_start(cs, a->index);
+
+	while (a->pos < upto && evbuffer_get_length(out) < QUEUE_MAX) {
+		uint64_t n = upto - a->pos;
+
+		if (n > QUEUE_MAX)
+			n = QUEUE_MAX;
+		if (evbuffer_add_file_segment(out, a->seg, (ev_off_t)(a->body_offset + a->pos - start),
+					      (ev_off_t)n) < 0)
+			return -ENOMEM;
+		a->pos += n;
+		exchange_count_out(a->x, n);
+		metric_add(M_cache_bytes_served, n);
+	}
+	spill_skip(a);
+	return 0;
+}
+
+/* How far chunk a->index's bytes can be queued now; -errno if its fill failed. */
+static int readable_upto(struct assembler *a, uint64_t chunk_end, uint64_t *upto)
+{
+	uint64_t start = chunkmap_start(a->om.meta.chunk_size, a->index);
+	struct cache_fill_status st;
+
+	*upto = chunk_end;
+	if (a->src != SRC_FOLLOW)
+		return 0;
+	cache_follower_status(a->fl, &st);
+	if (start + st.written < chunk_end)
+		*upto = start + st.written;
+	if (st.state == CACHE_FILL_ABORTED && *upto < chunk_end)
+		return st.error ? st.error : -EIO;
+	return 0;
+}
+
+static enum mover_result pump_chunk(struct assembler *a, struct evbuffer *out)
+{
+	uint64_t cs = a->om.meta.chunk_size;
+	uint64_t end = chunkmap_start(cs, a->index) + chunkmap_len(a->om.meta.size, cs, a->index);
+	uint64_t upto;
+	int r;
+
+	if (end > a->last + 1)
+		end = a->last + 1;
+	if (a->src == SRC_PASS)
+		return pump_pass(a, out);
+	if (a->src == SRC_SPILL)
+		return pump_spill(a, out, end);
+	r = readable_upto(a, end, &upto);
+	if (r == -ESTALE) {
+		a->x->cut_why = "the object changed at the origin mid-read";
+		return MOVER_CUT;
+	}
+	/* What a fill wrote is good even if it failed later. */
+	if (queue_file(a, out, upto) < 0)
+		return MOVER_CUT;
+	if (a->pos == end)
+		return MOVER_DONE;
+	if (r < 0 && a->pos == upto) {
+		/* The fill failed (a full disk, a reset): the rest from the adopted stream's
+		 * spill, or from the origin. */
+		close_source(a);
+		if (a->spill && !fills_spill_is_done(a->spill))
+			return MOVER_WAIT; /* open_source takes the spill once it holds pos */
+		return open_pass(a) == 0 ? MOVER_WAIT : MOVER_CUT;
+	}
+	return MOVER_WAIT;
+}
+
+static enum mover_result assemble_pump(struct exchange *x, void *state)
+{
+	struct assembler *a = state;
+	struct evbuffer *out = exchange_client_out(x);
+
+	while (a->pos <= a->last) {
+		enum mover_result r;
+
+		if (evbuffer_get_length(out) >= QUEUE_MAX)
+			return MOVER_WAIT;
+		if (a->src == SRC_NONE) {
+			int r = open_source(a);
+
+			if (r == -EAGAIN)
+				return MOVER_WAIT;
+			if (r < 0 && open_pass(a) < 0) {
+				x->cut_why = "no copy of the chunk and no way to fetch it";
+				return MOVER_CUT;
+			}
+		}
+		r = pump_chunk(a, out);
+		if (r != MOVER_DONE)
+			return r;
+		close_source(a);
+		a->index++;
+	}
+	return MOVER_DONE;
+}
+
+static void assemble_free(void *state)
+{
+	struct assembler *a = state;
+
+	if (!a)
+		return;
+	close_source(a);
+	fills_spill_release(a->spill);
+	objmeta_free(&a->om);
+	free(a);
+}
+
+static const struct mover_ops assemble_ops = {assemble_pump, assemble_free};
+
+int assemble_start(struct exchange *x, struct cachepath *cp, const struct cache_meta *m,
+		   uint64_t first, uint64_t last, struct fills_spill *spill)
+{
+	struct assembler *a = calloc(1, sizeof(*a));
+	uint64_t from, to;
+
+	if (!a || objmeta_copy(&a->om, m) < 0) {
+		if (a)
+			objmeta_free(&a->om);
+		free(a);
+		fills_spill_release(spill);
+		return -ENOMEM;
+	}
+	a->spill = spill;
+	a->x = x;
+	a->cp = cp;
+	a->pos = first;
+	a->last = last;
+	chunkmap_span(m->size, m->chunk_size, first, last, &from, &to);
+	a->index = from;
+	exchange_serve(x, &assemble_ops, a);
+	return 0;
+}
+
+bool assemble_can_serve(struct cachepath *cp, const struct cache_meta *m, uint64_t first,
+			uint64_t last)
+{
+	uint64_t from, to;
+	enum cache_chunk_state st;
+
+	if (cp->svc)
+		return true;
+	chunkmap_span(m->size, m->chunk_size, first, last, &from, &to);
+	for (uint64_t i = from; i <= to; i++)
+		if (cache_chunk_states(cp->cache, m, (uint32_t)i, 1, &st) < 0 || st == CACHE_CHUNK_ABSENT)
+			return false;
+	return true;
+}

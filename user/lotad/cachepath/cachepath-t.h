@@ -1,0 +1,56 @@
+/* Types private to the cache path: its shared state and the read route's per-request
+ * state. Each file's functions are in its own header. */
+#ifndef LOTA_CACHEPATH_T_H
+#define LOTA_CACHEPATH_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cache.h"
+#include "cachepath/herd.h"
+#include "cachepath/objmeta.h"
+#include "exchange/exchange.h"
+
+struct committer;
+struct event;
+struct fills;
+struct svccreds;
+
+#define CACHEPATH_WORKERS_MAX 256
+
+struct cachepath {
+	struct lotad *d;
+	struct cache *cache;   /* NULL: relay only */
+	struct svccreds *svc;  /* NULL: no service credentials: lotad fills no chunk itself */
+	struct fills *fills[CACHEPATH_WORKERS_MAX]; /* each worker's, made on its first use */
+	struct herd *herd;
+	struct committer *committer;
+	struct event *evict_ev, *tick_ev;
+	void (*on_inval)(void *arg, struct worker *w, const struct cache_key *k);
+	void *inval_arg;
+	struct route read, bypass, prestage, write;
+};
+
+/* The client's own conditions on a read (pointers into its head), and lotad's. */
+struct conds {
+	const struct http_header *if_match, *if_none_match, *ims, *ius;
+	bool is_ours_inm; /* we added If-None-Match: <held ETag> */
+	bool is_ours_ius; /* we added If-Unmodified-Since: <held Last-Modified> */
+};
+
+/* A read the cache may serve (read route), from its start to its end. */
+struct objread {
+	struct cachepath *cp;
+	bool no_cache; /* Cache-Control: no-cache: serve, but store nothing */
+	bool redone;   /* sent again without our conditions (stale headers) */
+	struct conds cond;
+	struct cache_object *held; /* the version the store holds for the key, or NULL */
+	struct objmeta learned;	   /* a version lotad's own HEAD just told */
+	bool has_learned;
+	bool herd_leader, herd_waiting, herd_woken;
+	struct herd_waiter herd;
+	struct fills_head *head; /* lotad's HEAD in progress */
+	bool is_head_answered;
+};
+
+#endif
