@@ -204,8 +204,9 @@ static int start_timers(struct cachepath *cp)
 	if (!cp->evict_ev || !cp->tick_ev || event_add(cp->tick_ev, &tv) < 0)
 		return -ENOMEM;
 	if (rate)
-		log_info("cache: the scrubber re-verifies every cached chunk at %llu bytes/s",
-			 (unsigned long long)rate);
+		log_info("cache: the scrubber re-verifies every cached chunk at %.1f MiB/s "
+			 "(scrub-rate)",
+			 (double)rate / (1 << 20));
 	else
 		log_warn("cache: scrub-rate is 0: cold chunks are verified only when read");
 	return 0;
