@@ -82,6 +82,8 @@ int chunk_open_fd(struct cache *c, const uint8_t hash[CACHE_HASH_LEN], uint64_t 
 
 	hash_name(hash, name);
 	fd = openat(c->objfd, name, O_RDONLY | O_CLOEXEC | flags);
+	if (fd < 0 && errno == EPERM && (flags & O_NOATIME)) /* not the file's owner */
+		fd = openat(c->objfd, name, O_RDONLY | O_CLOEXEC | (flags & ~O_NOATIME));
 	if (fd < 0) {
 		err = -errno;
 		if (is_file_lost(err) && drop_by_id(c, hash, id, &c->st.lost_chunks))
