@@ -836,6 +836,9 @@ def write_results(b, md, rows, started, quick):
         f.write(md)
     with open(os.path.join(d, "results.csv"), "w", newline="") as f:
         csv.writer(f).writerows(rows)
+    with open(os.path.join(d, "meta.json"), "w") as f:  # for netcharts.py DIR
+        json.dump({"model_size": b.model_size, "consts": CONSTS,
+                   "plan": {"shards": b.plan.shards, "job_start": b.plan.job_start}}, f)
     charts = draw_all(b, d, CONSTS)
     with open(os.path.join(out, "net-latest.md"), "w") as f:
         f.write(md.replace("](", f"]({stamp}/"))
@@ -885,8 +888,12 @@ def main():
         with quiet_signals():
             rig.__exit__(None, None, None)
             shutil.rmtree(b.shm, ignore_errors=True)
-            if failed is not None or args.keep:
-                log(f"work directory kept: {work} (lotad logs in lotad-n*/lotad.log)")
+            if args.keep:
+                log(f"work directory kept: {work}")
+            elif failed is not None:  # the logs for a post-mortem, not the caches
+                for n in NODES:
+                    shutil.rmtree(os.path.join(work, "lotad-" + n, "cache"), ignore_errors=True)
+                log(f"logs kept: {work}/lotad-n*/lotad.log")
             else:
                 shutil.rmtree(work, ignore_errors=True)
     if failed is not None:

@@ -44,7 +44,8 @@ def panel(title, ylabel, data, hlines=()):
          f"set yrange [0:{top:.6g}]", "unset label",
          "set xtics nomirror (" + ", ".join(f"{q(d[0])} {i}" for i, d in enumerate(data)) + ")"]
     for i, d in enumerate(data):
-        g.append(f"set label {i + 1} {q(d[4])} at {i},{d[3]:.6g} center offset 0,1.4")
+        lift = 0.9 + 0.6 * (d[4].count("\n") + 1)  # a label is centred on its anchor
+        g.append(f"set label {i + 1} {q(d[4])} at {i},{d[3]:.6g} center offset 0,{lift:.1f}")
     rows = "\n".join(f"{i} {d[1]:.6g} {d[2]:.6g} {d[3]:.6g} 0x{d[5][1:]}"
                      for i, d in enumerate(data))
     g.append(f"$d{id(data)} << EOD\n{rows}\nEOD")
@@ -63,7 +64,7 @@ def draw(path, panels, size=(900, 560)):
         return None
     g = [f"set terminal pngcairo size {size[0] * len(panels)},{size[1]} font 'DejaVu Sans,11'",
          f"set output {q(path)}", "set style fill solid 0.85 border -1", "set grid ytics",
-         "set key top left", "set boxwidth 0.6"]
+         "set key top left", "set boxwidth 0.6", "set bmargin 4"]
     if len(panels) > 1:
         g.append(f"set multiplot layout 1,{len(panels)}")
     for p in panels:
@@ -106,7 +107,8 @@ def draw_all(b, d, k):
         out.append(draw(os.path.join(d, f"{i + 1}-epochs-{kind}.png"), [
             (f"{kind}: {b.plan.shards} shards read on n1, the origin {k['rtt_ms']} ms away",
              "MB/s", data,
-             [(k["origin_rate"] / 1e6, "origin link"), (goal, "goal: warm 3x direct")])]))
+             [(k["origin_rate"] / 1e6, f"origin link, {k['origin_rate'] / 1e6:.0f} MB/s"),
+              (goal, "goal: warm 3x direct")])]))
     c = "4 prestaged epoch 1, boto3"
     whos = ("epoch 1, cold", "epoch 1, prestaged")
     lab = {w: w.split(", ")[1] for w in whos}
@@ -119,7 +121,7 @@ def draw_all(b, d, k):
     out.append(draw(os.path.join(d, "5-fanout.png"), [
         (f"3 nodes read one {b.model_size / 1e9:.2f} GB object at once", "aggregate MB/s",
          bars(R, c, "aggregate throughput", ("cold", "warm"), mbs),
-         [(k["link_rate"] / 1e6, "one node link"),
+         [(k["link_rate"] / 1e6, f"one node link, {k['link_rate'] / 1e6:.0f} MB/s"),
           (2.5 * k["link_rate"] / 1e6, "goal: 2.5x one link")])]))
     c = "6 model load (safetensors), boto3"
     whos = ("direct", "cold", "warm")
@@ -144,3 +146,30 @@ def draw_all(b, d, k):
 def stats(vals):
     s = sorted(vals)
     return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2, s[0], s[-1]
+
+
+def main():
+    """Draws the charts again from a results directory (results.csv and meta.json)."""
+    import csv
+    import json
+    import sys
+    import types
+
+    from run import Results
+
+    d = sys.argv[1]
+    R = Results()
+    with open(os.path.join(d, "results.csv")) as f:
+        for row in list(csv.reader(f))[1:]:
+            for v in row[8].split():
+                R.add(row[0], row[1], row[2], row[3], float(v))
+    with open(os.path.join(d, "meta.json")) as f:
+        meta = json.load(f)
+    b = types.SimpleNamespace(res=R, model_size=meta["model_size"],
+                              plan=types.SimpleNamespace(**meta["plan"]))
+    for p in draw_all(b, d, meta["consts"]):
+        print(p)
+
+
+if __name__ == "__main__":
+    main()
