@@ -576,7 +576,8 @@ class Bench:
         n = int(out.split()[-1])
         log(f"case 6: restart with {n} cached entries")
         self.res.notes.append(f"Case 6: {n} entries of 1 KiB made by synth_cache through "
-                              "cache_fill_begin/write/commit; file headers in page cache.")
+                              "cache_chunk_begin/cache_fill_write/cache_fill_commit, one chunk "
+                              "each; file headers in page cache.")
         c = f"6 restart, {n // 1000}k entries"
         for r in range(self.plan.restart_rounds):
             d = Lotad(os.path.join(self.work, "lotad-restart"), self.origin.url, workers=2,
