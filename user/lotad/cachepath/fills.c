@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -39,6 +40,7 @@ struct fetch {
 	unsigned attempt;
 	time_t started;
 	bool is_head_done, is_running;
+	int lowat; /* SO_RCVLOWAT set on bev's socket */
 	enum fills_reason why;
 	struct fetch *next;
 };
@@ -70,6 +72,7 @@ struct stream {
 	uint64_t win_next; /* the next chunk to begin */
 	struct fills_spill *spill;
 	bool is_paused; /* the spill is full: the reader drains it first */
+	int lowat;	/* SO_RCVLOWAT set on bev's socket */
 	struct stream *next;
 };
 
@@ -94,6 +97,45 @@ struct fills {
 
 static void fetch_start(struct fetch *ft);
 static void kick(struct fills *f);
+
+/* Bytes the socket of a fill's origin connection gathers before it wakes us. The origin
+ * sends in small segments; woken for each, a fill costs a read, a write into the chunk
+ * and an epoll turn per 4 KiB and runs at a fraction of the origin's speed. */
+#define FILLS_LOWAT (256 * 1024)
+
+/* Wakes for bev once FILLS_LOWAT bytes are there, or the body's last byte: left is what
+ * the origin has still to send of it beyond what is read already. The socket is the
+ * fill's own (closed at its end), so the setting never outlives the body. */
+static void pace_reads(struct bufferevent *bev, uint64_t left, int *cur)
+{
+	int v = left < FILLS_LOWAT ? (int)left : FILLS_LOWAT;
+
+	if (v < 1)
+		v = 1;
+	if (v != *cur && setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_RCVLOWAT, &v,
+				    sizeof(v)) == 0)
+		*cur = v;
+}
+
+/* Bytes read from a fill's socket per wake at most (beyond libevent's 4 KiB): enough to
+ * make a wake worth its cost, little enough to keep the worker's other clients going. */
+#define FILLS_READ_MORE (1024 * 1024)
+
+/* What of [done, len) is not in in yet. */
+static uint64_t still_to_come(uint64_t done, uint64_t len, const struct evbuffer *in)
+{
+	uint64_t buffered = evbuffer_get_length(in);
+
+	return len - done > buffered ? len - done - buffered : 0;
+}
+
+/* How much more to read now of [done, len). */
+static size_t read_more_now(uint64_t done, uint64_t len, const struct evbuffer *in)
+{
+	uint64_t left = still_to_come(done, len, in);
+
+	return left < FILLS_READ_MORE ? (size_t)left : FILLS_READ_MORE;
+}
 
 int fills_new(struct cachepath *cp, struct worker *w, struct fills **out)
 {
@@ -280,6 +322,9 @@ static void fetch_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	int r = 0;
 
+	if (ft->is_head_done)
+		origin_read_more(ft->f->cp->d->origin, bev, read_more_now(ft->done, ft->len, in));
+
 	if (!ft->is_head_done) {
 		r = fetch_head(ft, in);
 		if (r == -EAGAIN)
@@ -304,6 +349,8 @@ static void fetch_read_cb(struct bufferevent *bev, void *arg)
 		fetch_end(ft, r);
 	else if (ft->done == ft->len)
 		fetch_end(ft, 0);
+	else
+		pace_reads(bev, still_to_come(ft->done, ft->len, in), &ft->lowat);
 }
 
 /* A fault mid-way: the next attempt asks for the bytes still missing. */
@@ -330,6 +377,7 @@ static int fetch_send(struct fetch *ft)
 	ft->bev = origin_connect(d->origin, ft->f->w->base);
 	if (!ft->bev)
 		return -errno;
+	ft->lowat = 0; /* a socket of its own */
 	bufferevent_setcb(ft->bev, fetch_read_cb, NULL, fetch_event_cb, ft);
 	bufferevent_set_timeouts(ft->bev, &tv, &tv);
 	bufferevent_set_max_single_read(ft->bev, 256 * 1024);
@@ -562,6 +610,9 @@ static void stream_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	uint64_t size = s->om.meta.size, cs = s->om.meta.chunk_size;
 
+	if (!s->is_paused)
+		origin_read_more(s->f->cp->d->origin, bev, read_more_now(s->pos, size, in));
+
 	while (evbuffer_get_length(in) && s->pos < size) {
 		uint64_t end = chunkmap_start(cs, s->index) + chunkmap_len(size, cs, s->index);
 		size_t n = evbuffer_get_length(in);
@@ -575,6 +626,8 @@ static void stream_read_cb(struct bufferevent *bev, void *arg)
 	}
 	if (s->pos == size)
 		stream_free(s);
+	else
+		pace_reads(bev, still_to_come(s->pos, size, in), &s->lowat);
 }
 
 static void stream_event_cb(struct bufferevent *bev, short what, void *arg)
