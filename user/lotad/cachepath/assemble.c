@@ -395,6 +395,10 @@ static enum mover_result pump_chunk(struct assembler *a, struct evbuffer *out)
 		/* The fill failed (a full disk, a reset): the rest from the adopted stream's
 		 * spill, or from the origin. */
 		close_source(a);
+		if (a->spill && fills_spill_from(a->spill) <= a->pos) {
+			a->src = SRC_SPILL; /* it holds pos, even once the stream has ended */
+			return pump_spill(a, out, end);
+		}
 		if (a->spill && !fills_spill_is_done(a->spill))
 			return MOVER_WAIT; /* open_source takes the spill once it holds pos */
 		return open_pass(a) == 0 ? MOVER_WAIT : MOVER_CUT;
