@@ -128,8 +128,14 @@ pod_aws s3 ls s3://demo/ >/dev/null
 
 say ""
 say "origin's view (radosgw log): GETs answered with a body vs 304 Not Modified"
-awk '/beast: / && /"GET \/demo\// { if ($0 ~ /" 304 /) n304++; else if ($0 ~ /" 200 /) n200++ }
-	END { printf "  200 with body: %d   304 (served from lota'"'"'s cache): %d\n", n200, n304 }' "$ORIGIN_LOG"
+# beast: ... "GET /demo/KEY HTTP/1.1" STATUS BYTES ...: the two fields after the quoted line
+awk '/beast: / && /"GET \/demo\// {
+		split(substr($0, index($0, "HTTP/1.1\" ") + 10), f, " ")
+		if (f[1] == 304) n304++
+		else if (f[1] == 200 || f[1] == 206) { n[f[1]]++; bytes += f[2] }
+	}
+	END { printf "  200 with body: %d   206 (lotad'"'"'s chunk fills): %d   %.1f MB of bodies in all\n", n[200], n[206], bytes / 1e6
+	      printf "  304 (served from lota'"'"'s cache): %d\n", n304 }' "$ORIGIN_LOG"
 say ""
 say "lotad metrics (curl http://127.0.0.1:$admin/metrics):"
 curl -s "http://127.0.0.1:$admin/metrics" | grep -E '^lota_(cache_(hits|misses|bypasses|bytes_served|fills_committed|entries|chunk_(hits|misses|fills))|bytes_from_origin|bpf_(attached|rewritten)) ' | sed 's/^/  /'
