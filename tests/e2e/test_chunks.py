@@ -1095,6 +1095,50 @@ def test_origin_killed_mid_chunk_fill_cuts_clients(make_lotad, tmp_path):
         o2.stop()
 
 
+def restart_with_concurrency_limit(o, n):
+    """radosgw again with rgw_max_concurrent_requests = n: past n requests in progress it
+    answers 503 SlowDown ("reached max requests"), as a loaded origin does."""
+    os.kill(o.pids()["radosgw"], signal.SIGKILL)
+    wait_until(lambda: not os.path.exists(f"/proc/{o.pids()['radosgw']}"), 10, "radosgw gone")
+    with open(os.path.join(o.dir, "ceph.conf"), "a") as f:
+        f.write(f"\n[client.rgw]\nrgw_max_concurrent_requests = {n}\n")
+    o.restart_radosgw()
+
+
+def test_slow_down_on_chunk_fills_is_retried(make_lotad, tmp_path):
+    """radosgw answers 503 SlowDown to requests beyond the one in progress, so lotad's
+    parallel chunk fills of one read (fill-parallelism 4) collide: each 503 is retried after
+    a random back-off, the retries are counted, the client gets every byte, and each
+    chunk's bytes still leave the origin once."""
+    o2 = Origin(tmp_path / "o2").start()
+    try:
+        b = o2.create_bucket("slowdown")
+        size = 32 * MiB
+        body = put(o2, b, "obj", rand(size))
+        restart_with_concurrency_limit(o2, 1)
+        creds = write_creds(tmp_path / "o2-creds", o2.access_key, o2.secret_key)
+        d = make_lotad(origin_url=o2.url, chunk_size="4M", fill_parallelism="4",
+                       service_credentials=creds)
+        mark = o2.log_mark()
+        status, got, h = get(s3c(o2, ep(d)), b, "obj", Range=f"bytes=0-{size - 1}")
+        assert status == 206
+        assert_bytes(got, body, "a read whose fills met 503s")
+        wait_until(lambda: d.metrics()["cache_fills_committed"] >= size // (4 * MiB), 30,
+                   "every chunk committed")
+        reqs = o2.log_requests(mark, "GET", f"/{b}/obj")
+        assert any(r.status == 503 for r in reqs), [(r.status, r.range) for r in reqs]
+        assert d.metrics()["cache_fill_retries"] >= 1
+        assert sum(r.bytes for r in reqs if r.status == 206) == size, \
+            [(r.status, r.range, r.bytes) for r in reqs]
+        # and the read is now whole in the cache: no body from the origin
+        mark = o2.log_mark()
+        status, got, h = get(s3c(o2, ep(d)), b, "obj", Range=f"bytes=0-{size - 1}")
+        assert_bytes(got, body, "the warm read")
+        assert not [r for r in o2.log_requests(mark, "GET", f"/{b}/obj") if r.status == 206]
+    finally:
+        o2.stop()
+
+
 # -- pre-staging ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("how", ["head", "lotactl"])
