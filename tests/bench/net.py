@@ -302,7 +302,7 @@ class NetBench:
         return sum(d.metrics().get(name, 0) for d in self.lotad.values())
 
     def wait_fills_idle(self, timeout=180):
-        """Until every fill lotad started (background whole-object fills included) has
+        """Until every fill lotad started (chunk fills and read-ahead included) has
         committed or been abandoned, on all three nodes."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -761,7 +761,7 @@ class NetBench:
             "was emptied (lotactl evict --all on each); epoch 2 = the same read again. "
             "lotad: cluster mode (peers, self, peer-listen, cluster-secret), strong "
             "consistency (every read asks the origin), workers=2, bpf=off, "
-            "service-credentials for whole-object fills.",
+            "service-credentials for chunk fills (16 MiB chunks).",
             "Origin bytes: body bytes of GETs answered 200/206 in radosgw's log between "
             "the start of a run and the end of every fill it started (background fills "
             "included); requests = every logged request (304 revalidations included).",
