@@ -9,9 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/uio.h>
 
-#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
@@ -19,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "exchange/origin.h"
+#include "exchange/readmore.h"
 
 static int tls_setup(struct origin *o, const char *ca_file, char *err, size_t errlen)
 {
@@ -139,55 +138,9 @@ struct bufferevent *origin_connect(struct origin *o, struct event_base *base)
 	return bev;
 }
 
-#define READ_STEP (256 * 1024) /* bytes reserved in the input per read */
-
-/* Commits the first n bytes read into the reserved v[0..nv). */
-static void commit_read(struct evbuffer *in, struct evbuffer_iovec *v, int nv, size_t n)
-{
-	int used = 0;
-
-	for (; used < nv && n; used++) {
-		if (v[used].iov_len > n)
-			v[used].iov_len = n;
-		n -= v[used].iov_len;
-	}
-	evbuffer_commit_space(in, v, used);
-}
-
 size_t origin_read_more(const struct origin *o, struct bufferevent *bev, size_t max)
 {
-	struct evbuffer *in = bufferevent_get_input(bev);
-	evutil_socket_t fd = bufferevent_getfd(bev);
-	size_t got = 0;
-
-	if (o->is_tls || fd < 0 || !max)
-		return 0;
-	evbuffer_unfreeze(in, 0); /* a bufferevent's input takes bytes only from its reads */
-	while (got < max) {
-		size_t want = max - got < READ_STEP ? max - got : READ_STEP;
-		struct evbuffer_iovec v[2];
-		struct iovec iov[2];
-		int nv = evbuffer_reserve_space(in, (ssize_t)want, v, 2);
-		ssize_t n;
-
-		if (nv < 1)
-			break;
-		for (int i = 0; i < nv; i++)
-			iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
-		n = readv(fd, iov, nv);
-		if (n <= 0) {
-			evbuffer_commit_space(in, v, 0);
-			if (n < 0 && errno == EINTR)
-				continue;
-			break;
-		}
-		commit_read(in, v, nv, (size_t)n);
-		got += (size_t)n;
-		if ((size_t)n < want)
-			break; /* the socket is drained */
-	}
-	evbuffer_freeze(in, 0);
-	return got;
+	return o->is_tls ? 0 : readmore(bev, max);
 }
 
 const char *origin_tls_error(struct bufferevent *bev, char *buf, size_t len)

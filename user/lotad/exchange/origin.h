@@ -28,12 +28,8 @@ int origin_init(struct origin *o, const char *url, const char *ca_file, char *er
 void origin_free(struct origin *o);
 /* A bufferevent connecting to the origin (TLS if https); NULL with errno on failure. */
 struct bufferevent *origin_connect(struct origin *o, struct event_base *base);
-/* libevent 2.1 reads at most 4 KiB from a socket per readable event (EVBUFFER_MAX_READ),
- * whatever its max single read says: a body from a fast origin then costs an epoll turn
- * per 4 KiB. Reads up to max more bytes of what the socket of bev (a connection to o)
- * holds now into bev's input; returns how many (0: none there, or a TLS connection, whose
- * reads libevent's OpenSSL layer sizes itself). End of stream and errors are left for
- * libevent's next read to report. */
+/* readmore() (exchange/readmore.h) on a connection to o; 0 for a TLS one, whose reads
+ * libevent's OpenSSL layer sizes itself. */
 size_t origin_read_more(const struct origin *o, struct bufferevent *bev, size_t max);
 /* Why the last TLS operation on bev failed, for a log line; "" if it was not TLS. */
 const char *origin_tls_error(struct bufferevent *bev, char *buf, size_t len);

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "exchange/exchange-int.h"
+#include "exchange/readmore.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
@@ -63,6 +64,25 @@ static int body_share(struct evbuffer *src, enum http_body framing, uint64_t *le
 	return done;
 }
 
+/* How much more of the request body to read now, beyond libevent's 4 KiB a wake: what the
+ * buffers on both sides still take, and no more than the body (so that a pipelined
+ * request behind it stays in the socket). */
+static size_t request_read_room(const struct exchange *x, const struct evbuffer *in,
+				const struct evbuffer *out)
+{
+	size_t have = evbuffer_get_length(in), queued = evbuffer_get_length(out), room;
+
+	if (have >= CONN_READ_MAX || queued >= CONN_PIPE_HIGH)
+		return 0;
+	room = CONN_READ_MAX - have < CONN_PIPE_HIGH - queued ? CONN_READ_MAX - have
+							       : CONN_PIPE_HIGH - queued;
+	if (x->req.body == HTTP_BODY_LENGTH)
+		room = x->req_left > have ? (x->req_left - have < room ? (size_t)(x->req_left - have)
+								       : room)
+					  : 0;
+	return room;
+}
+
 enum xinput relay_request_body(struct exchange *x)
 {
 	struct conn *c = x->c;
@@ -77,6 +97,8 @@ enum xinput relay_request_body(struct exchange *x)
 		c->client_read_paused = false;
 		bufferevent_enable(c->cbev, EV_READ);
 	}
+	if (!c->client_read_paused)
+		readmore(c->cbev, request_read_room(x, in, out));
 	r = body_share(in, x->req.body, &x->req_left, &x->req_chunked, &take);
 	if (r < 0)
 		return XI_FAIL;
