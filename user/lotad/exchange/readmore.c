@@ -33,8 +33,13 @@ static size_t read_step(struct evbuffer *in, evutil_socket_t fd, size_t want)
 
 	if (nv < 1)
 		return 0;
-	for (int i = 0; i < nv; i++)
-		iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
+	/* The reservation may be larger than asked: read no more than want. */
+	for (int i = 0; i < nv; i++) {
+		size_t len = v[i].iov_len < want ? v[i].iov_len : want;
+
+		iov[i] = (struct iovec){v[i].iov_base, len};
+		want -= len;
+	}
 	do
 		n = readv(fd, iov, nv);
 	while (n < 0 && errno == EINTR);
