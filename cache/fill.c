@@ -1,6 +1,7 @@
 /* Fills: one writer per chunk streams its bytes into tmp/, followers read the same file
  * while it grows and are woken as bytes land; commit verifies length and CRC-32,
- * fdatasync()s and renames into objects/. Lock order: store lock, then a fill's own lock.
+ * fdatasync()s and renames into objects/; and dropping an object whole (its chunks and
+ * its running fills). Lock order: store lock, then a fill's own lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -538,4 +539,20 @@ int cache_fill_commit(struct cache_fill *f, const uint32_t *expected_crc)
 		free(ch);
 	fill_finish(f, state, 0);
 	return err;
+}
+
+/* Drops every committed chunk of o (files removed) and makes its running fills stale;
+ * frees o. Returns the number of chunks dropped. */
+int obj_drop_locked(struct cache *c, struct obj *o)
+{
+	int n = 0;
+
+	while (o->chunks) {
+		unlink_chunk_locked(c, o->chunks);
+		n++;
+	}
+	while (o->fills)
+		fill_detach_locked(c, o->fills);
+	obj_put_locked(c, o);
+	return n;
 }

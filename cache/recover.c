@@ -1,7 +1,8 @@
 /* Recovery: rebuilding the index from the chunk files on disk (headers only), at open
  * and when a directory comes back (health.c). Bad, truncated and misnamed files are
  * removed, and so are the chunks of a key's older versions: the newest version found
- * (by its chunks' mtime, the time they were committed) is the one a key holds.
+ * (by its chunks' mtime, the time they were committed) is the one a key holds. Also
+ * the making and opening of the store's subdirectories, which every scan needs.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -347,4 +348,38 @@ uint64_t recover_merge_locked(struct cache *c, int objfd, struct scan_rec *v, si
 	c->st.recovered += n;
 	c->st.recovery_superseded += superseded;
 	return superseded;
+}
+
+int open_subdir(int parent, const char *name, int *fd)
+{
+	if (mkdirat(parent, name, 0700) && errno != EEXIST)
+		return -errno;
+	*fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return *fd < 0 ? -errno : 0;
+}
+
+/* Rebuilds the index from tmpfd's and objfd's directories. The fan-out directories it
+ * creates are made durable once, so that a commit's durability needs only its own. */
+int store_recover(struct cache *c, int objfd, int tmpfd)
+{
+	struct scan_rec *v = NULL;
+	uint64_t superseded;
+	size_t n = 0;
+	int err = recover_clean_tmp(c, tmpfd);
+
+	if (!err)
+		err = recover_scan(c, objfd, &v, &n);
+	if (err) {
+		recover_free(v, n);
+		return err;
+	}
+	if (!c->opts.is_fdatasync_skipped)
+		fsync(objfd);
+	pthread_mutex_lock(&c->mu);
+	superseded = recover_merge_locked(c, objfd, v, n);
+	pthread_mutex_unlock(&c->mu);
+	if (superseded)
+		cache_log(c, "cache: removed %llu chunks of keys' older versions",
+			  (unsigned long long)superseded);
+	return 0;
 }

@@ -1,10 +1,9 @@
 /* Opening and closing a store: directory layout, capacity, watermarks and chunk size,
- * the index rebuilt from the files on disk (recover.c), statistics and logging.
+ * the index rebuilt from the files on disk (recover.c), and statistics.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,19 +14,6 @@
 #include "cache-int.h"
 
 #define DEFAULT_CAPACITY ((uint64_t)1 << 40)
-
-void cache_log(struct cache *c, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-
-	if (!c->opts.log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	c->opts.log(c->opts.log_arg, line);
-}
 
 uint64_t cache_default_capacity(const char *dir)
 {
@@ -56,40 +42,6 @@ static int set_capacity(struct cache *c, const char *dir, const struct cache_opt
 	/* divide first: capacity may be near UINT64_MAX */
 	c->high = c->capacity / 100 * high + c->capacity % 100 * high / 100;
 	c->low = c->capacity / 100 * low + c->capacity % 100 * low / 100;
-	return 0;
-}
-
-int open_subdir(int parent, const char *name, int *fd)
-{
-	if (mkdirat(parent, name, 0700) && errno != EEXIST)
-		return -errno;
-	*fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return *fd < 0 ? -errno : 0;
-}
-
-/* Rebuilds the index from tmpfd's and objfd's directories. The fan-out directories it
- * creates are made durable once, so that a commit's durability needs only its own. */
-int store_recover(struct cache *c, int objfd, int tmpfd)
-{
-	struct scan_rec *v = NULL;
-	uint64_t superseded;
-	size_t n = 0;
-	int err = recover_clean_tmp(c, tmpfd);
-
-	if (!err)
-		err = recover_scan(c, objfd, &v, &n);
-	if (err) {
-		recover_free(v, n);
-		return err;
-	}
-	if (!c->opts.is_fdatasync_skipped)
-		fsync(objfd);
-	pthread_mutex_lock(&c->mu);
-	superseded = recover_merge_locked(c, objfd, v, n);
-	pthread_mutex_unlock(&c->mu);
-	if (superseded)
-		cache_log(c, "cache: removed %llu chunks of keys' older versions",
-			  (unsigned long long)superseded);
 	return 0;
 }
 
