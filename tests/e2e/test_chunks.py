@@ -1095,6 +1095,39 @@ def test_origin_killed_mid_chunk_fill_cuts_clients(make_lotad, tmp_path):
         o2.stop()
 
 
+def test_chunk_fetches_reuse_kept_alive_connections(origin, bucket, chunk_lotad, relay_to, svc):
+    """lotad's chunk fetches of one read (fill-parallelism 1: one after another) go on one
+    kept-alive connection to the origin, not a new connection (a TCP and TLS handshake to a
+    remote origin) per chunk; bytes byte-exact. After the origin restarts (its idle
+    connections closed under lotad), the next fetches work at once, with no fill retry."""
+    r = relay_to()
+    d = chunk_lotad(origin_url=r.url, chunk_size="4M", fill_parallelism="1")
+    size = 32 * MiB
+    key = f"pool/{uuid.uuid4().hex[:10]}"
+    body = put(origin, bucket, key, rand(size))
+    s3 = s3c(origin, ep(d))
+    mark = r.mark()
+    status, got, _ = get(s3, bucket, key, Range=f"bytes=0-{size - 1}")
+    assert_bytes(got, body, "a read of 8 chunks")
+    wait_until(lambda: d.metrics()["cache_fills_committed"] >= 8, 30, "every chunk committed")
+    fills = [x for x in fills_of(r, svc[0], bucket, key, mark) if "range" in x.req]
+    assert len(fills) == 8, [(x.req.get("range"), x.status) for x in fills]
+    conns = {x.conn_id for x in fills}
+    assert len(conns) <= 2, f"8 chunk fetches on {len(conns)} connections"
+    assert d.metrics()["origin_connections_reused"] >= 6
+
+    retries = d.metrics()["cache_fill_retries"]
+    os.kill(origin.pids()["radosgw"], signal.SIGKILL)
+    wait_until(lambda: not os.path.exists(f"/proc/{origin.pids()['radosgw']}"), 10,
+               "radosgw gone")
+    origin.restart_radosgw()
+    key2 = f"pool/{uuid.uuid4().hex[:10]}"
+    body2 = put(origin, bucket, key2, rand(size))
+    status, got, _ = get(s3, bucket, key2, Range=f"bytes=0-{size - 1}")
+    assert_bytes(got, body2, "a read after the origin restarted")
+    assert d.metrics()["cache_fill_retries"] == retries
+
+
 def restart_with_concurrency_limit(o, n):
     """radosgw again with rgw_max_concurrent_requests = n: past n requests in progress it
     answers 503 SlowDown ("reached max requests"), as a loaded origin does."""

@@ -20,6 +20,8 @@
 	X(client_timeouts, counter, "client connections closed for silence")                      \
 	X(client_aborts, counter, "client connections closed before their response ended")        \
 	X(origin_requests, counter, "requests sent to the origin")                                \
+	X(origin_connections_reused, counter,                                                      \
+	  "lotad's own requests sent on an idle kept-alive connection to the origin")              \
 	X(origin_errors, counter, "origin connect, TLS or protocol failures")                     \
 	X(origin_timeouts, counter, "origin requests that timed out")                             \
 	X(origin_aborts, counter, "responses cut because the origin failed mid-body")            \

@@ -22,6 +22,7 @@
 #include "cachepath/svccreds.h"
 #include "chunkmap.h"
 #include "exchange/origin.h"
+#include "exchange/originpool.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
@@ -40,7 +41,9 @@ struct fetch {
 	unsigned attempt;
 	time_t started;
 	bool is_head_done, is_running;
-	int lowat; /* SO_RCVLOWAT set on bev's socket */
+	bool is_reused;	    /* bev came idle from the pool: the origin may have closed it */
+	bool is_keep_alive; /* the answer leaves bev fit for another request */
+	int lowat;	    /* SO_RCVLOWAT set on bev's socket */
 	enum fills_reason why;
 	struct fetch *next;
 };
@@ -93,6 +96,7 @@ struct fills {
 	unsigned nrunning;
 	struct stream *streams;
 	struct fills_head *heads;
+	struct originpool *pool; /* idle connections for the next fetches */
 };
 
 static void fetch_start(struct fetch *ft);
@@ -141,8 +145,10 @@ int fills_new(struct cachepath *cp, struct worker *w, struct fills **out)
 {
 	struct fills *f = calloc(1, sizeof(*f));
 
-	if (!f)
+	if (!f || !(f->pool = originpool_new(w->base))) {
+		free(f);
 		return -ENOMEM;
+	}
 	f->cp = cp;
 	f->w = w;
 	*out = f;
@@ -293,6 +299,7 @@ static int fetch_head(struct fetch *ft, struct evbuffer *in)
 	}
 	evbuffer_drain(in, m->head_len);
 	ft->is_head_done = true;
+	ft->is_keep_alive = m->keep_alive;
 	free(m);
 	return 0;
 }
@@ -345,10 +352,15 @@ static void fetch_read_cb(struct bufferevent *bev, void *arg)
 		}
 	}
 	r = fetch_body(ft, in);
-	if (r < 0)
+	if (r < 0) {
 		fetch_end(ft, r);
-	else if (ft->done == ft->len)
+	} else if (ft->done == ft->len) {
+		if (ft->is_keep_alive) {
+			originpool_put(ft->f->pool, ft->f->cp->d->origin, bev); /* for the next fetch */
+			ft->bev = NULL;
+		}
 		fetch_end(ft, 0);
+	}
 	else
 		pace_reads(bev, still_to_come(ft->done, ft->len, in), &ft->lowat);
 }
@@ -360,6 +372,14 @@ static void fetch_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED)
 		return;
+	if (ft->is_reused && !ft->is_head_done && !evbuffer_get_length(bufferevent_get_input(bev))) {
+		/* An idle connection the origin had closed: a new one, at once, no retry. */
+		metric_add(M_origin_retries, 1);
+		bufferevent_free(ft->bev);
+		ft->bev = NULL;
+		fetch_start(ft);
+		return;
+	}
 	ft->is_head_done = false;
 	fetch_retry(ft, (what & BEV_EVENT_TIMEOUT) ? -ETIMEDOUT : -ECONNRESET);
 }
@@ -374,10 +394,13 @@ static int fetch_send(struct fetch *ft)
 
 	snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)(ft->first + ft->done),
 		 (unsigned long long)(ft->first + ft->len - 1));
-	ft->bev = origin_connect(d->origin, ft->f->w->base);
+	ft->bev = originpool_get(ft->f->pool, d->origin, &ft->is_reused);
 	if (!ft->bev)
 		return -errno;
-	ft->lowat = 0; /* a socket of its own */
+	ft->lowat = 0; /* a socket of its own, SO_RCVLOWAT 1 */
+	ft->is_keep_alive = false;
+	if (ft->is_reused)
+		metric_add(M_origin_connections_reused, 1);
 	bufferevent_setcb(ft->bev, fetch_read_cb, NULL, fetch_event_cb, ft);
 	bufferevent_set_timeouts(ft->bev, &tv, &tv);
 	bufferevent_set_max_single_read(ft->bev, 256 * 1024);
@@ -858,5 +881,6 @@ void fills_free(struct fills *f)
 		cache_fill_abort(ft->fill, -ECANCELED);
 		fetch_free(ft);
 	}
+	originpool_free(f->pool);
 	free(f);
 }
