@@ -14,6 +14,8 @@
 struct committer;
 struct event;
 struct fills;
+struct remote_lookup;
+struct remote_ops;
 struct svccreds;
 
 #define CACHEPATH_WORKERS_MAX 256
@@ -28,6 +30,8 @@ struct cachepath {
 	struct event *evict_ev, *tick_ev;
 	void (*on_inval)(void *arg, struct worker *w, const struct cache_key *k);
 	void *inval_arg;
+	const struct remote_ops *remote; /* the cluster's (remote.h), or NULL */
+	void *remote_arg;
 	struct route read, bypass, prestage, write;
 };
 
@@ -51,6 +55,9 @@ struct objread {
 	struct herd_waiter herd;
 	struct fills_head *head; /* lotad's HEAD in progress */
 	bool is_head_answered;
+	struct remote_lookup *lookup; /* another node asked for the version it holds */
+	bool is_looked_up, is_lookup_answered;
+	bool is_peer_version; /* learned: the version another node holds */
 };
 
 #endif

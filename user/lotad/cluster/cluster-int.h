@@ -2,28 +2,38 @@
 #ifndef LOTA_CLUSTER_INT_H
 #define LOTA_CLUSTER_INT_H
 
+#include <stddef.h>
 #include <time.h>
 
 #include "cluster/cluster.h"
 #include "cluster/peers.h"
 #include "exchange/exchange.h"
 
-#define INVALIDATE_PATH "/_lota/invalidate"
-
 struct cache_key;
+struct remote_ops;
 
 struct cluster {
 	struct lotad *d;
 	struct peers *peers;
 	struct peerauth *peerauth;
 	struct cachepath *cp;
-	struct route gate, forward;
+	struct route gate;
 	time_t last_full_log; /* the last "replay cache full" line (atomic) */
 };
 
-/* peerfwd.c */
-void peerfwd_route(struct cluster *cl, struct route *rt);
-/* Fire-and-forget: tell k's owner (if another node) to drop it. */
-void peerfwd_invalidate(void *cluster, struct worker *w, const struct cache_key *k);
+/* cluster.c: this node's id for signing: as the membership knows it, else the
+ * peer-listen address. */
+void cluster_self_id(struct cluster *cl, char *buf, size_t len);
+
+/* chunkget.c: the cache path's remote.h, this node asking the others. */
+extern const struct remote_ops chunkget_ops;
+
+/* chunkserve.c: the owner's answers on the peer port (after the gate checked the
+ * signature): GET and HEAD of CHUNKWIRE_CHUNK, GET of CHUNKWIRE_VERSION. */
+enum route_verdict chunkserve_chunk(struct exchange *x, struct cluster *cl);
+enum route_verdict chunkserve_version(struct exchange *x, struct cluster *cl);
+
+/* peerinval.c: fire-and-forget: tell every live peer to drop k. */
+void peerinval_send(void *cluster, struct worker *w, const struct cache_key *k);
 
 #endif
