@@ -3,7 +3,7 @@
 #   make               build lotad and lotactl (build/ or build-san/ with SANITIZE=1)
 #   make test          install dependencies, build, run unit + end-to-end tests, print a summary
 #   make demo          local origin + lotad + a short aws-cli workload
-#   make bench         benchmarks (QUICK=1 for a short run)
+#   make bench         benchmarks (QUICK=1 for a short run; NET=1: the network rig, root)
 #   make fuzz          run the libFuzzer targets (FUZZ_SECONDS each)
 
 SANITIZE ?= 0
@@ -111,7 +111,7 @@ demo:
 bench:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory all
-	@QUICK=$(QUICK) /usr/bin/python3 tests/bench/run.py --build $(B)
+	@QUICK=$(QUICK) /usr/bin/python3 tests/bench/$(if $(filter 1,$(NET)),net.py,run.py) --build $(B)
 
 # libFuzzer targets are built with clang, always sanitized: fuzz_X.c tests user/lib/X.c,
 # linked with the other pure libraries it may use.

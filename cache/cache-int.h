@@ -175,7 +175,7 @@ struct chunk_handle {
 	struct cache *c;
 	uint8_t hash[CACHE_HASH_LEN];
 	uint64_t id;
-	uint32_t header_len, crc, nchunks;
+	uint32_t header_len, crc;
 };
 
 /* What a chunk's file must be, for verification. */
@@ -263,16 +263,8 @@ void fill_unref(struct cache_fill *f);
 void fill_detach_locked(struct cache *c, struct cache_fill *f);
 void fill_detach_all_locked(struct cache *c);
 
-/* follow.c */
-int follow_attach_locked(struct cache *c, struct cache_fill *f, cache_wake_fn wake, void *arg,
-			 struct cache_follower *fl);
-
 /* chunk.c */
-int chunk_ref_locked(struct cache *c, const struct cache_key *k, const struct version *v,
-		     uint32_t index, struct chunk **out);
 int chunk_open_fd(struct cache *c, const uint8_t hash[CACHE_HASH_LEN], uint64_t id, int flags);
-int chunk_open(struct cache *c, const struct cache_key *k, const struct version *v, uint32_t index,
-	       struct chunk_handle **out);
 struct chunk *chunk_by_id_locked(struct cache *c, const uint8_t hash[CACHE_HASH_LEN], uint64_t id);
 void chunk_drop_corrupt(struct cache *c, const uint8_t hash[CACHE_HASH_LEN], uint64_t id,
 			const char *why);

@@ -50,8 +50,7 @@ struct cache_key {
 struct cache_meta {
 	struct cache_key id;
 	uint64_t size;	     /* object bytes */
-	uint64_t chunk_size; /* whole-object API: ignored on input (one chunk per object) */
-	uint32_t crc32;	     /* output only: zlib crc32 of the chunk's (the object's) body */
+	uint64_t chunk_size; /* the version is cut into chunks of this; see above */
 	const char *etag;    /* as the origin sent it, quotes included */
 	const char *last_modified;
 	const char *content_type;
@@ -79,7 +78,7 @@ struct cache_opts {
 };
 
 struct cache_stats {
-	uint64_t entries; /* committed chunks (the whole-object API keeps one per object) */
+	uint64_t entries; /* committed chunks */
 	uint64_t objects; /* keys holding a version (committed chunks or running fills) */
 	uint64_t chunk_size;
 	uint64_t bytes_used;	 /* committed files, headers included */
@@ -126,8 +125,8 @@ struct cache_chunk {
 	bool is_verified; /* its CRC was checked since it was written or since start */
 };
 
-/* What a key holds, as cache_object_lookup() returns it: meta (crc32 is 0) and how many
- * of its nchunks chunks are committed and being filled at the time of the call. */
+/* What a key holds, as cache_object_lookup() returns it: meta and how many of its
+ * nchunks chunks are committed and being filled at the time of the call. */
 struct cache_object {
 	struct cache_meta meta;
 	uint32_t nchunks;
@@ -146,15 +145,6 @@ enum cache_begin {
 	CACHE_BEGIN_FILL,      /* *out is the one fill of this chunk: write and commit it */
 	CACHE_BEGIN_FOLLOW,    /* a fill of this chunk runs: follow it (cache_chunk_follow) */
 	CACHE_BEGIN_COMMITTED, /* the chunk is committed: open it (cache_chunk_open) */
-};
-
-/* A committed object as returned by the whole-object cache_lookup(): the body is at
- * [body_offset, body_offset + meta.size) of fd, as for struct cache_chunk. */
-struct cache_obj {
-	struct cache_meta meta;
-	int fd;
-	uint64_t body_offset;
-	void *priv; /* cache/ only */
 };
 
 enum cache_fill_state {

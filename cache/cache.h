@@ -81,7 +81,7 @@ uint64_t cache_chunk_len(uint64_t size, uint64_t chunk_size, uint64_t index);
 
 /* ---- objects ---------------------------------------------------------------------- */
 
-/* What k holds: its version's metadata (chunk_size as stored, crc32 0), read from a
+/* What k holds: its version's metadata (chunk_size as stored), read from a
  * running fill or, without one, from a committed chunk's header; its chunk count; how
  * many chunks are committed and being filled. -ENOENT: k holds nothing. Release with
  * cache_object_release(). */
@@ -203,7 +203,7 @@ void cache_follower_status(struct cache_follower *fl, struct cache_fill_status *
  * valid and complete after the fill commits or is discarded. */
 int cache_follower_fd(struct cache_follower *fl, uint64_t *body_offset);
 
-/* The fill's metadata (the object's: size, chunk_size, ETag...; crc32 is 0), valid until
+/* The fill's metadata (the object's: size, chunk_size, ETag...), valid until
  * cache_follower_close. */
 const struct cache_meta *cache_follower_meta(struct cache_follower *fl);
 
@@ -243,33 +243,5 @@ int cache_health_check(struct cache *c);
  * number of directories synced, or the first negative errno (those directories stay due
  * for the next call). */
 int cache_sync(struct cache *c);
-
-/* ---- COMPATIBILITY: the whole-object API (cache/compat.c) -------------------------- */
-/* Kept for the daemon until it reads chunks (issue 12): an object is stored as a single
- * chunk whose chunk size is the larger of its size and the store's. cache_fill_write,
- * _write_pos, _advance, _advance_nocrc, _commit, _abort and the followers' functions above
- * work on these fills too; cache_invalidate, cache_evict, cache_clear and cache_stats are
- * the store's. */
-
-/* Finds a committed object stored as one chunk and returns a handle with its metadata
- * (meta.crc32: its CRC) and an open fd; refreshes its LRU recency. -ENOENT on a miss,
- * and when k holds a version cut into more than one chunk. Release with
- * cache_obj_close(). */
-int cache_lookup(struct cache *c, const struct cache_key *k, struct cache_obj **out);
-
-/* Closes the fd and frees the handle; NULL is fine. */
-void cache_obj_close(struct cache_obj *o);
-
-/* Starts the one fill of meta->id as a single chunk of meta->size bytes (meta->chunk_size
- * is ignored), as cache_chunk_begin does; a committed copy of the same version is dropped
- * and filled anew. -EEXIST: the fill of this version runs: follow it
- * (cache_fill_follow). Other errors as for cache_chunk_begin. */
-int cache_fill_begin(struct cache *c, const struct cache_meta *meta, struct cache_fill **out);
-
-/* Attaches to the running fill of k's version when it is a single chunk: -ENOENT if none
- * runs (it may just have committed: look up again), -EUSERS past
- * CACHE_FILL_MAX_FOLLOWERS. */
-int cache_fill_follow(struct cache *c, const struct cache_key *k, cache_wake_fn wake, void *arg,
-		      struct cache_follower **out);
 
 #endif

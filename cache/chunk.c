@@ -20,14 +20,14 @@ struct chunk *chunk_by_id_locked(struct cache *c, const uint8_t hash[CACHE_HASH_
 	return ch && ch->id == id ? ch : NULL;
 }
 
-/* The committed chunk index of k's version v (NULL: whatever version k holds). */
-int chunk_ref_locked(struct cache *c, const struct cache_key *k, const struct version *v,
-		     uint32_t index, struct chunk **out)
+/* The committed chunk index of k's version v. */
+static int chunk_ref_locked(struct cache *c, const struct cache_key *k, const struct version *v,
+			    uint32_t index, struct chunk **out)
 {
 	struct obj *o = obj_find_locked(c, k);
 
 	*out = NULL;
-	if (!o || (v && !obj_is_version(o, v)))
+	if (!o || !obj_is_version(o, v))
 		return -ENOENT;
 	if (index >= o->nchunks)
 		return -ERANGE;
@@ -82,6 +82,8 @@ int chunk_open_fd(struct cache *c, const uint8_t hash[CACHE_HASH_LEN], uint64_t 
 
 	hash_name(hash, name);
 	fd = openat(c->objfd, name, O_RDONLY | O_CLOEXEC | flags);
+	if (fd < 0 && errno == EPERM && (flags & O_NOATIME)) /* not the file's owner */
+		fd = openat(c->objfd, name, O_RDONLY | O_CLOEXEC | (flags & ~O_NOATIME));
 	if (fd < 0) {
 		err = -errno;
 		if (is_file_lost(err) && drop_by_id(c, hash, id, &c->st.lost_chunks))
@@ -123,7 +125,6 @@ static int open_locked(struct cache *c, const struct cache_key *k, const struct 
 		h->id = ch->id;
 		h->header_len = ch->header_len;
 		h->crc = ch->crc;
-		h->nchunks = ch->obj->nchunks;
 		h->pub.len = cache_chunk_len(ch->obj->size, ch->obj->chunk_size, index);
 		h->pub.offset = (uint64_t)index * ch->obj->chunk_size;
 		h->pub.index = index;
@@ -153,9 +154,9 @@ static bool is_file_whole(struct cache *c, const struct chunk_handle *h, int fd)
 	return false;
 }
 
-/* Opens chunk index of k's version v (NULL: whatever version k holds). */
-int chunk_open(struct cache *c, const struct cache_key *k, const struct version *v, uint32_t index,
-	       struct chunk_handle **out)
+/* Opens chunk index of k's version v. */
+static int chunk_open(struct cache *c, const struct cache_key *k, const struct version *v,
+		      uint32_t index, struct chunk_handle **out)
 {
 	struct chunk_handle *h = calloc(1, sizeof(*h));
 	bool is_stamp_due = false;

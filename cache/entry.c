@@ -208,7 +208,6 @@ int entry_meta_dup(const struct entry_hdr *h, struct cache_meta *m, char **buf)
 	m->extra_len = h->extra_len;
 	m->size = h->size;
 	m->chunk_size = h->chunk_size;
-	m->crc32 = h->crc;
 	return 0;
 }
 

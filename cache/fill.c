@@ -254,7 +254,6 @@ static int fill_new(struct cache *c, const struct cache_meta *meta, uint32_t ind
 	    (err = entry_decode(f->hdr, f->header_len, &h)) ||
 	    (err = entry_meta_dup(&h, &f->meta, &f->metabuf)))
 		return err;
-	f->meta.crc32 = 0;
 	f->v.etag = f->meta.etag;
 	if (f->size > UINT64_MAX - f->header_len)
 		return -EFBIG;

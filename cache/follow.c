@@ -8,8 +8,8 @@
 #include "cache-int.h"
 
 /* Attaches fl to f, counted; -EUSERS past CACHE_FILL_MAX_FOLLOWERS. */
-int follow_attach_locked(struct cache *c, struct cache_fill *f, cache_wake_fn wake, void *arg,
-			 struct cache_follower *fl)
+static int follow_attach_locked(struct cache *c, struct cache_fill *f, cache_wake_fn wake,
+				void *arg, struct cache_follower *fl)
 {
 	int err = -EUSERS;
 

@@ -195,7 +195,6 @@ static int object_meta(struct cache *c, const struct cache_key *k, struct object
 	err = entry_read(fd, buf, sizeof(buf), &big, &eh);
 	if (!err)
 		err = entry_tuple_eq(&eh, k) ? entry_meta_dup(&eh, &h->pub.meta, &h->buf) : -EAGAIN;
-	h->pub.meta.crc32 = 0;
 	close(fd);
 	free(big);
 	return err;

@@ -132,6 +132,6 @@ awk '/beast: / && /"GET \/demo\// { if ($0 ~ /" 304 /) n304++; else if ($0 ~ /" 
 	END { printf "  200 with body: %d   304 (served from lota'"'"'s cache): %d\n", n200, n304 }' "$ORIGIN_LOG"
 say ""
 say "lotad metrics (curl http://127.0.0.1:$admin/metrics):"
-curl -s "http://127.0.0.1:$admin/metrics" | grep -E '^lota_(cache_(hits|misses|bypasses|bytes_served|fills_committed|entries)|bytes_from_origin|bpf_(attached|rewritten)) ' | sed 's/^/  /'
+curl -s "http://127.0.0.1:$admin/metrics" | grep -E '^lota_(cache_(hits|misses|bypasses|bytes_served|fills_committed|entries|chunk_(hits|misses|fills))|bytes_from_origin|bpf_(attached|rewritten)) ' | sed 's/^/  /'
 say ""
 say "every byte matched the uploaded data; stopping lotad and the origin."

@@ -1,7 +1,9 @@
 /* sendfile_server: the benchmark's "limit": the least a server can do to deliver a file
  * over loopback. Every request on a keep-alive connection (one thread each) gets the
  * whole file with sendfile from the page cache; nothing is parsed but the blank line.
+ * With BIND_IP it listens there instead (the NET rig's link check, net.py).
  * Build: cc -O2 -o sendfile_server sendfile_server.c -lpthread
+ * Usage: sendfile_server PORT FILE [BIND_IP]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -57,8 +59,8 @@ out:
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: sendfile_server PORT FILE\n");
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: sendfile_server PORT FILE [BIND_IP]\n");
 		return 2;
 	}
 	g_file = open(argv[2], O_RDONLY);
@@ -72,6 +74,10 @@ int main(int argc, char **argv)
 	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[1])) };
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (argc == 4 && inet_pton(AF_INET, argv[3], &a.sin_addr) != 1) {
+		fprintf(stderr, "sendfile_server: %s: not an IPv4 address\n", argv[3]);
+		return 2;
+	}
 	if (bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 1024)) {
 		perror("bind/listen");
 		return 1;

@@ -5,7 +5,7 @@
  *   synth_cache CACHE-DIR N SIZE [CHUNKS]   prints the number of chunks held
  *   synth_cache --open CACHE-DIR            times cache_open (the index rebuilt)
  *   synth_cache --scrub CACHE-DIR           times one scrub pass (read + CRC-32 of all)
- * Build: cc -O2 -Iuser -Icache synth_cache.c build/liblota.a -levent ... (see run.py)
+ * Build: cc -O2 -Iuser/lib -Icache synth_cache.c build/libcache.a -lz -lpthread (see run.py)
  */
 #include <errno.h>
 #include <stdio.h>

@@ -519,8 +519,8 @@ def test_kill9_mid_fill_then_restart(origin, make_lotad, bucket):
     s3 = origin.s3(endpoint=ep(d))
     assert get(s3, bucket, "crash/done")[0] == done_body
     # Commits run on lotad's commit thread, after the client has its bytes: only a
-    # committed object is promised to survive a crash.
-    wait_metric(d, "cache_fills_committed", 1)
+    # committed chunk is promised to survive a crash: wait for all of the object's.
+    wait_metric(d, "cache_fills_committed", chunks(BIG))
 
     st, _, resp, conn = raw(origin, d, "GET", bucket, "crash/half", read=0)
     assert st == 200

@@ -1,6 +1,8 @@
-/* Unit tests of cache/ through its whole-object API (compat.c): fills, commits, lookups,
- * followers, invalidation, eviction and recovery, on real files in a fresh mkdtemp
- * directory per test. The chunk API has its own tests in test_chunks.c.
+/* Unit tests of cache/ on objects of one chunk (no larger than the store's chunk size):
+ * the fill, commit and abort paths, the splice and deferred-CRC writes, followers and
+ * their wake-ups, invalidation and eviction under open readers, space, recovery, file
+ * names and concurrent fills, on real files in a fresh mkdtemp directory per test.
+ * Objects of many chunks, versions, verification and the scrubber are in test_chunks.c.
  */
 #include <CUnit/Basic.h>
 #include <dirent.h>
@@ -65,23 +67,40 @@ static void fill_body(char *buf, size_t len, unsigned seed)
 		buf[i] = (char)(seed * 31 + i * 7 + (i >> 8));
 }
 
-/* Fills and commits (b, k, v) with len pseudo-random bytes. */
+/* Fills and commits (b, k, v) as one chunk (chunk_size 0: the store's 16 MiB) of len
+ * pseudo-random bytes; 0, the begin verdict when it is not a fill, or a negative errno. */
 static int put(const char *b, const char *k, const char *v, size_t len, unsigned seed)
 {
 	struct cache_meta m = {.id = {b, k, v}, .size = len, .etag = "\"e\""};
 	struct cache_fill *f;
 	char *body = malloc(len + 1);
-	int err;
+	int r;
 
 	fill_body(body, len, seed);
-	err = cache_fill_begin(cache, &m, &f);
-	if (!err)
-		err = cache_fill_write(f, body, len);
-	if (!err)
-		err = cache_fill_commit(f, NULL);
-	else if (f)
-		cache_fill_abort(f, err);
+	r = cache_chunk_begin(cache, &m, 0, &f);
+	if (r == CACHE_BEGIN_FILL) {
+		r = cache_fill_write(f, body, len);
+		if (r)
+			cache_fill_abort(f, r);
+		else
+			r = cache_fill_commit(f, NULL);
+	}
 	free(body);
+	return r;
+}
+
+/* Opens the one committed chunk of whatever version k holds. -ENOENT: k holds nothing
+ * committed, or a version of more than one chunk. */
+static int open_one(const struct cache_key *k, struct cache_chunk **ch)
+{
+	struct cache_object *o;
+	int err = cache_object_lookup(cache, k, &o);
+
+	*ch = NULL;
+	if (err)
+		return err;
+	err = o->nchunks == 1 ? cache_chunk_open(cache, &o->meta, 0, ch) : -ENOENT;
+	cache_object_release(o);
 	return err;
 }
 
@@ -127,6 +146,12 @@ static bool fd_has_body(int fd, uint64_t off, size_t len, unsigned seed)
 	return ok;
 }
 
+/* The chunk is the whole object: len bytes of seed from offset 0. */
+static bool chunk_is_body(const struct cache_chunk *ch, size_t len, unsigned seed)
+{
+	return ch->offset == 0 && ch->len == len && fd_has_body(ch->fd, ch->body_offset, len, seed);
+}
+
 static void test_roundtrip(void)
 {
 	static const char extra[] = "x-amz-meta-a: 1\r\nx-amz-meta-b: two\r\n";
@@ -139,20 +164,23 @@ static void test_roundtrip(void)
 			       .extra_len = sizeof(extra) - 1};
 	struct cache_key k = {"bkt", "dir/obj.bin", NULL};
 	char body[100000];
+	struct cache_object *o;
+	struct cache_chunk *ch;
 	struct cache_fill *f;
-	struct cache_obj *o;
 	struct cache_stats st;
+	uint32_t want;
 
 	fill_body(body, sizeof(body), 1);
-	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
-	CU_ASSERT_EQUAL(cache_lookup(cache, &k, &o), -ENOENT);
+	want = (uint32_t)crc32(0, (const Bytef *)body, sizeof(body));
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_begin(cache, &m, 0, &f), CACHE_BEGIN_FILL);
+	CU_ASSERT_EQUAL(open_one(&k, &ch), -ENOENT);
 	for (size_t off = 0; off < sizeof(body); off += 30000) {
 		size_t n = sizeof(body) - off < 30000 ? sizeof(body) - off : 30000;
 
 		CU_ASSERT_EQUAL(cache_fill_write(f, body + off, n), 0);
 	}
-	CU_ASSERT_EQUAL(cache_fill_commit(f, NULL), 0);
-	CU_ASSERT_EQUAL_FATAL(cache_lookup(cache, &k, &o), 0);
+	CU_ASSERT_EQUAL(cache_fill_commit(f, &want), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_object_lookup(cache, &k, &o), 0);
 	CU_ASSERT_STRING_EQUAL(o->meta.id.bucket, "bkt");
 	CU_ASSERT_STRING_EQUAL(o->meta.id.key, "dir/obj.bin");
 	CU_ASSERT_STRING_EQUAL(o->meta.id.version, "");
@@ -162,12 +190,18 @@ static void test_roundtrip(void)
 	CU_ASSERT_EQUAL(o->meta.extra_len, sizeof(extra) - 1);
 	CU_ASSERT(!memcmp(o->meta.extra, extra, sizeof(extra) - 1));
 	CU_ASSERT_EQUAL(o->meta.size, sizeof(body));
-	CU_ASSERT_EQUAL(o->meta.crc32, crc32(0, (const Bytef *)body, sizeof(body)));
-	CU_ASSERT(fd_has_body(o->fd, o->body_offset, sizeof(body), 1));
-	CU_ASSERT_EQUAL(lseek(o->fd, 0, SEEK_END), (off_t)(o->body_offset + sizeof(body)));
-	cache_obj_close(o);
+	/* chunk_size 0 on input is the store's, and the object is one chunk of it */
+	CU_ASSERT_EQUAL(o->meta.chunk_size, CACHE_CHUNK_SIZE_DEFAULT);
+	CU_ASSERT(o->nchunks == 1 && o->ncommitted == 1 && o->nfilling == 0);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_open(cache, &o->meta, 0, &ch), 0);
+	cache_object_release(o);
+	CU_ASSERT(chunk_is_body(ch, sizeof(body), 1));
+	CU_ASSERT_EQUAL(lseek(ch->fd, 0, SEEK_END), (off_t)(ch->body_offset + sizeof(body)));
+	CU_ASSERT_EQUAL(cache_chunk_verify(ch), 0);
+	cache_chunk_close(ch);
 	cache_stats(cache, &st);
 	CU_ASSERT_EQUAL(st.entries, 1);
+	CU_ASSERT_EQUAL(st.objects, 1);
 	CU_ASSERT_EQUAL(st.fills_started, 1);
 	CU_ASSERT_EQUAL(st.fills_committed, 1);
 	CU_ASSERT_EQUAL(st.bytes_reserved, 0);
@@ -180,21 +214,21 @@ static void test_bad_commit(void)
 {
 	struct cache_meta m = {.id = {"b", "k", ""}, .size = 10};
 	struct cache_key k = {"b", "k", ""};
+	struct cache_chunk *ch;
 	struct cache_fill *f;
-	struct cache_obj *o;
 	struct cache_stats st;
 	uint32_t wrong = 1234;
 
-	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_begin(cache, &m, 0, &f), CACHE_BEGIN_FILL);
 	CU_ASSERT_EQUAL(cache_fill_write(f, "12345", 5), 0);
 	CU_ASSERT_EQUAL(cache_fill_write(f, "123456", 6), -EFBIG);
 	CU_ASSERT_EQUAL(cache_fill_commit(f, NULL), -EPROTO);
-	CU_ASSERT_EQUAL(cache_lookup(cache, &k, &o), -ENOENT);
+	CU_ASSERT_EQUAL(open_one(&k, &ch), -ENOENT);
 
-	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_begin(cache, &m, 0, &f), CACHE_BEGIN_FILL);
 	CU_ASSERT_EQUAL(cache_fill_write(f, "1234567890", 10), 0);
 	CU_ASSERT_EQUAL(cache_fill_commit(f, &wrong), -EBADMSG);
-	CU_ASSERT_EQUAL(cache_lookup(cache, &k, &o), -ENOENT);
+	CU_ASSERT_EQUAL(open_one(&k, &ch), -ENOENT);
 
 	CU_ASSERT_EQUAL(count_files("tmp"), 0);
 	CU_ASSERT_EQUAL(count_objects(), 0);
@@ -213,17 +247,19 @@ static void test_bad_args(void)
 
 	memset(longkey, 'a', sizeof(longkey) - 1);
 	longkey[sizeof(longkey) - 1] = '\0';
-	CU_ASSERT_EQUAL(cache_fill_begin(cache, &m, &f), -ENAMETOOLONG);
+	CU_ASSERT_EQUAL(cache_chunk_begin(cache, &m, 0, &f), -ENAMETOOLONG);
 	m.id.key = "k";
 	m.id.bucket = "";
-	CU_ASSERT_EQUAL(cache_fill_begin(cache, &m, &f), -EINVAL);
+	CU_ASSERT_EQUAL(cache_chunk_begin(cache, &m, 0, &f), -EINVAL);
 	m.id.bucket = "b";
 	m.extra_len = CACHE_EXTRA_MAX + 1;
 	m.extra = longkey;
-	CU_ASSERT_EQUAL(cache_fill_begin(cache, &m, &f), -E2BIG);
+	CU_ASSERT_EQUAL(cache_chunk_begin(cache, &m, 0, &f), -E2BIG);
 	m.extra_len = 0;
+	/* one chunk so big that its header and body overflow a uint64_t */
 	m.size = UINT64_MAX - 10;
-	CU_ASSERT_EQUAL(cache_fill_begin(cache, &m, &f), -EFBIG);
+	m.chunk_size = m.size;
+	CU_ASSERT_EQUAL(cache_chunk_begin(cache, &m, 0, &f), -EFBIG);
 	CU_ASSERT_EQUAL(count_files("tmp"), 0);
 }
 
@@ -243,12 +279,12 @@ static void test_abort(void)
 	struct wake_count wc = {0};
 	struct cache_fill_status fs;
 	struct cache_follower *fl;
+	struct cache_chunk *ch;
 	struct cache_fill *f;
-	struct cache_obj *o;
 	struct cache_stats st;
 
-	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
-	CU_ASSERT_EQUAL_FATAL(cache_fill_follow(cache, &k, on_wake, &wc, &fl), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_begin(cache, &m, 0, &f), CACHE_BEGIN_FILL);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_follow(cache, &m, 0, on_wake, &wc, &fl), 0);
 	CU_ASSERT_EQUAL(cache_fill_write(f, "abc", 3), 0);
 	CU_ASSERT_EQUAL(count_files("tmp"), 1);
 	cache_fill_abort(f, -ECONNRESET);
@@ -261,8 +297,8 @@ static void test_abort(void)
 	cache_follower_close(fl);
 	CU_ASSERT_EQUAL(count_files("tmp"), 0);
 	CU_ASSERT_EQUAL(count_objects(), 0);
-	CU_ASSERT_EQUAL(cache_lookup(cache, &k, &o), -ENOENT);
-	CU_ASSERT_EQUAL(cache_fill_follow(cache, &k, NULL, NULL, &fl), -ENOENT);
+	CU_ASSERT_EQUAL(open_one(&k, &ch), -ENOENT);
+	CU_ASSERT_EQUAL(cache_chunk_follow(cache, &m, 0, NULL, NULL, &fl), -ENOENT);
 	cache_stats(cache, &st);
 	CU_ASSERT_EQUAL(st.fills_aborted, 1);
 	CU_ASSERT_EQUAL(st.bytes_reserved, 0);
@@ -271,19 +307,18 @@ static void test_abort(void)
 /* Followers are woken once per CACHE_WAKE_BYTES of body, not once per write. */
 static void test_wake_batching(void)
 {
-	static char chunk[4096];
+	static char part[4096];
 	struct cache_meta m = {.id = {"b", "batch", ""}, .size = 2 * CACHE_WAKE_BYTES + 4096};
-	struct cache_key k = {"b", "batch", ""};
 	struct wake_count wc = {0};
 	struct cache_follower *fl;
 	struct cache_fill *f;
 	int wakes_at_1 = -1;
 
-	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
-	CU_ASSERT_EQUAL_FATAL(cache_fill_follow(cache, &k, on_wake, &wc, &fl), 0);
-	for (uint64_t w = 0; w < m.size; w += sizeof(chunk)) {
-		CU_ASSERT_EQUAL(cache_fill_write(f, chunk, sizeof(chunk)), 0);
-		if (w + sizeof(chunk) == CACHE_WAKE_BYTES - 4096)
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_begin(cache, &m, 0, &f), CACHE_BEGIN_FILL);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_follow(cache, &m, 0, on_wake, &wc, &fl), 0);
+	for (uint64_t w = 0; w < m.size; w += sizeof(part)) {
+		CU_ASSERT_EQUAL(cache_fill_write(f, part, sizeof(part)), 0);
+		if (w + sizeof(part) == CACHE_WAKE_BYTES - 4096)
 			wakes_at_1 = wc.n;
 	}
 	CU_ASSERT_EQUAL(wakes_at_1, 0);
@@ -293,10 +328,10 @@ static void test_wake_batching(void)
 	cache_follower_close(fl);
 }
 
+/* A follower sees the fill's metadata and bytes as they come; the bound on followers. */
 static void test_followers(void)
 {
 	struct cache_meta m = {.id = {"b", "big", ""}, .size = 3 * 4096, .etag = "\"x\""};
-	struct cache_key k = {"b", "big", ""};
 	struct cache_follower *fl, *extra[CACHE_FILL_MAX_FOLLOWERS];
 	struct wake_count wc = {0};
 	struct cache_fill_status fs;
@@ -307,9 +342,9 @@ static void test_followers(void)
 	int fd;
 
 	fill_body(body, sizeof(body), 7);
-	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
-	CU_ASSERT_EQUAL(cache_fill_begin(cache, &m, &f2), -EEXIST);
-	CU_ASSERT_EQUAL_FATAL(cache_fill_follow(cache, &k, on_wake, &wc, &fl), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_begin(cache, &m, 0, &f), CACHE_BEGIN_FILL);
+	CU_ASSERT_EQUAL(cache_chunk_begin(cache, &m, 0, &f2), CACHE_BEGIN_FOLLOW);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_follow(cache, &m, 0, on_wake, &wc, &fl), 0);
 	CU_ASSERT_STRING_EQUAL(cache_follower_meta(fl)->etag, "\"x\"");
 	fd = cache_follower_fd(fl, &off);
 	CU_ASSERT(fd >= 0);
@@ -325,9 +360,9 @@ static void test_followers(void)
 	}
 	/* the bound on followers: fl plus MAX - 1 more, then refused */
 	for (int i = 0; i < CACHE_FILL_MAX_FOLLOWERS - 1; i++)
-		CU_ASSERT_EQUAL(cache_fill_follow(cache, &k, NULL, NULL, &extra[i]), 0);
+		CU_ASSERT_EQUAL(cache_chunk_follow(cache, &m, 0, NULL, NULL, &extra[i]), 0);
 	CU_ASSERT_EQUAL(
-	    cache_fill_follow(cache, &k, NULL, NULL, &extra[CACHE_FILL_MAX_FOLLOWERS - 1]),
+	    cache_chunk_follow(cache, &m, 0, NULL, NULL, &extra[CACHE_FILL_MAX_FOLLOWERS - 1]),
 	    -EUSERS);
 	for (int i = 0; i < CACHE_FILL_MAX_FOLLOWERS - 1; i++)
 		cache_follower_close(extra[i]);
@@ -340,7 +375,7 @@ static void test_followers(void)
 	cache_stats(cache, &st);
 	CU_ASSERT_EQUAL(st.followers, CACHE_FILL_MAX_FOLLOWERS);
 	CU_ASSERT_EQUAL(st.followers_refused, 1);
-	CU_ASSERT_EQUAL(cache_fill_follow(cache, &k, NULL, NULL, &fl), -ENOENT);
+	CU_ASSERT_EQUAL(cache_chunk_follow(cache, &m, 0, NULL, NULL, &fl), -ENOENT);
 }
 
 /* Deferred CRC: bytes reported with advance_nocrc are read back at the next write or at
@@ -350,13 +385,15 @@ static void test_advance_nocrc(void)
 	struct cache_meta m = {.id = {"b", "deferred", ""}, .size = 300000};
 	struct cache_key k = {"b", "deferred", ""};
 	static char body[300000];
+	struct cache_chunk *ch;
 	struct cache_fill *f;
-	struct cache_obj *o;
+	uint32_t want;
 	uint64_t pos;
 	int fd;
 
 	fill_body(body, sizeof(body), 5);
-	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
+	want = (uint32_t)crc32(0, (const Bytef *)body, sizeof(body));
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_begin(cache, &m, 0, &f), CACHE_BEGIN_FILL);
 	CU_ASSERT_EQUAL(cache_fill_write(f, body, 1000), 0);
 	CU_ASSERT_EQUAL(cache_fill_write_pos(f, &fd, &pos), 0);
 	CU_ASSERT_EQUAL(pwrite(fd, body + 1000, 99000, (off_t)pos), 99000);
@@ -367,11 +404,12 @@ static void test_advance_nocrc(void)
 	CU_ASSERT_EQUAL(pwrite(fd, body + 200000, 100000, (off_t)pos), 100000);
 	CU_ASSERT_EQUAL(cache_fill_advance_nocrc(f, 100000), 0);
 	CU_ASSERT_EQUAL(cache_fill_advance_nocrc(f, 1), -EFBIG);
-	CU_ASSERT_EQUAL(cache_fill_commit(f, NULL), 0);
-	CU_ASSERT_EQUAL_FATAL(cache_lookup(cache, &k, &o), 0);
-	CU_ASSERT_EQUAL(o->meta.crc32, (uint32_t)crc32(0, (const Bytef *)body, sizeof(body)));
-	CU_ASSERT(fd_has_body(o->fd, o->body_offset, sizeof(body), 5));
-	cache_obj_close(o);
+	/* the commit checks the CRC it computed against the whole body's */
+	CU_ASSERT_EQUAL(cache_fill_commit(f, &want), 0);
+	CU_ASSERT_EQUAL_FATAL(open_one(&k, &ch), 0);
+	CU_ASSERT(chunk_is_body(ch, sizeof(body), 5));
+	CU_ASSERT_EQUAL(cache_chunk_verify(ch), 0);
+	cache_chunk_close(ch);
 }
 
 /* The splice path: the caller writes at write_pos itself, then reports with advance. */
@@ -380,15 +418,15 @@ static void test_advance(void)
 	struct cache_meta m = {.id = {"b", "spliced", ""}, .size = 200000};
 	struct cache_key k = {"b", "spliced", ""};
 	static char body[200000];
+	struct cache_chunk *ch;
 	struct cache_fill *f;
-	struct cache_obj *o;
 	uint32_t part, want;
 	uint64_t pos;
 	int fd;
 
 	fill_body(body, sizeof(body), 3);
 	want = (uint32_t)crc32(0, (const Bytef *)body, sizeof(body));
-	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_begin(cache, &m, 0, &f), CACHE_BEGIN_FILL);
 	CU_ASSERT_EQUAL(cache_fill_write(f, body, 1000), 0);
 	CU_ASSERT_EQUAL(cache_fill_write_pos(f, &fd, &pos), 0);
 	CU_ASSERT_EQUAL(pwrite(fd, body + 1000, 99000, (off_t)pos), 99000);
@@ -399,26 +437,27 @@ static void test_advance(void)
 	CU_ASSERT_EQUAL(cache_fill_advance(f, 100001, &part), -EFBIG);
 	CU_ASSERT_EQUAL(cache_fill_advance(f, 100000, &part), 0);
 	CU_ASSERT_EQUAL(cache_fill_commit(f, &want), 0);
-	CU_ASSERT_EQUAL_FATAL(cache_lookup(cache, &k, &o), 0);
-	CU_ASSERT_EQUAL(o->meta.crc32, want);
-	CU_ASSERT(fd_has_body(o->fd, o->body_offset, sizeof(body), 3));
-	cache_obj_close(o);
+	CU_ASSERT_EQUAL_FATAL(open_one(&k, &ch), 0);
+	CU_ASSERT(chunk_is_body(ch, sizeof(body), 3));
+	CU_ASSERT_EQUAL(cache_chunk_verify(ch), 0);
+	cache_chunk_close(ch);
 }
 
+/* An open chunk keeps its bytes after its object is invalidated or evicted. */
 static void test_reader_survives(void)
 {
 	struct cache_key k = {"b", "k", ""}, k2 = {"b", "k2", ""};
-	struct cache_obj *o, *o2, *o3;
+	struct cache_chunk *ch, *ch2, *ch3;
 
 	CU_ASSERT_EQUAL_FATAL(put("b", "k", "", 5000, 11), 0);
 	CU_ASSERT_EQUAL_FATAL(put("b", "k2", "", 5000, 12), 0);
-	CU_ASSERT_EQUAL_FATAL(cache_lookup(cache, &k, &o), 0);
-	CU_ASSERT_EQUAL_FATAL(cache_lookup(cache, &k2, &o2), 0);
+	CU_ASSERT_EQUAL_FATAL(open_one(&k, &ch), 0);
 	CU_ASSERT_EQUAL(cache_invalidate(cache, &k), 1);
 	CU_ASSERT_EQUAL(cache_invalidate(cache, &k), 0);
-	CU_ASSERT_EQUAL(cache_lookup(cache, &k, &o3), -ENOENT);
-	CU_ASSERT(fd_has_body(o->fd, o->body_offset, 5000, 11));
-	/* everything goes when the low watermark is below one entry */
+	CU_ASSERT_EQUAL(open_one(&k, &ch3), -ENOENT);
+	CU_ASSERT(chunk_is_body(ch, 5000, 11));
+	cache_chunk_close(ch);
+	/* everything goes when the low watermark is below one chunk */
 	CU_ASSERT_EQUAL(cache_evict(cache), 0);
 	cache_close(cache);
 	{
@@ -426,35 +465,37 @@ static void test_reader_survives(void)
 
 		CU_ASSERT_EQUAL_FATAL(cache_open(dir, &op, &cache), 0);
 	}
+	CU_ASSERT_EQUAL_FATAL(open_one(&k2, &ch2), 0);
 	CU_ASSERT_EQUAL(cache_evict(cache), 1);
-	CU_ASSERT_EQUAL(cache_lookup(cache, &k2, &o3), -ENOENT);
+	CU_ASSERT_EQUAL(open_one(&k2, &ch3), -ENOENT);
 	CU_ASSERT_EQUAL(count_objects(), 0);
-	CU_ASSERT(fd_has_body(o2->fd, o2->body_offset, 5000, 12));
-	cache_obj_close(o);
-	cache_obj_close(o2);
+	CU_ASSERT(chunk_is_body(ch2, 5000, 12));
+	cache_chunk_close(ch2);
 }
 
+/* Invalidating a version drops it and the null version, not the key's other versions;
+ * a fill of an invalidated key completes for its followers but is not kept. */
 static void test_invalidate_versions(void)
 {
 	struct cache_key kv1 = {"b", "k", "v1"}, kv2 = {"b", "k", "v2"}, kn = {"b", "k", ""};
 	struct cache_meta m = {.id = kn, .size = 4};
 	struct cache_fill_status fs;
 	struct cache_follower *fl;
+	struct cache_chunk *ch;
 	struct cache_fill *f;
-	struct cache_obj *o;
 
 	CU_ASSERT_EQUAL_FATAL(put("b", "k", "v1", 10, 1), 0);
 	CU_ASSERT_EQUAL_FATAL(put("b", "k", "v2", 10, 2), 0);
 	CU_ASSERT_EQUAL_FATAL(put("b", "k", "", 10, 3), 0);
 	CU_ASSERT_EQUAL(cache_invalidate(cache, &kv1), 2);
-	CU_ASSERT_EQUAL(cache_lookup(cache, &kn, &o), -ENOENT);
-	CU_ASSERT_EQUAL(cache_lookup(cache, &kv1, &o), -ENOENT);
-	CU_ASSERT_EQUAL_FATAL(cache_lookup(cache, &kv2, &o), 0);
-	cache_obj_close(o);
+	CU_ASSERT_EQUAL(open_one(&kn, &ch), -ENOENT);
+	CU_ASSERT_EQUAL(open_one(&kv1, &ch), -ENOENT);
+	CU_ASSERT_EQUAL_FATAL(open_one(&kv2, &ch), 0);
+	CU_ASSERT(chunk_is_body(ch, 10, 2));
+	cache_chunk_close(ch);
 
-	/* a fill running when its key is invalidated completes for followers, is not kept */
-	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
-	CU_ASSERT_EQUAL_FATAL(cache_fill_follow(cache, &kn, NULL, NULL, &fl), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_begin(cache, &m, 0, &f), CACHE_BEGIN_FILL);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_follow(cache, &m, 0, NULL, NULL, &fl), 0);
 	CU_ASSERT_EQUAL(cache_fill_write(f, "ab", 2), 0);
 	CU_ASSERT_EQUAL(cache_invalidate(cache, &kn), 0);
 	CU_ASSERT_EQUAL(cache_fill_write(f, "cd", 2), 0);
@@ -463,29 +504,30 @@ static void test_invalidate_versions(void)
 	CU_ASSERT_EQUAL(fs.state, CACHE_FILL_DISCARDED);
 	CU_ASSERT_EQUAL(fs.written, 4);
 	cache_follower_close(fl);
-	CU_ASSERT_EQUAL(cache_lookup(cache, &kn, &o), -ENOENT);
+	CU_ASSERT_EQUAL(open_one(&kn, &ch), -ENOENT);
 	CU_ASSERT_EQUAL(count_files("tmp"), 0);
 	CU_ASSERT_EQUAL(count_objects(), 1);
 }
 
-/* A newer fill of the same key replaces the committed entry. */
+/* A new version of the key (here: another size) replaces the held one; a reader of the
+ * old one keeps its bytes. */
 static void test_replace(void)
 {
 	struct cache_key k = {"b", "k", ""};
-	struct cache_obj *o, *old;
+	struct cache_chunk *ch, *old;
 	struct cache_stats st;
 
 	CU_ASSERT_EQUAL_FATAL(put("b", "k", "", 1000, 1), 0);
-	CU_ASSERT_EQUAL_FATAL(cache_lookup(cache, &k, &old), 0);
+	CU_ASSERT_EQUAL_FATAL(open_one(&k, &old), 0);
 	CU_ASSERT_EQUAL_FATAL(put("b", "k", "", 2000, 2), 0);
-	CU_ASSERT_EQUAL_FATAL(cache_lookup(cache, &k, &o), 0);
-	CU_ASSERT_EQUAL(o->meta.size, 2000);
-	CU_ASSERT(fd_has_body(o->fd, o->body_offset, 2000, 2));
-	CU_ASSERT(fd_has_body(old->fd, old->body_offset, 1000, 1));
-	cache_obj_close(o);
-	cache_obj_close(old);
+	CU_ASSERT_EQUAL_FATAL(open_one(&k, &ch), 0);
+	CU_ASSERT(chunk_is_body(ch, 2000, 2));
+	CU_ASSERT(chunk_is_body(old, 1000, 1));
+	cache_chunk_close(ch);
+	cache_chunk_close(old);
 	cache_stats(cache, &st);
 	CU_ASSERT_EQUAL(st.entries, 1);
+	CU_ASSERT_EQUAL(st.invalidations, 1);
 	CU_ASSERT(st.bytes_used > 2000 && st.bytes_used < 3000);
 	CU_ASSERT_EQUAL(count_objects(), 1);
 }
@@ -498,7 +540,7 @@ static void on_pressure(void *arg)
 	__atomic_add_fetch(&pressure_calls, 1, __ATOMIC_RELAXED);
 }
 
-/* Reopens the store with a capacity of cap_entries entries of size one_size. */
+/* Reopens the store with capacity cap and watermarks high and low (percent). */
 static void reopen(uint64_t cap, unsigned high, unsigned low)
 {
 	struct cache_opts o = {.capacity = cap,
@@ -521,14 +563,15 @@ static uint64_t entry_size(void)
 	return st.entries ? st.bytes_used / st.entries : 0;
 }
 
+/* Whether ("b", k) is held; opening it makes it the most recently used. */
 static bool has(const char *k)
 {
 	struct cache_key key = {"b", k, ""};
-	struct cache_obj *o;
+	struct cache_chunk *ch;
 
-	if (cache_lookup(cache, &key, &o))
+	if (open_one(&key, &ch))
 		return false;
-	cache_obj_close(o);
+	cache_chunk_close(ch);
 	return true;
 }
 
@@ -582,12 +625,12 @@ static void test_space(void)
 	reopen(10 * s, 90, 80);
 	CU_ASSERT(has("k00"));
 	m.size = 10 * s;
-	CU_ASSERT_EQUAL(cache_fill_begin(cache, &m, &f), -EFBIG);
+	CU_ASSERT_EQUAL(cache_chunk_begin(cache, &m, 0, &f), -EFBIG);
 	m.size = 5 * s;
-	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_begin(cache, &m, 0, &f), CACHE_BEGIN_FILL);
 	m.id.key = "y";
 	/* k00 goes inline, and still two halves do not fit */
-	CU_ASSERT_EQUAL(cache_fill_begin(cache, &m, &f2), -ENOSPC);
+	CU_ASSERT_EQUAL(cache_chunk_begin(cache, &m, 0, &f2), -ENOSPC);
 	CU_ASSERT(!has("k00"));
 	CU_ASSERT_EQUAL(pressure_calls, 1);
 	cache_stats(cache, &st);
@@ -600,19 +643,19 @@ static void test_space(void)
 	CU_ASSERT_EQUAL(count_files("tmp"), 0);
 }
 
-/* The path of k's committed file, through the fd a lookup opened. */
+/* The path of ("b", k)'s committed file, through the fd an open gives. */
 static int obj_path(const char *k, char *path, size_t len)
 {
 	struct cache_key key = {"b", k, ""};
+	struct cache_chunk *ch;
 	char link[64];
-	struct cache_obj *o;
 	ssize_t n;
 
-	if (cache_lookup(cache, &key, &o))
+	if (open_one(&key, &ch))
 		return -1;
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", o->fd);
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", ch->fd);
 	n = readlink(link, path, len - 1);
-	cache_obj_close(o);
+	cache_chunk_close(ch);
 	if (n < 0)
 		return -1;
 	path[n] = '\0';
@@ -628,6 +671,8 @@ static void set_time(const char *k, time_t t)
 	CU_ASSERT_EQUAL(utimensat(AT_FDCWD, path, ts, 0), 0);
 }
 
+/* Open after a crash: a file with a bad header, a truncated one, a misnamed one and a
+ * temp file are removed and logged; the LRU is ordered by the files' times. */
 static void test_recovery(void)
 {
 	static const char *keep[] = {"a", "b", "c", "d"};
@@ -671,12 +716,11 @@ static void test_recovery(void)
 	CU_ASSERT(!has("a"));
 	for (int i = 1; i < 4; i++) {
 		struct cache_key k = {"b", keep[i], ""};
-		struct cache_obj *o;
+		struct cache_chunk *ch;
 
-		CU_ASSERT_EQUAL_FATAL(cache_lookup(cache, &k, &o), 0);
-		CU_ASSERT(fd_has_body(o->fd, o->body_offset, 3000, i));
-		CU_ASSERT_EQUAL(o->meta.size, 3000);
-		cache_obj_close(o);
+		CU_ASSERT_EQUAL_FATAL(open_one(&k, &ch), 0);
+		CU_ASSERT(chunk_is_body(ch, 3000, (unsigned)i));
+		cache_chunk_close(ch);
 	}
 }
 
@@ -699,7 +743,7 @@ static void test_names(void)
 	struct dirent *d;
 	DIR *dd;
 
-	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_begin(cache, &m, 0, &f), CACHE_BEGIN_FILL);
 	snprintf(tmp, sizeof(tmp), "%s/tmp", dir);
 	dd = opendir(tmp);
 	while ((d = readdir(dd))) {
@@ -714,15 +758,15 @@ static void test_names(void)
 	CU_ASSERT_EQUAL(cache_fill_commit(f, NULL), 0);
 	{
 		struct cache_key k = {"bkt", key, "ver"};
-		struct cache_obj *o;
+		struct cache_chunk *ch;
 		char link[64];
 		ssize_t n;
 
-		CU_ASSERT_EQUAL_FATAL(cache_lookup(cache, &k, &o), 0);
-		snprintf(link, sizeof(link), "/proc/self/fd/%d", o->fd);
+		CU_ASSERT_EQUAL_FATAL(open_one(&k, &ch), 0);
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", ch->fd);
 		n = readlink(link, path, sizeof(path) - 1);
 		path[n > 0 ? n : 0] = '\0';
-		cache_obj_close(o);
+		cache_chunk_close(ch);
 	}
 	CU_ASSERT(!strstr(path, "secret") && !strstr(path, "passwd"));
 	base = strrchr(path, '/');
@@ -741,25 +785,25 @@ static void *filler(void *arg)
 
 	for (int i = 0; i < PER_THREAD; i++) {
 		struct cache_key key = {"b", k, ""};
-		struct cache_obj *o;
+		struct cache_chunk *ch;
 
 		snprintf(k, sizeof(k), "t%ld-%d", t, i);
 		if (put("b", k, "", 1000 + (size_t)i * 10, (unsigned)(t * 1000 + i))) {
 			bad++;
 			continue;
 		}
-		if (cache_lookup(cache, &key, &o)) {
+		if (open_one(&key, &ch)) {
 			bad++;
 			continue;
 		}
-		if (!fd_has_body(o->fd, o->body_offset, 1000 + (size_t)i * 10,
-				 (unsigned)(t * 1000 + i)))
+		if (!chunk_is_body(ch, 1000 + (size_t)i * 10, (unsigned)(t * 1000 + i)))
 			bad++;
-		cache_obj_close(o);
+		cache_chunk_close(ch);
 	}
 	return (void *)bad;
 }
 
+/* Threads filling many distinct keys while the control thread's stats and eviction run. */
 static void test_concurrent_fills(void)
 {
 	pthread_t th[THREADS];
@@ -790,8 +834,8 @@ struct stream {
 	struct cache_fill *f;
 };
 
-#define CHUNKS 64
-#define CHUNK 8192
+#define WRITES 64
+#define WRITE_LEN 8192
 
 static void stream_wake(void *arg)
 {
@@ -806,11 +850,11 @@ static void stream_wake(void *arg)
 static void *stream_writer(void *arg)
 {
 	struct stream *s = arg;
-	static char body[CHUNKS * CHUNK];
+	static char body[WRITES * WRITE_LEN];
 
 	fill_body(body, sizeof(body), 5);
-	for (int i = 0; i < CHUNKS; i++) {
-		if (cache_fill_write(s->f, body + i * CHUNK, CHUNK))
+	for (int i = 0; i < WRITES; i++) {
+		if (cache_fill_write(s->f, body + i * WRITE_LEN, WRITE_LEN))
 			break;
 		usleep(200);
 	}
@@ -820,7 +864,7 @@ static void *stream_writer(void *arg)
 
 static void test_follow_thread(void)
 {
-	struct cache_meta m = {.id = {"b", "stream", ""}, .size = CHUNKS * CHUNK};
+	struct cache_meta m = {.id = {"b", "stream", ""}, .size = WRITES * WRITE_LEN};
 	struct stream s = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL};
 	struct cache_fill_status fs;
 	struct cache_follower *fl;
@@ -828,8 +872,8 @@ static void test_follow_thread(void)
 	uint64_t off, seen = 0;
 	int fd;
 
-	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &s.f), 0);
-	CU_ASSERT_EQUAL_FATAL(cache_fill_follow(cache, &m.id, stream_wake, &s, &fl), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_begin(cache, &m, 0, &s.f), CACHE_BEGIN_FILL);
+	CU_ASSERT_EQUAL_FATAL(cache_chunk_follow(cache, &m, 0, stream_wake, &s, &fl), 0);
 	fd = cache_follower_fd(fl, &off);
 	pthread_create(&th, NULL, stream_writer, &s);
 	for (;;) {
@@ -845,81 +889,11 @@ static void test_follow_thread(void)
 			break;
 	}
 	CU_ASSERT_EQUAL(fs.state, CACHE_FILL_COMMITTED);
-	CU_ASSERT(fd_has_body(fd, off, CHUNKS * CHUNK, 5));
+	CU_ASSERT(fd_has_body(fd, off, WRITES * WRITE_LEN, 5));
 	cache_follower_close(fl);
 	pthread_join(th, NULL);
 	CU_ASSERT(s.wakes >= 2);
 	CU_ASSERT(has("stream"));
-}
-
-/* The whole-object API and the chunk API see the same file for an object no larger than
- * a chunk: what one stores, the other reads. */
-static void test_compat_is_one_chunk(void)
-{
-	struct cache_meta m = {.id = {"b", "small", ""}, .size = 5000, .etag = "\"e\""};
-	struct cache_key k = {"b", "small", ""};
-	struct cache_chunk *ch;
-	struct cache_obj *o;
-	struct cache_object *ob;
-
-	CU_ASSERT_EQUAL_FATAL(put("b", "small", "", 5000, 21), 0);
-	CU_ASSERT_EQUAL_FATAL(cache_chunk_open(cache, &m, 0, &ch), 0); /* chunk_size 0: 16 MiB */
-	CU_ASSERT_EQUAL(ch->len, 5000);
-	CU_ASSERT(fd_has_body(ch->fd, ch->body_offset, 5000, 21));
-	CU_ASSERT_EQUAL(cache_chunk_verify(ch), 0);
-	cache_chunk_close(ch);
-	CU_ASSERT_EQUAL_FATAL(cache_object_lookup(cache, &k, &ob), 0);
-	CU_ASSERT(ob->nchunks == 1 && ob->meta.chunk_size == 16 << 20 && ob->meta.size == 5000);
-	cache_object_release(ob);
-	/* bigger than a chunk: one chunk of the object's size */
-	CU_ASSERT_EQUAL_FATAL(put("b", "big", "", (16 << 20) + 1, 22), 0);
-	k.key = "big";
-	CU_ASSERT_EQUAL_FATAL(cache_lookup(cache, &k, &o), 0);
-	CU_ASSERT_EQUAL(o->meta.chunk_size, (16 << 20) + 1);
-	CU_ASSERT(fd_has_body(o->fd, o->body_offset, (16 << 20) + 1, 22));
-	cache_obj_close(o);
-}
-
-/* A version cut into several chunks is not a whole object to the old API. */
-static void test_compat_ignores_chunked(void)
-{
-	struct cache_meta m = {.id = {"b", "cut", ""}, .size = 3 << 20, .chunk_size = 1 << 20,
-			       .etag = "\"e\""};
-	struct cache_follower *fl;
-	struct cache_fill *f;
-	struct cache_obj *o;
-
-	CU_ASSERT_EQUAL_FATAL(cache_chunk_begin(cache, &m, 1, &f), CACHE_BEGIN_FILL);
-	CU_ASSERT_EQUAL(cache_fill_follow(cache, &m.id, NULL, NULL, &fl), -ENOENT);
-	CU_ASSERT_EQUAL(cache_lookup(cache, &m.id, &o), -ENOENT);
-	cache_fill_abort(f, 0);
-}
-
-/* The same version committed: a whole-object fill replaces it; a fill of it running:
- * -EEXIST; another ETag: its fill starts and the running one goes stale. */
-static void test_compat_begin(void)
-{
-	struct cache_meta m = {.id = {"b", "k", ""}, .size = 10, .etag = "\"e1\""}, m2 = m;
-	struct cache_fill *f, *f2;
-	struct cache_obj *o;
-
-	m2.etag = "\"e2\"";
-	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
-	CU_ASSERT_EQUAL(cache_fill_begin(cache, &m, &f2), -EEXIST);
-	CU_ASSERT_EQUAL(cache_fill_write(f, "0123456789", 10), 0);
-	CU_ASSERT_EQUAL(cache_fill_commit(f, NULL), 0);
-	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m, &f), 0);
-	CU_ASSERT_EQUAL(cache_lookup(cache, &m.id, &o), -ENOENT);
-	CU_ASSERT_EQUAL_FATAL(cache_fill_begin(cache, &m2, &f2), 0);
-	CU_ASSERT_EQUAL(cache_fill_write(f, "0123456789", 10), 0);
-	CU_ASSERT_EQUAL(cache_fill_commit(f, NULL), -ESTALE);
-	CU_ASSERT_EQUAL(cache_fill_write(f2, "abcdefghij", 10), 0);
-	CU_ASSERT_EQUAL(cache_fill_commit(f2, NULL), 0);
-	CU_ASSERT_EQUAL_FATAL(cache_lookup(cache, &m.id, &o), 0);
-	CU_ASSERT_STRING_EQUAL(o->meta.etag, "\"e2\"");
-	cache_obj_close(o);
-	CU_ASSERT_EQUAL(count_objects(), 1);
-	CU_ASSERT_EQUAL(count_files("tmp"), 0);
 }
 
 int main(void)
@@ -928,16 +902,16 @@ int main(void)
 		const char *name;
 		CU_TestFunc fn;
 	} tests[] = {
-	    {"fill, commit, lookup round trip", test_roundtrip},
+	    {"fill, commit, open round trip", test_roundtrip},
 	    {"commit with wrong size or CRC leaves nothing", test_bad_commit},
 	    {"bounds on keys, metadata, sizes", test_bad_args},
 	    {"abort leaves nothing, tells followers", test_abort},
-	    {"one fill per key, followers see progress", test_followers},
+	    {"one fill per chunk, followers see progress, their bound", test_followers},
 	    {"splice path: write_pos + advance keeps the CRC", test_advance},
 	    {"deferred CRC: advance_nocrc, computed at commit", test_advance_nocrc},
 	    {"reader survives invalidate and evict", test_reader_survives},
 	    {"invalidate: exact tuple, null version, running fill", test_invalidate_versions},
-	    {"a newer fill replaces the entry", test_replace},
+	    {"a new version replaces the held one", test_replace},
 	    {"LRU order and eviction to the low watermark", test_lru_evict},
 	    {"reservations, inline eviction, ENOSPC", test_space},
 	    {"recovery after a crash", test_recovery},
@@ -945,9 +919,6 @@ int main(void)
 	    {"concurrent fills of distinct keys", test_concurrent_fills},
 	    {"follower woken from the writer's thread", test_follow_thread},
 	    {"followers woken once per CACHE_WAKE_BYTES", test_wake_batching},
-	    {"an object is one chunk the chunk API reads", test_compat_is_one_chunk},
-	    {"a version cut into chunks is not a whole object", test_compat_ignores_chunked},
-	    {"begin: replace, -EEXIST, another ETag supersedes", test_compat_begin},
 	};
 	bool is_ok = true;
 	unsigned failed;

@@ -330,12 +330,6 @@ static void test_multi_chunk(void)
 	CU_ASSERT_EQUAL(o->meta.chunk_size, CH);
 	CU_ASSERT(o->nchunks == 3 && o->ncommitted == 2 && o->nfilling == 0);
 	cache_object_release(o);
-	/* the whole-object API does not see a version cut into chunks */
-	{
-		struct cache_obj *wo;
-
-		CU_ASSERT_EQUAL(cache_lookup(cache, &m.id, &wo), -ENOENT);
-	}
 }
 
 /* A zero-length object is one empty chunk. */

@@ -76,6 +76,19 @@ static void test_set(void)
 	CU_ASSERT_EQUAL(config_set(&c, "client-timeout", "soon", err, sizeof(err)), -EINVAL);
 	CU_ASSERT_EQUAL(c.client_timeout, 60); /* a refused value leaves the old one */
 
+	CU_ASSERT_EQUAL(c.scrub_rate, 50ULL << 20);
+	CU_ASSERT_EQUAL(config_set(&c, "scrub-rate", "0", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.scrub_rate, 0); /* off */
+	CU_ASSERT_EQUAL(config_set(&c, "scrub-rate", "1T", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.scrub_rate, CONFIG_SCRUB_RATE_MAX);
+	CU_ASSERT_EQUAL(config_set(&c, "scrub-rate", "1099511627777", err, sizeof(err)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "scrub-rate: '1099511627777' is more than"));
+	CU_ASSERT_EQUAL(c.scrub_rate, CONFIG_SCRUB_RATE_MAX); /* the old value stays */
+	CU_ASSERT_EQUAL(config_set(&c, "scrub-rate", "fast", err, sizeof(err)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "scrub-rate: invalid value 'fast'"));
+	CU_ASSERT_EQUAL(config_set(&c, "scrub-rate", "200M", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.scrub_rate, 200ULL << 20);
+
 	CU_ASSERT_EQUAL(config_set(&c, "no-such-key", "1", err, sizeof(err)), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown key 'no-such-key'"));
 	CU_ASSERT_EQUAL(config_set(&c, "client_timeout", "1", err, sizeof(err)), -EINVAL);

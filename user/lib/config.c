@@ -37,6 +37,7 @@ static const struct key keys[] = {
 	{"min-object-size", K_SIZE, S(min_object_size), "4M", "objects smaller than this are not cached"},
 	{"chunk-size", K_SIZE, S(chunk_size), "16M", "the cache unit: objects are cached in chunks of this (1M or more, a multiple of 4K)"},
 	{"fill-parallelism", K_UINT, S(fill_parallelism), "4", "chunk fills of one object at a time (read-ahead for a reader moving forward)"},
+	{"scrub-rate", K_SIZE, S(scrub_rate), "50M", "bytes per second the scrubber re-reads cached chunks to find corruption (0: off)"},
 	{"service-credentials", K_STR, S(service_credentials), "", "AWS shared-credentials file for lotad's own fills"},
 	{"region", K_STR, S(region), "us-east-1", "signing region for lotad's own requests"},
 	{"consistency", K_STR, S(consistency), "strong", "strong: every read's ETag is confirmed by the origin"},
@@ -57,8 +58,23 @@ static const struct key keys[] = {
 	{"origin-timeout", K_UINT, S(origin_timeout), "30", "seconds the origin may stay silent"},
 	{"drain-timeout", K_UINT, S(drain_timeout), "30", "seconds requests in progress get to finish on SIGTERM"},
 };
+/* Sizes with a bound of their own (the others take any uint64_t). */
+static const struct {
+	size_t off;
+	uint64_t max;
+} size_max[] = {
+	{S(scrub_rate), CONFIG_SCRUB_RATE_MAX},
+};
 #undef S
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static uint64_t key_max(const struct key *k)
+{
+	for (size_t i = 0; i < sizeof(size_max) / sizeof(size_max[0]); i++)
+		if (size_max[i].off == k->off)
+			return size_max[i].max;
+	return UINT64_MAX;
+}
 
 int config_parse_size(const char *s, uint64_t *out)
 {
@@ -117,6 +133,7 @@ static const struct key *key_find(const char *name)
 static int key_apply(struct config *c, const struct key *k, const char *v, char *err, size_t n)
 {
 	char *field = (char *)c + k->off;
+	uint64_t u;
 	int r = 0;
 
 	switch (k->type) {
@@ -128,7 +145,14 @@ static int key_apply(struct config *c, const struct key *k, const char *v, char 
 		strcpy(field, v);
 		return 0;
 	case K_SIZE:
-		r = config_parse_size(v, (uint64_t *)field);
+		r = config_parse_size(v, &u);
+		if (r == 0 && u > key_max(k)) {
+			snprintf(err, n, "%s: '%s' is more than %llu", k->name, v,
+				 (unsigned long long)key_max(k));
+			return -EINVAL;
+		}
+		if (r == 0)
+			*(uint64_t *)field = u;
 		break;
 	case K_UINT:
 		r = (*v >= '0' && *v <= '9') ? config_parse_size(v, (uint64_t *)field) : -EINVAL;

@@ -8,6 +8,8 @@
 #include <stdio.h>
 
 #define CONFIG_STR_MAX 1024
+/* scrub-rate's bound: more than a drive reads is a typo (and rate * time must not wrap). */
+#define CONFIG_SCRUB_RATE_MAX (1ULL << 40)
 
 struct config {
 	char listen[CONFIG_STR_MAX];
@@ -24,6 +26,7 @@ struct config {
 	uint64_t min_object_size;
 	uint64_t chunk_size;
 	uint64_t fill_parallelism;
+	uint64_t scrub_rate; /* bytes per second the scrubber re-verifies; 0: off */
 	char service_credentials[CONFIG_STR_MAX];
 	char region[CONFIG_STR_MAX];
 	char consistency[CONFIG_STR_MAX];

@@ -50,6 +50,19 @@
 	X(cache_bytes_used, gauge, "bytes held by committed cache entries")                       \
 	X(cache_capacity_bytes, gauge, "cache capacity")                                          \
 	X(cache_entries, gauge, "committed cache entries")                                       \
+	X(cache_corrupt_chunks, counter, "cached chunks found corrupt (bad CRC-32, short file, bad header) and dropped") \
+	X(cache_lost_chunks, counter, "cached chunks dropped because their file was gone")       \
+	X(cache_verified_chunks, counter, "cached chunks verified before their first read")     \
+	X(cache_verified_bytes, counter, "bytes of cached chunks verified before their first read") \
+	X(cache_scrub_chunks, counter, "cached chunks re-verified by the scrubber")              \
+	X(cache_scrub_bytes, counter, "bytes of cached chunks re-verified by the scrubber")       \
+	X(cache_scrub_passes, counter, "scrubber rounds over every cached chunk")                \
+	X(cache_degraded, gauge, "1 while the cache directory is gone or refuses writes: nothing is cached") \
+	X(cache_degradations, counter, "times the cache directory went unusable")                \
+	X(cache_dir_recoveries, counter, "times the cache directory became usable again")       \
+	X(cache_sync_batches, counter, "batches of commits made durable by the commit thread") \
+	X(cache_dir_syncs, counter, "cache directories fsync()ed to make committed chunks durable") \
+	X(cache_sync_errors, counter, "failed fsync()s of cache directories (retried)")          \
 	X(peer_refused, counter, "peer-port requests refused (bad or missing signature)")          \
 	X(peer_replayed, counter, "peer-port requests refused as a replayed signature")            \
 	X(peer_replay_full, counter, "peer-port requests refused because the replay cache was full")

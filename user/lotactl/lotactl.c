@@ -37,7 +37,8 @@ static void usage(FILE *f)
 		"usage: lotactl [--admin ADDR [--token-file FILE]] [--json] COMMAND [ARGS]\n"
 		"\n"
 		"commands:\n"
-		"  status                      daemon, BPF attachment, cache usage, hit ratio\n"
+		"  status                      daemon, health, BPF attachment, cache usage and\n"
+		"                              integrity, hit ratio\n"
 		"  stats                       every counter and gauge lotad exports\n"
 		"  targets list|add|del [IP:PORT]  BPF steering targets\n"
 		"  peers                       cluster peers and their health\n"
@@ -243,12 +244,51 @@ static void gib(double b, char *out, size_t cap)
 	snprintf(out, cap, "%.2f GiB", b / (1024.0 * 1024 * 1024));
 }
 
+/* The cache's lines: usage, whether its directory is usable, and what verification and
+ * the scrubber found. */
+static void print_cache(const char *b)
+{
+	char enabled[8] = "?", dir[512] = "", used[32], cap[32], degraded[8] = "", why[600] = "";
+	char verified[32], scrubbed[32];
+
+	ctl_json_get(b, "cache.enabled", enabled, sizeof(enabled));
+	if (strcmp(enabled, "true") != 0) {
+		printf("cache:     disabled\n");
+		return;
+	}
+	ctl_json_get(b, "cache.dir", dir, sizeof(dir));
+	ctl_json_get(b, "cache.degraded", degraded, sizeof(degraded));
+	ctl_json_get(b, "cache.degraded_reason", why, sizeof(why));
+	gib(num(b, "cache.bytes_used"), used, sizeof(used));
+	gib(num(b, "cache.capacity"), cap, sizeof(cap));
+	gib(num(b, "cache.verified_bytes"), verified, sizeof(verified));
+	gib(num(b, "cache.scrub.bytes"), scrubbed, sizeof(scrubbed));
+	printf("cache:     %s, %.0f chunks of %.0f objects, %s of %s (%.1f%%)\n", dir,
+	       num(b, "cache.entries"), num(b, "cache.objects"), used, cap,
+	       num(b, "cache.capacity") > 0
+		   ? 100.0 * num(b, "cache.bytes_used") / num(b, "cache.capacity")
+		   : 0.0);
+	if (strcmp(degraded, "true") == 0)
+		printf("           DEGRADED: %s: reads go to the origin, nothing is cached until "
+		       "the directory is usable again\n",
+		       why);
+	printf("verified:  %.0f chunks (%s) on first read; %.0f corrupt, %.0f lost chunks "
+	       "dropped\n",
+	       num(b, "cache.verified_chunks"), verified, num(b, "cache.corrupt_chunks"),
+	       num(b, "cache.lost_chunks"));
+	if (num(b, "cache.scrub.rate") > 0)
+		printf("scrubber:  %.1f MiB/s, %.0f passes, %.0f chunks (%s) re-verified\n",
+		       num(b, "cache.scrub.rate") / (1024.0 * 1024), num(b, "cache.scrub.passes"),
+		       num(b, "cache.scrub.chunks"), scrubbed);
+	else
+		printf("scrubber:  off (scrub-rate 0)\n");
+}
+
 static int cmd_status(const struct opts *o)
 {
 	struct ctl_response r;
 	char listen[256] = "?", origin[512] = "?", attached[8] = "?", pin[256] = "",
-	     level[16] = "?";
-	char enabled[8] = "?", dir[512] = "", used[32], cap[32];
+	     level[16] = "?", health[1024] = "?";
 	const char *b;
 
 	if (admin_call(o, "GET", "/admin/status", &r))
@@ -258,26 +298,17 @@ static int cmd_status(const struct opts *o)
 	b = r.body;
 	ctl_json_get(b, "listen", listen, sizeof(listen));
 	ctl_json_get(b, "origin", origin, sizeof(origin));
+	ctl_json_get(b, "health", health, sizeof(health));
 	ctl_json_get(b, "bpf.attached", attached, sizeof(attached));
 	ctl_json_get(b, "bpf.pin_dir", pin, sizeof(pin));
-	ctl_json_get(b, "cache.enabled", enabled, sizeof(enabled));
-	ctl_json_get(b, "cache.dir", dir, sizeof(dir));
 	ctl_json_get(b, "log_level", level, sizeof(level));
-	gib(num(b, "cache.bytes_used"), used, sizeof(used));
-	gib(num(b, "cache.capacity"), cap, sizeof(cap));
 	printf("lotad:     running, pid %.0f, up %.0f s, %.0f workers, log-level %s\n",
 	       num(b, "pid"), num(b, "uptime_s"), num(b, "workers"), level);
+	printf("health:    %s\n", health);
 	printf("listen:    %s -> origin %s\n", listen, origin);
 	printf("bpf:       %s%s%s\n", strcmp(attached, "true") == 0 ? "attached" : "not attached",
 	       pin[0] ? ", pinned under " : "", pin);
-	if (strcmp(enabled, "true") == 0)
-		printf("cache:     %s, %.0f objects, %s of %s (%.1f%%)\n", dir,
-		       num(b, "cache.entries"), used, cap,
-		       num(b, "cache.capacity") > 0
-			   ? 100.0 * num(b, "cache.bytes_used") / num(b, "cache.capacity")
-			   : 0.0);
-	else
-		printf("cache:     disabled\n");
+	print_cache(b);
 	printf("hit ratio: %.1f%%\n", 100.0 * num(b, "cache.hit_ratio"));
 	ctl_response_free(&r);
 	return 0;

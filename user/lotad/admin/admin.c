@@ -106,14 +106,37 @@ static void reply_text(struct evhttp_request *req, int code, const char *ctype, 
 	evhttp_send_reply(req, code, code == 200 ? "OK" : "Error", b);
 }
 
-/* 503 while draining, so that a readiness probe takes the node out of rotation. */
+void admin_render_health(struct lotad *d, struct evbuffer *out)
+{
+	struct admin *adm = d->admin;
+	char why[1024];
+	int n = 0;
+
+	evbuffer_add_printf(out, "ok");
+	for (int i = 0; i < adm->nsections; i++) {
+		const struct admin_section *s = &adm->sections[i];
+		const char *r = s->degraded ? s->degraded(s->arg, why, sizeof(why)) : NULL;
+
+		if (r)
+			evbuffer_add_printf(out, "%s%s degraded: %s", n++ ? "; " : " (", s->name,
+					    r);
+	}
+	evbuffer_add_printf(out, "%s\n", n ? ")" : "");
+}
+
+/* 503 while draining, so that a readiness probe takes the node out of rotation; a
+ * degraded module still serves (its requests go a slower way), so that is a 200 with
+ * the reason, and "ok" alone means all is well. */
 static void healthz(struct evhttp_request *req, void *arg)
 {
 	struct lotad *d = arg;
 	struct evbuffer *b = evbuffer_new();
 	bool is_draining = lotad_is_draining(d);
 
-	evbuffer_add_printf(b, is_draining ? "draining\n" : "ok\n");
+	if (is_draining)
+		evbuffer_add_printf(b, "draining\n");
+	else
+		admin_render_health(d, b);
 	reply_text(req, is_draining ? 503 : 200, "text/plain", b);
 	evbuffer_free(b);
 }

@@ -35,6 +35,9 @@ struct admin_section {
 	void (*status)(void *arg, struct evbuffer *json);
 	/* Appends Prometheus lines of its own to /metrics. */
 	void (*metrics)(void *arg, struct evbuffer *out);
+	/* NULL while the module works as it should; else why it serves in a degraded way
+	 * (written into buf, cap bytes), which /healthz says with its 200. */
+	const char *(*degraded)(void *arg, char *buf, size_t cap);
 	void *arg;
 };
 
@@ -48,6 +51,8 @@ void admin_stop(struct lotad *d);
 /* Every route a module adds is protected: only the unix socket, or TCP with the token. */
 int admin_route(struct lotad *d, const char *path, admin_handler fn, void *arg);
 int admin_section_add(struct lotad *d, const struct admin_section *s);
+/* "ok", or "ok (NAME degraded: WHY; ...)" for each section that says it is degraded. */
+void admin_render_health(struct lotad *d, struct evbuffer *out);
 /* Every metric: the process's counters, each section's, and the admin endpoint's own. */
 void admin_render_metrics(struct lotad *d, struct evbuffer *out);
 /* Each section's status, as ',"name":{...}' members of an object being written. */

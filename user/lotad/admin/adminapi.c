@@ -23,6 +23,25 @@ static void json_reply(struct evhttp_request *req, int code, struct evbuffer *b)
 	evhttp_send_reply(req, code, code == 200 ? "OK" : "Error", b);
 }
 
+/* What /healthz says, as a JSON string member. */
+static void health_member(struct lotad *d, struct evbuffer *b)
+{
+	struct evbuffer *h = evbuffer_new();
+	char text[2048];
+	size_t n;
+
+	if (h)
+		admin_render_health(d, h);
+	n = h ? evbuffer_remove(h, text, sizeof(text) - 1) : 0;
+	while (n && text[n - 1] == '\n')
+		n--;
+	text[n] = '\0';
+	evbuffer_add_printf(b, ",\"health\":");
+	admin_json_str(b, n ? text : "?");
+	if (h)
+		evbuffer_free(h);
+}
+
 static void status_cb(struct evhttp_request *req, void *arg)
 {
 	struct lotad *d = arg;
@@ -35,6 +54,7 @@ static void status_cb(struct evhttp_request *req, void *arg)
 	admin_json_str(b, d->cfg.origin);
 	evbuffer_add_printf(b, ",\"workers\":%d,\"log_level\":\"%s\"", d->nworkers,
 			    log_level_name(log_get_level()));
+	health_member(d, b);
 	admin_render_status(d, b);
 	evbuffer_add(b, "}\n", 2);
 	json_reply(req, 200, b);

@@ -20,6 +20,22 @@ struct svccreds;
 
 #define CACHEPATH_WORKERS_MAX 256
 
+/* A byte budget per run for a rate in bytes per second: what the rate allows since the
+ * last run plus what earlier runs left unread, never more than one second's worth (a
+ * control thread that was late catches up by a second at most). */
+struct scrub_pace {
+	uint64_t rate; /* bytes per second, at most CONFIG_SCRUB_RATE_MAX; 0: off */
+	uint64_t last_ms;
+	uint64_t credit; /* in bytes * 1000: no fraction of a byte is lost between runs */
+};
+
+/* The control thread's upkeep of the store (upkeep.c). */
+struct upkeep {
+	struct scrub_pace pace;
+	uint64_t last_slow_ms; /* the last tick that did the once-a-second work */
+	bool is_scrub_failing; /* its error was logged */
+};
+
 struct cachepath {
 	struct lotad *d;
 	struct cache *cache;   /* NULL: relay only */
@@ -28,6 +44,7 @@ struct cachepath {
 	struct herd *herd;
 	struct committer *committer;
 	struct event *evict_ev, *tick_ev;
+	struct upkeep upkeep; /* the control thread's only */
 	void (*on_inval)(void *arg, struct worker *w, const struct cache_key *k);
 	void *inval_arg;
 	const struct remote_ops *remote; /* the cluster's (remote.h), or NULL */

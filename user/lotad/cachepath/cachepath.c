@@ -24,9 +24,10 @@
 
 /* -- the module --------------------------------------------------------------------- */
 
+/* The store's lines name themselves ("cache: ..."). */
 static void cache_log(void *arg, const char *msg)
 {
-	log_warn("cache: %s", msg);
+	log_warn("%s", msg);
 }
 
 static int open_store(struct cachepath *cp)
@@ -85,7 +86,7 @@ int cachepath_new(struct lotad *d, struct cachepath **out, char *err, size_t err
 	open_store(cp);
 	if (cp->cache) {
 		load_service_credentials(cp);
-		r = committer_new(&cp->committer);
+		r = committer_new(cp->cache, &cp->committer);
 		if (r < 0) {
 			snprintf(err, errlen, "cache: cannot start the commit thread: %s", strerror(-r));
 			cachepath_free(cp);

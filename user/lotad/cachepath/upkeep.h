@@ -1,8 +1,10 @@
-/* upkeep.c: keeping the store (drops, eviction, gauges, the admin evict call). */
+/* upkeep.c: keeping the store (drops, eviction, gauges, the scrubber, the directory
+ * watch, the admin evict call). */
 #ifndef LOTA_UPKEEP_H
 #define LOTA_UPKEEP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "cachepath/cachepath-t.h"
 
@@ -23,5 +25,21 @@ void upkeep_refresh(void *arg);
 void bypass_route(struct route *rt);
 /* The control thread's timers, /admin/evict and the "cache" part of /admin/status. */
 int upkeep_start(struct cachepath *cp);
+
+/* The tick: the scrubber reads what scrub-rate allows since the last one, so that the
+ * control thread is never held long (50 MB/s: 5 MB a tick, a few ms). */
+#define UPKEEP_SCRUB_TICK_MS 100
+/* Every this many ms of ticks: the cache directory's health check, eviction above the
+ * high watermark, the gauges, the credentials' reload. */
+#define UPKEEP_TICK_MS 1000
+
+/* The pacing (struct scrub_pace, in cachepath-t.h) is pure, so that it is unit-tested
+ * alone. */
+void scrub_pace_init(struct scrub_pace *p, uint64_t rate, uint64_t now_ms);
+/* Bytes the scrubber may read now (0: none yet, or off). */
+uint64_t scrub_pace_budget(struct scrub_pace *p, uint64_t now_ms);
+/* The run read n of its budget bytes. Less than the budget means its pass ended or there
+ * was nothing to read: what is left is forgotten rather than saved up for a burst. */
+void scrub_pace_spent(struct scrub_pace *p, uint64_t budget, uint64_t n);
 
 #endif
