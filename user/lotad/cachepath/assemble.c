@@ -109,18 +109,13 @@ static void fill_wake(void *arg)
 	event_active(arg, EV_READ, 0);
 }
 
-/* Asks for chunk i ahead of the reader: of its owner if that is another node and the
- * chunk is not here, else of this node's fills. */
+/* Asks for chunk i ahead of the reader: of its owner (remote_want), or, serving another
+ * node's request, of this node's fills. */
 static void want_ahead(struct assembler *a, struct fills *fills, uint64_t i)
 {
-	enum cache_chunk_state st = CACHE_CHUNK_ABSENT;
-
-	if (!a->is_owner &&
-	    cache_chunk_states(a->cp->cache, &a->om.meta, (uint32_t)i, 1, &st) == 0 &&
-	    st == CACHE_CHUNK_ABSENT &&
-	    remote_prefetch(a->cp, exchange_worker(a->x), &a->om.meta, i) == REMOTE_THERE)
-		return;
-	if (fills)
+	if (!a->is_owner)
+		remote_want(a->cp, exchange_worker(a->x), &a->om.meta, i);
+	else if (fills)
 		fills_want(fills, &a->om.meta, i, FILLS_FOR_READ);
 }
 

@@ -14,7 +14,6 @@
 struct committer;
 struct event;
 struct fills;
-struct remote_lookup;
 struct remote_ops;
 struct svccreds;
 
@@ -72,9 +71,6 @@ struct objread {
 	struct herd_waiter herd;
 	struct fills_head *head; /* lotad's HEAD in progress */
 	bool is_head_answered;
-	struct remote_lookup *lookup; /* another node asked for the version it holds */
-	bool is_looked_up, is_lookup_answered;
-	bool is_peer_version; /* learned: the version another node holds */
 };
 
 #endif

@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 #include "cachepath/cachepath-t.h"
+#include "cachepath/fills.h"
 #include "cachepath/remote.h"
 
 void remote_register(struct cachepath *cp, const struct remote_ops *ops, void *arg)
@@ -53,16 +54,21 @@ int remote_prefetch(const struct cachepath *cp, struct worker *w, const struct c
 	return cp->remote->prefetch(cp->remote_arg, w, m, index);
 }
 
-int remote_lookup(const struct cachepath *cp, struct exchange *x, const struct cache_key *k,
-		  uint64_t index, remote_lookup_fn done, void *done_arg, struct remote_lookup **out)
+void remote_want(struct cachepath *cp, struct worker *w, const struct cache_meta *m,
+		 uint64_t index)
 {
-	if (!remote_is_spread(cp))
-		return REMOTE_HERE;
-	return cp->remote->lookup(cp->remote_arg, x, k, index, done, done_arg, out);
-}
+	enum cache_chunk_state st = CACHE_CHUNK_ABSENT;
+	struct fills *f;
+	int r;
 
-void remote_lookup_cancel(const struct cachepath *cp, struct remote_lookup *l)
-{
-	if (l && cp->remote)
-		cp->remote->lookup_cancel(l);
+	if (remote_is_remote(cp, m, index)) {
+		/* -ENOENT: this node holds no chunk of the version at all */
+		r = cache_chunk_states(cp->cache, m, (uint32_t)index, 1, &st);
+		if ((r == 0 || r == -ENOENT) && st == CACHE_CHUNK_ABSENT &&
+		    remote_prefetch(cp, w, m, index) == REMOTE_THERE)
+			return;
+	}
+	f = fills_of(cp, w);
+	if (f)
+		fills_want(f, m, index, FILLS_FOR_READ);
 }

@@ -1,6 +1,6 @@
 /* What the cache path asks of the other nodes of a cluster: which node owns a chunk, the
- * chunk's bytes from that node, a fill begun there ahead of a reader, and what version
- * of a key another node holds. The cluster module implements these (cluster/chunkget.c)
+ * chunk's bytes from that node, and a fill begun there ahead of a reader. The cluster
+ * module implements these (cluster/chunkget.c)
  * and registers them with remote_register(); the cache path only calls them through the
  * functions below, so it never names the cluster. Without a cluster, without a live peer,
  * or without service credentials here (lotad could not fetch what a peer fails to give),
@@ -12,13 +12,11 @@
 #include <stdint.h>
 
 struct cachepath;
-struct cache_key;
 struct cache_meta;
 struct evbuffer;
 struct exchange;
 struct worker;
 struct remote_src;
-struct remote_lookup;
 
 /* Where a chunk (or a key's version) is to be had. */
 enum remote_where {
@@ -34,10 +32,6 @@ enum remote_result {
 	REMOTE_CUT,    /* writing to the client failed: the answer is cut */
 };
 
-/* done(arg, 0, m) with the version the other node holds (m valid during the call), or
- * done(arg, -errno, NULL) (-ENOENT: it holds none). On the exchange's thread, once. */
-typedef void (*remote_lookup_fn)(void *arg, int err, const struct cache_meta *m);
-
 struct remote_ops {
 	bool (*is_spread)(void *arg);
 	bool (*is_remote)(void *arg, const struct cache_meta *m, uint64_t index);
@@ -46,9 +40,6 @@ struct remote_ops {
 	enum remote_result (*pump)(struct remote_src *s, struct evbuffer *out, uint64_t *moved);
 	void (*close)(struct remote_src *s);
 	int (*prefetch)(void *arg, struct worker *w, const struct cache_meta *m, uint64_t index);
-	int (*lookup)(void *arg, struct exchange *x, const struct cache_key *k, uint64_t index,
-		      remote_lookup_fn done, void *done_arg, struct remote_lookup **out);
-	void (*lookup_cancel)(struct remote_lookup *l);
 };
 
 /* Before the workers start. */
@@ -72,12 +63,9 @@ void remote_close(const struct cachepath *cp, struct remote_src *s);
  * fill, REMOTE_HERE if it is this node's to fill. */
 int remote_prefetch(const struct cachepath *cp, struct worker *w, const struct cache_meta *m,
 		    uint64_t index);
-/* What version of k the owner of k's chunk index holds: REMOTE_THERE (done will be
- * called, unless cancelled), REMOTE_HERE (that chunk is this node's: nothing to ask), or
- * a negative errno. */
-int remote_lookup(const struct cachepath *cp, struct exchange *x, const struct cache_key *k,
-		  uint64_t index, remote_lookup_fn done, void *done_arg, struct remote_lookup **out);
-/* done is not called after it. NULL is fine. */
-void remote_lookup_cancel(const struct cachepath *cp, struct remote_lookup *l);
+/* Chunk index of m will be read soon: its owner begins its fill if it is another node and
+ * the chunk is not here, else this node's fills do. */
+void remote_want(struct cachepath *cp, struct worker *w, const struct cache_meta *m,
+		 uint64_t index);
 
 #endif

@@ -4,8 +4,7 @@
  * (verified, sendfile) or fills the chunk with its service credentials (If-Match: the
  * named ETag) and streams it as it grows, through the same assembler as a client's read
  * but never asking a third node. It serves only the version named: a chunk of another
- * version is never opened for it. A HEAD only begins the fill (a prefetch); a version
- * lookup says what version of a key this node holds. */
+ * version is never opened for it. A HEAD only begins the fill (a prefetch). */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -98,6 +97,7 @@ enum route_verdict chunkserve_chunk(struct exchange *x, struct cluster *cl)
 		log_warn("%s: malformed chunk request", exchange_client_addr(x));
 		return exchange_reply(x, 400, NULL, "malformed chunk request\n", true);
 	}
+	peers_count_served(cl->peers);
 	if (!cl->cp->cache)
 		v = cannot(x, "this node has no cache\n");
 	else if (http_str_eq(&x->req.method, "HEAD"))
@@ -106,33 +106,4 @@ enum route_verdict chunkserve_chunk(struct exchange *x, struct cluster *cl)
 		v = serve(x, cl, &om, &s);
 	objmeta_free(&om);
 	return v;
-}
-
-/* 200 with the version's lines (chunkwire_meta_lines), or 404: this node holds none. */
-enum route_verdict chunkserve_version(struct exchange *x, struct cluster *cl)
-{
-	struct evbuffer *out = exchange_client_out(x);
-	struct cache_object *o = NULL;
-	struct cache_key k;
-	char *buf;
-	int r = chunkwire_key(&x->req.target, &k, &buf);
-
-	exchange_label(x, "peer-version");
-	if (r == 0 && cl->cp->cache)
-		r = cache_object_lookup(cl->cp->cache, &k, &o);
-	free(buf);
-	if (r == -EINVAL)
-		return exchange_reply(x, 400, NULL, "malformed version request\n", true);
-	peers_count(cl->peers, PEERS_LOOKUPS_SERVED, 1);
-	if (r < 0 || !o)
-		return exchange_reply(x, 404, NULL, "", true);
-	exchange_close_after(x);
-	resphead_start(out, 200);
-	chunkwire_meta_lines(out, &o->meta);
-	resphead_end(out, 0, true);
-	cache_object_release(o);
-	x->status = 200;
-	x->resp_keep_alive = true;
-	x->resp_head_sent = true;
-	return RT_REPLIED;
 }

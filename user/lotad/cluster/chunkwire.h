@@ -1,6 +1,6 @@
 /* The wire form of lota's own requests on the peer port (cluster/chunkget.c and
  * peerinval.c send them, chunkserve.c and cluster.c answer): a chunk's bytes, a prefetch,
- * a version lookup, an invalidation. A request names its object in the target and the
+ * an invalidation. A request names its object in the target and the
  * version's fields and metadata in header lines, the way an origin's answer carries them;
  * the whole head is signed (peerauth), so no field can be changed or replayed. */
 #ifndef LOTA_CHUNKWIRE_H
@@ -19,7 +19,6 @@ struct objmeta;
 struct peer_target;
 
 #define CHUNKWIRE_CHUNK "/_lota/chunk"	       /* GET: bytes of a chunk; HEAD: prefetch */
-#define CHUNKWIRE_VERSION "/_lota/version"     /* GET: the version a node holds */
 #define CHUNKWIRE_INVALIDATE "/_lota/invalidate" /* POST: drop every chunk of a key */
 /* Header lines of a version besides ETag, Last-Modified, Content-Type and its metadata. */
 #define CHUNKWIRE_SIZE "x-lota-size"

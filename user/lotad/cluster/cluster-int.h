@@ -10,6 +10,9 @@
 #include "exchange/exchange.h"
 
 struct cache_key;
+struct cache_meta;
+struct chunkwire_span;
+struct event_base;
 struct remote_ops;
 
 struct cluster {
@@ -29,11 +32,15 @@ void cluster_self_id(struct cluster *cl, char *buf, size_t len);
 extern const struct remote_ops chunkget_ops;
 
 /* chunkserve.c: the owner's answers on the peer port (after the gate checked the
- * signature): GET and HEAD of CHUNKWIRE_CHUNK, GET of CHUNKWIRE_VERSION. */
+ * signature): GET and HEAD of CHUNKWIRE_CHUNK. */
 enum route_verdict chunkserve_chunk(struct exchange *x, struct cluster *cl);
-enum route_verdict chunkserve_version(struct exchange *x, struct cluster *cl);
 
 /* peerinval.c: fire-and-forget: tell every live peer to drop k. */
 void peerinval_send(void *cluster, struct worker *w, const struct cache_key *k);
+/* A signed notice (chunkwire_request's head) to t, whose answer is not awaited: 0 once
+ * it is under way, or -errno. */
+int peernote_send(struct cluster *cl, struct event_base *base, const struct peer_target *t,
+		  const char *method, const char *path, const struct cache_key *k,
+		  const struct cache_meta *m, const struct chunkwire_span *span);
 
 #endif

@@ -1,7 +1,7 @@
-/* Telling the other nodes to drop a key written through this one: a key's chunks may be
- * on every node, so every live peer gets a signed POST CHUNKWIRE_INVALIDATE, fire and
- * forget (a node down now misses it; what it holds is still checked against the origin's
- * ETag before any byte of it is served). */
+/* Notices to other nodes, fire and forget: a prefetch (HEAD CHUNKWIRE_CHUNK), and the drop
+ * of a key written through this one: a key's chunks may be on every node, so every live
+ * peer gets a signed POST CHUNKWIRE_INVALIDATE (a node down now misses it; what it holds is
+ * still checked against the origin's ETag before any byte of it is served). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,58 +16,63 @@
 #include "log.h"
 #include "lotad.h"
 
-#define INVALIDATE_TIMEOUT_S 5
+#define NOTE_TIMEOUT_S 5
 
-/* One invalidation in flight. */
-struct inval {
+/* One notice in flight. */
+struct note {
 	struct bufferevent *bev;
 	char id[PEERAUTH_NODE_MAX];
+	char what[32]; /* its path, for the log */
 };
 
-static void inval_free(struct inval *iv)
+static void note_free(struct note *nt)
 {
-	bufferevent_free(iv->bev);
-	free(iv);
+	bufferevent_free(nt->bev);
+	free(nt);
 }
 
-static void inval_done(struct bufferevent *bev, void *arg)
+static void note_done(struct bufferevent *bev, void *arg)
 {
-	inval_free(arg);
+	note_free(arg);
 }
 
-static void inval_event(struct bufferevent *bev, short what, void *arg)
+static void note_event(struct bufferevent *bev, short what, void *arg)
 {
-	struct inval *iv = arg;
+	struct note *nt = arg;
 
 	if (what & BEV_EVENT_CONNECTED)
 		return;
 	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-		log_warn("peer invalidation to %s not delivered (%s)", iv->id,
+		log_warn("peer notice %s to %s not delivered (%s)", nt->what, nt->id,
 			 what & BEV_EVENT_TIMEOUT ? "timeout" : "error");
-	inval_free(iv);
+	note_free(nt);
 }
 
-static void send_one(struct cluster *cl, struct worker *w, const struct peer_target *t,
-		     const struct cache_key *k)
+int peernote_send(struct cluster *cl, struct event_base *base, const struct peer_target *t,
+		  const char *method, const char *path, const struct cache_key *k,
+		  const struct cache_meta *m, const struct chunkwire_span *span)
 {
-	struct timeval tv = {INVALIDATE_TIMEOUT_S, 0};
-	struct inval *iv = calloc(1, sizeof(*iv));
+	struct timeval tv = {NOTE_TIMEOUT_S, 0};
+	struct note *nt = calloc(1, sizeof(*nt));
+	int r;
 
-	if (!iv || !(iv->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE))) {
-		free(iv);
-		return;
+	if (!nt || !(nt->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE))) {
+		free(nt);
+		return -ENOMEM;
 	}
-	snprintf(iv->id, sizeof(iv->id), "%s", t->id);
-	bufferevent_setcb(iv->bev, inval_done, NULL, inval_event, iv);
-	bufferevent_set_timeouts(iv->bev, &tv, &tv);
-	if (chunkwire_request(cl, "POST", CHUNKWIRE_INVALIDATE, t, k, NULL, NULL,
-			      bufferevent_get_output(iv->bev)) < 0 ||
-	    bufferevent_socket_connect(iv->bev, (struct sockaddr *)&t->addr, (int)t->addrlen) < 0) {
-		inval_free(iv);
-		return;
-	}
-	bufferevent_enable(iv->bev, EV_READ | EV_WRITE);
-	peers_count(cl->peers, PEERS_INVALIDATIONS_SENT, 1);
+	snprintf(nt->id, sizeof(nt->id), "%s", t->id);
+	snprintf(nt->what, sizeof(nt->what), "%s", path);
+	bufferevent_setcb(nt->bev, note_done, NULL, note_event, nt);
+	bufferevent_set_timeouts(nt->bev, &tv, &tv);
+	r = chunkwire_request(cl, method, path, t, k, m, span, bufferevent_get_output(nt->bev));
+	if (r == 0 && bufferevent_socket_connect(nt->bev, (struct sockaddr *)&t->addr,
+						 (int)t->addrlen) < 0)
+		r = -ECONNREFUSED;
+	if (r == 0)
+		r = bufferevent_enable(nt->bev, EV_READ | EV_WRITE) < 0 ? -ENOMEM : 0;
+	if (r < 0)
+		note_free(nt);
+	return r;
 }
 
 void peerinval_send(void *cluster, struct worker *w, const struct cache_key *k)
@@ -77,6 +82,7 @@ void peerinval_send(void *cluster, struct worker *w, const struct cache_key *k)
 	size_t n = t ? peers_live(cl->peers, t, PEERS_MAX) : 0;
 
 	for (size_t i = 0; i < n; i++)
-		send_one(cl, w, &t[i], k);
+		if (peernote_send(cl, w->base, &t[i], "POST", CHUNKWIRE_INVALIDATE, k, NULL, NULL) == 0)
+			peers_count(cl->peers, PEERS_INVALIDATIONS_SENT, 1);
 	free(t);
 }

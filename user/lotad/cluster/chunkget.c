@@ -1,0 +1,259 @@
+/* This node asking the others for chunks (the cache path's remote.h): a chunk another
+ * node owns is asked of it on its peer port, signed, naming the exact version, and its
+ * bytes go on to the client as they come. An owner that refuses, dies or freezes is given
+ * up at once: the assembler takes the rest of the chunk from the origin at the byte the
+ * client gets next, and the owner is marked down, so that the next chunks go to the next
+ * HRW owner. A prefetch only asks the owner to begin its fill. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "cache.h"
+#include "cachepath/remote.h"
+#include "chunkmap.h"
+#include "cluster/chunkwire.h"
+#include "cluster/cluster-int.h"
+#include "http.h"
+#include "log.h"
+#include "lotad.h"
+
+/* Bytes read ahead of the client from an owner: the socket is not read past this. */
+#define PEER_QUEUE_MAX (4 * 1024 * 1024)
+/* How often a source whose owner has not finished checks that it is still up. */
+#define OWNER_CHECK_S 1
+
+struct remote_src {
+	struct cluster *cl;
+	struct exchange *x;
+	struct peer_target owner;
+	struct bufferevent *bev;
+	struct event *timer;
+	uint64_t want, moved; /* body bytes asked for, and those gone to the client */
+	bool is_sent, is_head_done, is_ended, is_given_up;
+};
+
+static bool get_is_spread(void *arg)
+{
+	struct cluster *cl = arg;
+
+	return peers_has_live_peer(cl->peers);
+}
+
+static int owner_of(struct cluster *cl, const struct cache_meta *m, uint64_t index,
+		    struct peer_target *t)
+{
+	return peers_chunk_owner(cl->peers, m->id.bucket, m->id.key, m->id.version, index, t);
+}
+
+static bool get_is_remote(void *arg, const struct cache_meta *m, uint64_t index)
+{
+	struct peer_target t;
+
+	return owner_of(arg, m, index, &t) == 1;
+}
+
+static void src_read(struct bufferevent *bev, void *arg)
+{
+	struct remote_src *s = arg;
+
+	exchange_wake(s->x);
+}
+
+static void src_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct remote_src *s = arg;
+
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	s->is_ended = true;
+	exchange_wake(s->x);
+}
+
+/* A frozen owner keeps its sockets open and answers nothing: once the probes mark it
+ * down, waiting longer is pointless. */
+static void src_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct remote_src *s = arg;
+
+	if (s->is_ended || peers_is_up(s->cl->peers, s->owner.id))
+		return;
+	log_warn("owner %s of a chunk of %s/%s is down mid-transfer: the rest from the origin",
+		 s->owner.id, s->x->s3.bucket, s->x->s3.key);
+	s->is_given_up = s->is_ended = true;
+	exchange_wake(s->x);
+}
+
+static void get_close(struct remote_src *s)
+{
+	if (!s)
+		return;
+	if (s->is_sent)
+		peers_count_sent(s->cl->peers, &s->owner, s->moved);
+	if (s->timer)
+		event_free(s->timer);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	free(s);
+}
+
+static int connect_src(struct remote_src *s, const struct cache_meta *m,
+		       const struct chunkwire_span *span)
+{
+	struct lotad *d = exchange_lotad(s->x);
+	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
+	struct timeval every = {OWNER_CHECK_S, 0};
+	int r;
+
+	s->bev = bufferevent_socket_new(exchange_base(s->x), -1, BEV_OPT_CLOSE_ON_FREE);
+	s->timer = event_new(exchange_base(s->x), -1, EV_PERSIST, src_check, s);
+	if (!s->bev || !s->timer)
+		return -ENOMEM;
+	r = chunkwire_request(s->cl, "GET", CHUNKWIRE_CHUNK, &s->owner, &m->id, m, span,
+			      bufferevent_get_output(s->bev));
+	if (r < 0)
+		return r;
+	bufferevent_setcb(s->bev, src_read, NULL, src_event, s);
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, PEER_QUEUE_MAX);
+	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&s->owner.addr,
+				       (int)s->owner.addrlen) < 0) {
+		peers_report_unreachable(s->cl->peers, &s->owner);
+		return -ECONNREFUSED;
+	}
+	event_add(s->timer, &every);
+	return bufferevent_enable(s->bev, EV_READ | EV_WRITE) < 0 ? -ENOMEM : 0;
+}
+
+static int get_open(void *arg, struct exchange *x, const struct cache_meta *m, uint64_t index,
+		    uint64_t pos, uint64_t end, struct remote_src **out)
+{
+	struct cluster *cl = arg;
+	struct chunkwire_span span = {index, pos, end - 1};
+	struct remote_src *s;
+	int r;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->cl = cl;
+	s->x = x;
+	s->want = end - pos;
+	if (pos >= end || owner_of(cl, m, index, &s->owner) != 1) {
+		free(s);
+		return REMOTE_HERE;
+	}
+	r = connect_src(s, m, &span);
+	if (r < 0) {
+		get_close(s);
+		return r;
+	}
+	peers_count(cl->peers, PEERS_CHUNKS_SENT, 1);
+	s->is_sent = true;
+	*out = s;
+	return REMOTE_THERE;
+}
+
+/* The owner's head: a 200 of exactly the bytes asked for will do. */
+static int src_head(struct remote_src *s, struct evbuffer *in)
+{
+	static const struct http_str get = {"GET", 3};
+	size_t len = evbuffer_get_length(in), want = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
+	struct http_msg *m = malloc(sizeof(*m));
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	r = http_parse_response((const char *)evbuffer_pullup(in, (ssize_t)want), want, &get, m);
+	if (r == 0 && (m->status != 200 || m->body != HTTP_BODY_LENGTH || m->content_length != s->want))
+		r = -EPROTO;
+	if (r == 0) {
+		evbuffer_drain(in, m->head_len);
+		s->is_head_done = true;
+	} else if (r == -EPROTO) {
+		log_warn("owner %s answered %d to a chunk of %s/%s: the chunk from the origin",
+			 s->owner.id, m->status, s->x->s3.bucket, s->x->s3.key);
+	}
+	free(m);
+	return r;
+}
+
+/* The owner failed: it is counted, and marked down if it went away under us. */
+static enum remote_result src_failed(struct remote_src *s, bool is_refusal)
+{
+	if (is_refusal) {
+		peers_count_fallback(s->cl->peers, &s->owner);
+		return REMOTE_FAILED;
+	}
+	peers_count(s->cl->peers, PEERS_CHUNK_FAILOVERS, 1);
+	if (s->is_given_up) {
+		peers_count_fallback(s->cl->peers, &s->owner);
+		return REMOTE_FAILED;
+	}
+	log_warn("owner %s of a chunk of %s/%s went away after %llu of %llu bytes: the rest "
+		 "from the origin",
+		 s->owner.id, s->x->s3.bucket, s->x->s3.key, (unsigned long long)s->moved,
+		 (unsigned long long)s->want);
+	peers_report_unreachable(s->cl->peers, &s->owner);
+	return REMOTE_FAILED;
+}
+
+static enum remote_result get_pump(struct remote_src *s, struct evbuffer *out, uint64_t *moved)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t n;
+	int r;
+
+	if (s->is_given_up)
+		return src_failed(s, false);
+	if (!s->is_head_done) {
+		r = evbuffer_get_length(in) ? src_head(s, in) : -EAGAIN;
+		if (r == -EAGAIN && !s->is_ended)
+			return REMOTE_WAIT;
+		if (r < 0)
+			return src_failed(s, r == -EPROTO);
+	}
+	n = evbuffer_get_length(in);
+	if (n > s->want - s->moved)
+		n = (size_t)(s->want - s->moved);
+	if (n > PEER_QUEUE_MAX)
+		n = PEER_QUEUE_MAX;
+	evbuffer_remove_buffer(in, out, n);
+	s->moved += n;
+	*moved = n;
+	peers_count(s->cl->peers, PEERS_CHUNK_BYTES, n);
+	if (s->moved == s->want)
+		return REMOTE_DONE;
+	if (s->is_ended && !evbuffer_get_length(in))
+		return src_failed(s, false);
+	return REMOTE_WAIT;
+}
+
+static int get_prefetch(void *arg, struct worker *w, const struct cache_meta *m, uint64_t index)
+{
+	struct cluster *cl = arg;
+	struct peer_target t;
+	uint64_t start = chunkmap_start(m->chunk_size, index);
+	struct chunkwire_span span = {index, start,
+				      start + chunkmap_len(m->size, m->chunk_size, index) - 1};
+
+	if (owner_of(cl, m, index, &t) != 1)
+		return REMOTE_HERE;
+	if (peernote_send(cl, w->base, &t, "HEAD", CHUNKWIRE_CHUNK, &m->id, m, &span) < 0)
+		return REMOTE_HERE;
+	peers_count(cl->peers, PEERS_PREFETCHES_SENT, 1);
+	return REMOTE_THERE;
+}
+
+const struct remote_ops chunkget_ops = {
+	.is_spread = get_is_spread,
+	.is_remote = get_is_remote,
+	.open = get_open,
+	.pump = get_pump,
+	.close = get_close,
+	.prefetch = get_prefetch,
+};
