@@ -112,8 +112,8 @@ static int connect_src(struct remote_src *s, const struct cache_meta *m,
 	s->timer = event_new(exchange_base(s->x), -1, EV_PERSIST, src_check, s);
 	if (!s->bev || !s->timer)
 		return -ENOMEM;
-	r = chunkwire_request(s->cl, "GET", CHUNKWIRE_CHUNK, &s->owner, &m->id, m, span,
-			      bufferevent_get_output(s->bev));
+	r = peernote_head(s->cl, "GET", CHUNKWIRE_CHUNK, &s->owner, &m->id, m, span,
+			  bufferevent_get_output(s->bev));
 	if (r < 0)
 		return r;
 	bufferevent_setcb(s->bev, src_read, NULL, src_event, s);

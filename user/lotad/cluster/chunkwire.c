@@ -11,7 +11,6 @@
 #include "cache.h"
 #include "cachepath/objmeta.h"
 #include "cluster/chunkwire.h"
-#include "cluster/cluster-int.h"
 #include "http.h"
 #include "peerauth.h"
 #include "s3.h"
@@ -66,9 +65,10 @@ void chunkwire_meta_lines(struct evbuffer *out, const struct cache_meta *m)
 }
 
 /* The head in b (ending in the empty line) gets its signature before that line. */
-static int sign_into(struct cluster *cl, struct evbuffer *b, struct evbuffer *out)
+static int sign_into(struct peerauth *pa, const char *self, struct evbuffer *b,
+		     struct evbuffer *out)
 {
-	char self[PEERAUTH_NODE_MAX], line[PEERAUTH_LINE_MAX];
+	char line[PEERAUTH_LINE_MAX];
 	size_t n = evbuffer_get_length(b);
 	const char *head;
 	int r;
@@ -76,8 +76,7 @@ static int sign_into(struct cluster *cl, struct evbuffer *b, struct evbuffer *ou
 	if (n > HTTP_HEAD_MAX - sizeof(line))
 		return -E2BIG;
 	head = (const char *)evbuffer_pullup(b, -1);
-	cluster_self_id(cl, self, sizeof(self));
-	r = peerauth_sign_head(cl->peerauth, head, n, self, time(NULL), line, sizeof(line));
+	r = peerauth_sign_head(pa, head, n, self, time(NULL), line, sizeof(line));
 	if (r < 0)
 		return r;
 	evbuffer_add(out, head, n - 2);
@@ -85,21 +84,20 @@ static int sign_into(struct cluster *cl, struct evbuffer *b, struct evbuffer *ou
 	return 0;
 }
 
-int chunkwire_request(struct cluster *cl, const char *method, const char *path,
-		      const struct peer_target *t, const struct cache_key *k,
-		      const struct cache_meta *m, const struct chunkwire_span *span,
-		      struct evbuffer *out)
+int chunkwire_request(const struct chunkwire_from *from, const char *method, const char *path,
+		      const char *host, const struct cache_key *k, const struct cache_meta *m,
+		      const struct chunkwire_span *span, struct evbuffer *out)
 {
 	char *target = malloc(TARGET_MAX);
 	struct evbuffer *b = evbuffer_new();
 	int r = target && b ? make_target(target, TARGET_MAX, path, k, span) : -ENOMEM;
 
 	if (r == 0) {
-		evbuffer_add_printf(b, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, target, t->id);
+		evbuffer_add_printf(b, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, target, host);
 		if (m)
 			chunkwire_meta_lines(b, m);
 		evbuffer_add_printf(b, "Content-Length: 0\r\nConnection: close\r\n\r\n");
-		r = sign_into(cl, b, out);
+		r = sign_into(from->auth, from->self, b, out);
 	}
 	if (b)
 		evbuffer_free(b);

@@ -11,12 +11,11 @@
 
 struct cache_key;
 struct cache_meta;
-struct cluster;
 struct evbuffer;
 struct http_msg;
 struct http_str;
 struct objmeta;
-struct peer_target;
+struct peerauth;
 
 #define CHUNKWIRE_CHUNK "/_lota/chunk"	       /* GET: bytes of a chunk; HEAD: prefetch */
 #define CHUNKWIRE_INVALIDATE "/_lota/invalidate" /* POST: drop every chunk of a key */
@@ -29,13 +28,18 @@ struct chunkwire_span {
 	uint64_t index, first, last;
 };
 
-/* Appends the signed head of `method path?bucket=&key=[&version=][&index=&first=&last=]`
- * to t, with m's fields and metadata when m is not NULL, to out. -E2BIG if it does not
- * fit in a head; -errno from signing. */
-int chunkwire_request(struct cluster *cl, const char *method, const char *path,
-		      const struct peer_target *t, const struct cache_key *k,
-		      const struct cache_meta *m, const struct chunkwire_span *span,
-		      struct evbuffer *out);
+/* Who signs a request: the cluster's key, and this node's id as its peers know it. */
+struct chunkwire_from {
+	struct peerauth *auth;
+	const char *self;
+};
+
+/* Appends the head of `method path?bucket=&key=[&version=][&index=&first=&last=]` for
+ * host, with m's fields and metadata when m is not NULL, signed as from, to out. -E2BIG if
+ * it does not fit in a head; -errno from signing. */
+int chunkwire_request(const struct chunkwire_from *from, const char *method, const char *path,
+		      const char *host, const struct cache_key *k, const struct cache_meta *m,
+		      const struct chunkwire_span *span, struct evbuffer *out);
 /* The header lines of version m: ETag, size, chunk size, Last-Modified, Content-Type, and
  * the metadata replayed on hits. */
 void chunkwire_meta_lines(struct evbuffer *out, const struct cache_meta *m);

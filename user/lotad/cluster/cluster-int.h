@@ -12,6 +12,7 @@
 struct cache_key;
 struct cache_meta;
 struct chunkwire_span;
+struct evbuffer;
 struct event_base;
 struct remote_ops;
 
@@ -24,10 +25,6 @@ struct cluster {
 	time_t last_full_log; /* the last "replay cache full" line (atomic) */
 };
 
-/* cluster.c: this node's id for signing: as the membership knows it, else the
- * peer-listen address. */
-void cluster_self_id(struct cluster *cl, char *buf, size_t len);
-
 /* chunkget.c: the cache path's remote.h, this node asking the others. */
 extern const struct remote_ops chunkget_ops;
 
@@ -37,8 +34,14 @@ enum route_verdict chunkserve_chunk(struct exchange *x, struct cluster *cl);
 
 /* peerinval.c: fire-and-forget: tell every live peer to drop k. */
 void peerinval_send(void *cluster, struct worker *w, const struct cache_key *k);
-/* A signed notice (chunkwire_request's head) to t, whose answer is not awaited: 0 once
- * it is under way, or -errno. */
+/* The request head chunkwire_request makes for t, signed as this node (its id as the
+ * membership knows it, else its peer-listen address). */
+int peernote_head(struct cluster *cl, const char *method, const char *path,
+		  const struct peer_target *t, const struct cache_key *k,
+		  const struct cache_meta *m, const struct chunkwire_span *span,
+		  struct evbuffer *out);
+/* A signed notice (peernote_head) to t, whose answer is not awaited: 0 once it is under
+ * way, or -errno. */
 int peernote_send(struct cluster *cl, struct event_base *base, const struct peer_target *t,
 		  const char *method, const char *path, const struct cache_key *k,
 		  const struct cache_meta *m, const struct chunkwire_span *span);

@@ -24,13 +24,6 @@
 #include "metrics.h"
 #include "s3.h"
 
-void cluster_self_id(struct cluster *cl, char *buf, size_t len)
-{
-	peers_self(cl->peers, buf, len);
-	if (!buf[0])
-		snprintf(buf, len, "%s", cl->d->cfg.self[0] ? cl->d->cfg.self : cl->d->cfg.peer_listen);
-}
-
 /* POST CHUNKWIRE_INVALIDATE?bucket=&key=[&version=] from a node a write went through:
  * every chunk of the key held here goes. */
 static enum route_verdict serve_invalidate(struct exchange *x, struct cluster *cl)
