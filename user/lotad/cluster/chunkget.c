@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -23,17 +25,25 @@
 
 /* Bytes read ahead of the client from an owner: the socket is not read past this. */
 #define PEER_QUEUE_MAX (4 * 1024 * 1024)
+/* Bytes read from an owner's socket at once. A bufferevent would read 4 KiB at a time
+ * (libevent 2.1's EVBUFFER_MAX_READ) and wake the exchange for each: a sixth of what
+ * the link carries. */
+#define PEER_READ_MAX (1024 * 1024)
 /* How often a source whose owner has not finished checks that it is still up. */
 #define OWNER_CHECK_S 1
 
+/* A chunk asked of its owner: the request goes out by a bufferevent (connect, write),
+ * the answer comes in by reads of our own into in. */
 struct remote_src {
 	struct cluster *cl;
 	struct exchange *x;
 	struct peer_target owner;
 	struct bufferevent *bev;
-	struct event *timer;
+	struct event *rd, *timer;
+	struct evbuffer *in;
+	struct timeval idle; /* the longest silence of the owner: the origin timeout */
 	uint64_t want, moved; /* body bytes asked for, and those gone to the client */
-	bool is_sent, is_head_done, is_ended, is_given_up;
+	bool is_sent, is_reading, is_head_done, is_ended, is_given_up;
 };
 
 static bool get_is_spread(void *arg)
@@ -56,21 +66,72 @@ static bool get_is_remote(void *arg, const struct cache_meta *m, uint64_t index)
 	return owner_of(arg, m, index, &t) == 1;
 }
 
-static void src_read(struct bufferevent *bev, void *arg)
+static void src_end(struct remote_src *s)
+{
+	s->is_ended = true;
+	if (s->is_reading)
+		event_del(s->rd);
+	s->is_reading = false;
+	exchange_wake(s->x);
+}
+
+/* Reads (while below PEER_QUEUE_MAX) only once the request is out and after the pump
+ * made room: the owner's socket is the only backpressure it gets. */
+static void want_read(struct remote_src *s)
+{
+	bool is_room = evbuffer_get_length(s->in) < PEER_QUEUE_MAX;
+
+	if (s->is_ended || is_room == s->is_reading)
+		return;
+	if (is_room)
+		event_add(s->rd, &s->idle);
+	else
+		event_del(s->rd);
+	s->is_reading = is_room;
+}
+
+static void src_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct remote_src *s = arg;
+	struct evbuffer_iovec v[2];
+	int nv = evbuffer_reserve_space(s->in, PEER_READ_MAX, v, 2);
+	ssize_t n;
 
+	if (what & EV_TIMEOUT || nv < 1) {
+		src_end(s);
+		return;
+	}
+	n = readv(fd, (struct iovec *)v, nv); /* evbuffer_iovec is laid out as iovec */
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		evbuffer_commit_space(s->in, v, 0);
+		return;
+	}
+	if (n <= 0) {
+		evbuffer_commit_space(s->in, v, 0);
+		src_end(s);
+		return;
+	}
+	if ((size_t)n <= v[0].iov_len) {
+		v[0].iov_len = (size_t)n;
+		nv = 1;
+	} else {
+		v[1].iov_len = (size_t)n - v[0].iov_len;
+	}
+	evbuffer_commit_space(s->in, v, nv);
+	want_read(s);
 	exchange_wake(s->x);
+}
+
+/* The request is out (or failed): from here on the answer is read. */
+static void src_written(struct bufferevent *bev, void *arg)
+{
+	want_read(arg);
 }
 
 static void src_event(struct bufferevent *bev, short what, void *arg)
 {
-	struct remote_src *s = arg;
-
-	if (what & BEV_EVENT_CONNECTED)
-		return;
-	s->is_ended = true;
-	exchange_wake(s->x);
+	if (!(what & BEV_EVENT_CONNECTED))
+		src_end(arg);
 }
 
 /* A frozen owner keeps its sockets open and answers nothing: once the probes mark it
@@ -83,8 +144,8 @@ static void src_check(evutil_socket_t fd, short what, void *arg)
 		return;
 	log_warn("owner %s of a chunk of %s/%s is down mid-transfer: the rest from the origin",
 		 s->owner.id, s->x->s3.bucket, s->x->s3.key);
-	s->is_given_up = s->is_ended = true;
-	exchange_wake(s->x);
+	s->is_given_up = true;
+	src_end(s);
 }
 
 static void get_close(struct remote_src *s)
@@ -95,37 +156,44 @@ static void get_close(struct remote_src *s)
 		peers_count_sent(s->cl->peers, &s->owner, s->moved);
 	if (s->timer)
 		event_free(s->timer);
+	if (s->rd)
+		event_free(s->rd);
 	if (s->bev)
 		bufferevent_free(s->bev);
+	if (s->in)
+		evbuffer_free(s->in);
 	free(s);
 }
 
 static int connect_src(struct remote_src *s, const struct cache_meta *m,
 		       const struct chunkwire_span *span)
 {
-	struct lotad *d = exchange_lotad(s->x);
-	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
+	struct event_base *base = exchange_base(s->x);
 	struct timeval every = {OWNER_CHECK_S, 0};
 	int r;
 
-	s->bev = bufferevent_socket_new(exchange_base(s->x), -1, BEV_OPT_CLOSE_ON_FREE);
-	s->timer = event_new(exchange_base(s->x), -1, EV_PERSIST, src_check, s);
-	if (!s->bev || !s->timer)
+	s->idle = (struct timeval){.tv_sec = (time_t)exchange_lotad(s->x)->cfg.origin_timeout};
+	s->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	s->timer = event_new(base, -1, EV_PERSIST, src_check, s);
+	s->in = evbuffer_new();
+	if (!s->bev || !s->timer || !s->in)
 		return -ENOMEM;
 	r = peernote_head(s->cl, "GET", CHUNKWIRE_CHUNK, &s->owner, &m->id, m, span,
 			  bufferevent_get_output(s->bev));
 	if (r < 0)
 		return r;
-	bufferevent_setcb(s->bev, src_read, NULL, src_event, s);
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, PEER_QUEUE_MAX);
+	bufferevent_setcb(s->bev, NULL, src_written, src_event, s);
+	bufferevent_set_timeouts(s->bev, NULL, &s->idle);
 	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&s->owner.addr,
 				       (int)s->owner.addrlen) < 0) {
 		peers_report_unreachable(s->cl->peers, &s->owner);
 		return -ECONNREFUSED;
 	}
+	s->rd = event_new(base, bufferevent_getfd(s->bev), EV_READ | EV_PERSIST, src_readable, s);
+	if (!s->rd)
+		return -ENOMEM;
 	event_add(s->timer, &every);
-	return bufferevent_enable(s->bev, EV_READ | EV_WRITE) < 0 ? -ENOMEM : 0;
+	return bufferevent_enable(s->bev, EV_WRITE) < 0 ? -ENOMEM : 0;
 }
 
 static int get_open(void *arg, struct exchange *x, const struct cache_meta *m, uint64_t index,
@@ -204,7 +272,7 @@ static enum remote_result src_failed(struct remote_src *s, bool is_refusal)
 
 static enum remote_result get_pump(struct remote_src *s, struct evbuffer *out, uint64_t *moved)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = s->in;
 	size_t n;
 	int r;
 
@@ -226,6 +294,7 @@ static enum remote_result get_pump(struct remote_src *s, struct evbuffer *out, u
 	s->moved += n;
 	*moved = n;
 	peers_count(s->cl->peers, PEERS_CHUNK_BYTES, n);
+	want_read(s);
 	if (s->moved == s->want)
 		return REMOTE_DONE;
 	if (s->is_ended && !evbuffer_get_length(in))
