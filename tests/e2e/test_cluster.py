@@ -686,3 +686,71 @@ def test_write_drops_chunks_on_every_owner(cl):
     for n in NODES:
         r = cl.read(n, key)
         assert r.status == 404, (n, r.status)
+
+
+def test_chunk_requests_are_signed_and_name_one_version(cl):
+    """The peer port answers a chunk request only under a member's signature, once, and
+    only with the version it names: a signed request naming another ETag gets none of the
+    bytes the owner holds, and the owner keeps what it holds."""
+    key = next(k for k in ("ver-%d" % i for i in range(100)) if cl.owner(k) == "n2")
+    data = os.urandom(5 * MiB + 11)
+    cl.put_origin(key, data)
+    cl.objects[key] = (len(data), hashlib.sha256(data).hexdigest())
+    assert_bytes(cl, key, cl.read("n1", key))  # its chunk is filled on n2
+    url, hdrs = cl.signed("HEAD", key, cl.origin.url)
+    etag = run_in_ns(cl.ns("or"), request, "HEAD", url, hdrs).headers["etag"]
+    target = "/_lota/chunk?bucket=%s&key=%s&index=0&first=0&last=%d" % (
+        BUCKET, key, len(data) - 1)
+
+    def lines(tag):
+        return [("Host", PEER_ID["n2"]), ("ETag", tag), ("x-lota-size", str(len(data))),
+                ("x-lota-chunk-size", str(CHUNK)), ("Content-Length", "0"),
+                ("Connection", "close")]
+
+    def ask(hdrs, sig):
+        head = "GET %s HTTP/1.1\r\n%s" % (target, "".join("%s: %s\r\n" % kv for kv in hdrs))
+        if sig:
+            head += "x-lota-peer: %s\r\n" % sig
+        s = socket.create_connection((IP["n2"], PEER_PORT), timeout=20)
+        try:
+            s.sendall((head + "\r\n").encode())
+            got = b""
+            while True:
+                b = s.recv(1 << 20)
+                if not b:
+                    break
+                got += b
+        finally:
+            s.close()
+        head, _, body = got.partition(b"\r\n\r\n")
+        return int(head.split()[1]), head, body
+
+    def run(hdrs, sig):
+        return run_in_ns(cl.ns("n1"), ask, hdrs, sig)
+
+    good = lines(etag)
+    sig = peer_header(cl.secret, "GET", target, good, PEER_ID["n1"])
+    for what, (h, value) in {
+            "unsigned": (good, None),
+            "another cluster's key": (good, peer_header(b"not-the-cluster-secret!!", "GET",
+                                                        target, good, PEER_ID["n1"])),
+            "signed for another ETag": (good, peer_header(cl.secret, "GET", target,
+                                                          lines('"0123"'), PEER_ID["n1"])),
+    }.items():
+        status, head, body = run(h, value)
+        assert status == 403 and b"x-lota-peer-refused: 1" in head, (what, status, head)
+    status, head, body = run(good, sig)  # the same request, signed: served, exact
+    assert status == 200 and body == data, (status, head, len(body))
+    status, head, _ = run(good, sig)
+    assert status == 403, "a replayed chunk request was served"
+
+    mark = cl.origin.log_mark()
+    other = lines('"%s"' % ("f" * 32))
+    status, head, body = run(other, peer_header(cl.secret, "GET", target, other, PEER_ID["n1"]))
+    assert status == 503 and data[:4096] not in body, (status, head, len(body))
+    assert not origin_gets(cl, key, mark)
+    # and the version it holds is still whole
+    mark = cl.origin.log_mark()
+    assert_bytes(cl, key, cl.read("n3", key))
+    gets = origin_gets(cl, key, mark)
+    assert [g.status for g in gets] == [304], [g.line for g in gets]

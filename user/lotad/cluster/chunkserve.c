@@ -7,6 +7,8 @@
  * version is never opened for it. A HEAD only begins the fill (a prefetch). */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 
@@ -50,6 +52,26 @@ static int parse_chunk(struct exchange *x, struct objmeta *om, struct chunkwire_
 static enum route_verdict cannot(struct exchange *x, const char *why)
 {
 	return exchange_reply(x, 503, "x-lota-chunk: unavailable\r\n", why, true);
+}
+
+/* Does this node hold another version of the key, one the named version is not known to
+ * be newer than? A fill of the named one would replace it (and the held one may well be
+ * the origin's current one, the asking node's 304 notwithstanding: an overwrite can come
+ * between): the asking node takes the chunk from the origin itself instead. */
+static bool holds_other(struct cluster *cl, const struct cache_meta *m)
+{
+	struct cache_object *o = NULL;
+	time_t named, held;
+	bool is_other;
+
+	if (cache_object_lookup(cl->cp->cache, &m->id, &o) < 0 || !o)
+		return false;
+	is_other = strcmp(o->meta.etag, m->etag) != 0 &&
+		   (http_parse_date(m->last_modified, strlen(m->last_modified), &named) < 0 ||
+		    http_parse_date(o->meta.last_modified, strlen(o->meta.last_modified), &held) < 0 ||
+		    named <= held);
+	cache_object_release(o);
+	return is_other;
 }
 
 /* HEAD: begin the chunk's fill if it is neither committed nor being filled. */
@@ -100,6 +122,8 @@ enum route_verdict chunkserve_chunk(struct exchange *x, struct cluster *cl)
 	peers_count_served(cl->peers);
 	if (!cl->cp->cache)
 		v = cannot(x, "this node has no cache\n");
+	else if (holds_other(cl, &om.meta))
+		v = cannot(x, "this node holds another version of the key\n");
 	else if (http_str_eq(&x->req.method, "HEAD"))
 		v = prefetch(x, cl, &om, s.index);
 	else
