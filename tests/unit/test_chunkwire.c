@@ -107,7 +107,8 @@ static void test_round_trip_is_signed_and_exact(void)
 	CU_ASSERT_EQUAL(om.meta.size, m.size);
 	CU_ASSERT_EQUAL(om.meta.chunk_size, m.chunk_size);
 	CU_ASSERT_EQUAL(om.meta.extra_len, m.extra_len);
-	CU_ASSERT(om.meta.extra_len == m.extra_len && memcmp(om.meta.extra, extra, m.extra_len) == 0);
+	CU_ASSERT(om.meta.extra_len == m.extra_len &&
+		  memcmp(om.meta.extra, extra, m.extra_len) == 0);
 	/* the peer header itself is not a line of the version */
 	CU_ASSERT_PTR_NULL(memmem(om.meta.extra, om.meta.extra_len, "x-lota", 6));
 	objmeta_free(&om);

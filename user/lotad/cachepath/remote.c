@@ -54,8 +54,7 @@ int remote_prefetch(const struct cachepath *cp, struct worker *w, const struct c
 	return cp->remote->prefetch(cp->remote_arg, w, m, index);
 }
 
-void remote_want(struct cachepath *cp, struct worker *w, const struct cache_meta *m,
-		 uint64_t index)
+void remote_want(struct cachepath *cp, struct worker *w, const struct cache_meta *m, uint64_t index)
 {
 	enum cache_chunk_state st = CACHE_CHUNK_ABSENT;
 	struct fills *f;

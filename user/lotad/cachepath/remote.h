@@ -28,7 +28,8 @@ enum remote_where {
 enum remote_result {
 	REMOTE_WAIT,   /* more later: the exchange is woken */
 	REMOTE_DONE,   /* every byte asked for went to the client */
-	REMOTE_FAILED, /* the owner failed or refused: the bytes not moved must come from elsewhere */
+	REMOTE_FAILED, /* the owner failed or refused: the bytes not moved must come from elsewhere
+			*/
 	REMOTE_CUT,    /* writing to the client failed: the answer is cut */
 };
 

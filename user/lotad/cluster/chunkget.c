@@ -41,7 +41,7 @@ struct remote_src {
 	struct bufferevent *bev;
 	struct event *rd, *timer;
 	struct evbuffer *in;
-	struct timeval idle; /* the longest silence of the owner: the origin timeout */
+	struct timeval idle;  /* the longest silence of the owner: the origin timeout */
 	uint64_t want, moved; /* body bytes asked for, and those gone to the client */
 	bool is_sent, is_reading, is_head_done, is_ended, is_given_up;
 };
@@ -237,7 +237,8 @@ static int src_head(struct remote_src *s, struct evbuffer *in)
 	if (!m)
 		return -ENOMEM;
 	r = http_parse_response((const char *)evbuffer_pullup(in, (ssize_t)want), want, &get, m);
-	if (r == 0 && (m->status != 200 || m->body != HTTP_BODY_LENGTH || m->content_length != s->want))
+	if (r == 0 &&
+	    (m->status != 200 || m->body != HTTP_BODY_LENGTH || m->content_length != s->want))
 		r = -EPROTO;
 	if (r == 0) {
 		evbuffer_drain(in, m->head_len);
@@ -319,10 +320,10 @@ static int get_prefetch(void *arg, struct worker *w, const struct cache_meta *m,
 }
 
 const struct remote_ops chunkget_ops = {
-	.is_spread = get_is_spread,
-	.is_remote = get_is_remote,
-	.open = get_open,
-	.pump = get_pump,
-	.close = get_close,
-	.prefetch = get_prefetch,
+    .is_spread = get_is_spread,
+    .is_remote = get_is_remote,
+    .open = get_open,
+    .pump = get_pump,
+    .close = get_close,
+    .prefetch = get_prefetch,
 };

@@ -66,10 +66,11 @@ static bool holds_other(struct cluster *cl, const struct cache_meta *m)
 
 	if (cache_object_lookup(cl->cp->cache, &m->id, &o) < 0 || !o)
 		return false;
-	is_other = strcmp(o->meta.etag, m->etag) != 0 &&
-		   (http_parse_date(m->last_modified, strlen(m->last_modified), &named) < 0 ||
-		    http_parse_date(o->meta.last_modified, strlen(o->meta.last_modified), &held) < 0 ||
-		    named <= held);
+	is_other =
+	    strcmp(o->meta.etag, m->etag) != 0 &&
+	    (http_parse_date(m->last_modified, strlen(m->last_modified), &named) < 0 ||
+	     http_parse_date(o->meta.last_modified, strlen(o->meta.last_modified), &held) < 0 ||
+	     named <= held);
 	cache_object_release(o);
 	return is_other;
 }

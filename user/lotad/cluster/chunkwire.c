@@ -54,9 +54,9 @@ static int make_target(char *out, size_t cap, const char *path, const struct cac
 
 void chunkwire_meta_lines(struct evbuffer *out, const struct cache_meta *m)
 {
-	evbuffer_add_printf(out, "ETag: %s\r\n" CHUNKWIRE_SIZE ": %llu\r\n" CHUNKWIRE_CHUNK_SIZE
-			    ": %llu\r\n",
-			    m->etag, (unsigned long long)m->size, (unsigned long long)m->chunk_size);
+	evbuffer_add_printf(
+	    out, "ETag: %s\r\n" CHUNKWIRE_SIZE ": %llu\r\n" CHUNKWIRE_CHUNK_SIZE ": %llu\r\n",
+	    m->etag, (unsigned long long)m->size, (unsigned long long)m->chunk_size);
 	if (m->last_modified && m->last_modified[0])
 		evbuffer_add_printf(out, "Last-Modified: %s\r\n", m->last_modified);
 	if (m->content_type && m->content_type[0])
@@ -117,7 +117,8 @@ int chunkwire_query(const struct http_str *t, const char *name, char *out, size_
 		const char *stop = amp ? amp : end;
 
 		if ((size_t)(stop - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=')
-			return s3_pct_decode(p + nl + 1, (size_t)(stop - p - nl - 1), out, cap, false);
+			return s3_pct_decode(p + nl + 1, (size_t)(stop - p - nl - 1), out, cap,
+					     false);
 		q = amp;
 	}
 	return -ENOENT;
@@ -196,8 +197,8 @@ int chunkwire_meta(const struct http_msg *m, const struct cache_key *k, struct o
 	int r;
 
 	memset(om, 0, sizeof(*om));
-	if (header_u64(m, CHUNKWIRE_SIZE, &size) < 0 || header_u64(m, CHUNKWIRE_CHUNK_SIZE, &cs) < 0 ||
-	    cs == 0)
+	if (header_u64(m, CHUNKWIRE_SIZE, &size) < 0 ||
+	    header_u64(m, CHUNKWIRE_CHUNK_SIZE, &cs) < 0 || cs == 0)
 		return -EINVAL;
 	lines = calloc(1, sizeof(*lines));
 	if (!lines)

@@ -17,7 +17,7 @@ struct http_str;
 struct objmeta;
 struct peerauth;
 
-#define CHUNKWIRE_CHUNK "/_lota/chunk"	       /* GET: bytes of a chunk; HEAD: prefetch */
+#define CHUNKWIRE_CHUNK "/_lota/chunk"		 /* GET: bytes of a chunk; HEAD: prefetch */
 #define CHUNKWIRE_INVALIDATE "/_lota/invalidate" /* POST: drop every chunk of a key */
 /* Header lines of a version besides ETag, Last-Modified, Content-Type and its metadata. */
 #define CHUNKWIRE_SIZE "x-lota-size"

@@ -80,8 +80,8 @@ int peernote_send(struct cluster *cl, struct event_base *base, const struct peer
 	bufferevent_setcb(nt->bev, note_done, NULL, note_event, nt);
 	bufferevent_set_timeouts(nt->bev, &tv, &tv);
 	r = peernote_head(cl, method, path, t, k, m, span, bufferevent_get_output(nt->bev));
-	if (r == 0 && bufferevent_socket_connect(nt->bev, (struct sockaddr *)&t->addr,
-						 (int)t->addrlen) < 0)
+	if (r == 0 &&
+	    bufferevent_socket_connect(nt->bev, (struct sockaddr *)&t->addr, (int)t->addrlen) < 0)
 		r = -ECONNREFUSED;
 	if (r == 0)
 		r = bufferevent_enable(nt->bev, EV_READ | EV_WRITE) < 0 ? -ENOMEM : 0;
@@ -97,7 +97,8 @@ void peerinval_send(void *cluster, struct worker *w, const struct cache_key *k)
 	size_t n = t ? peers_live(cl->peers, t, PEERS_MAX) : 0;
 
 	for (size_t i = 0; i < n; i++)
-		if (peernote_send(cl, w->base, &t[i], "POST", CHUNKWIRE_INVALIDATE, k, NULL, NULL) == 0)
+		if (peernote_send(cl, w->base, &t[i], "POST", CHUNKWIRE_INVALIDATE, k, NULL,
+				  NULL) == 0)
 			peers_count(cl->peers, PEERS_INVALIDATIONS_SENT, 1);
 	free(t);
 }
