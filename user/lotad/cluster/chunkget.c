@@ -226,26 +226,32 @@ static int get_open(void *arg, struct exchange *x, const struct cache_meta *m, u
 	return REMOTE_THERE;
 }
 
-/* The owner's head: a 200 of exactly the bytes asked for will do. */
+/* The owner's head: a 200 of exactly the bytes asked for will do. -EAGAIN: not all here;
+ * -EPROTO: any other answer (a refusal, a 503 of an owner that cannot serve it). */
 static int src_head(struct remote_src *s, struct evbuffer *in)
 {
 	static const struct http_str get = {"GET", 3};
 	size_t len = evbuffer_get_length(in), want = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
 	struct http_msg *m = malloc(sizeof(*m));
-	int r;
+	int r, status = 0;
 
 	if (!m)
 		return -ENOMEM;
 	r = http_parse_response((const char *)evbuffer_pullup(in, (ssize_t)want), want, &get, m);
+	if (r == 0)
+		status = m->status;
 	if (r == 0 &&
-	    (m->status != 200 || m->body != HTTP_BODY_LENGTH || m->content_length != s->want))
+	    (status != 200 || m->body != HTTP_BODY_LENGTH || m->content_length != s->want))
 		r = -EPROTO;
+	if (r == -EAGAIN && len >= HTTP_HEAD_MAX)
+		r = -EPROTO; /* no head in the bytes a head may take */
 	if (r == 0) {
 		evbuffer_drain(in, m->head_len);
 		s->is_head_done = true;
-	} else if (r == -EPROTO) {
+	} else if (r != -EAGAIN) {
 		log_warn("owner %s answered %d to a chunk of %s/%s: the chunk from the origin",
-			 s->owner.id, m->status, s->x->s3.bucket, s->x->s3.key);
+			 s->owner.id, status, s->x->s3.bucket, s->x->s3.key);
+		r = -EPROTO;
 	}
 	free(m);
 	return r;

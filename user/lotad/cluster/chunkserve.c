@@ -106,6 +106,7 @@ static enum route_verdict serve(struct exchange *x, struct cluster *cl, const st
 	x->status = 200;
 	x->resp_head_sent = true;
 	peers_count(cl->peers, PEERS_CHUNKS_SERVED, 1);
+	peers_count(cl->peers, PEERS_CHUNK_BYTES_SERVED, s->last - s->first + 1);
 	return RT_SERVE;
 }
 

@@ -566,8 +566,8 @@ void peers_render_metrics(struct peers *p, struct evbuffer *out)
 			    "# HELP lota_" #name " " help "\n# TYPE lota_" #name " " #type         \
 			    "\nlota_" #name " %llu\n",                                             \
 			    (unsigned long long)(v))
-	M(peer_requests_sent, counter, "requests sent to other nodes' peer ports (chunks, "
-	  "prefetches, version lookups)", get(&p->requests_sent));
+	M(peer_requests_sent, counter, "chunk requests sent to other nodes' peer ports",
+	  get(&p->requests_sent));
 	M(peer_requests_served, counter, "peer requests served for other nodes",
 	  get(&p->requests_served));
 	M(peer_fallbacks, counter, "peer requests that failed before their answer and were "
@@ -580,14 +580,10 @@ void peers_render_metrics(struct peers *p, struct evbuffer *out)
 	  "from the origin", get(&p->counters[PEERS_CHUNK_FAILOVERS]));
 	M(peer_chunk_bytes, counter, "chunk bytes received from owner nodes",
 	  get(&p->counters[PEERS_CHUNK_BYTES]));
+	M(peer_chunk_bytes_served, counter, "chunk bytes answered to other nodes (an answer cut "
+	  "short counts whole)", get(&p->counters[PEERS_CHUNK_BYTES_SERVED]));
 	M(peer_prefetches_sent, counter, "chunk fills begun on their owner ahead of a reader",
 	  get(&p->counters[PEERS_PREFETCHES_SENT]));
-	M(peer_lookups_sent, counter, "versions asked of another node (this one held none)",
-	  get(&p->counters[PEERS_LOOKUPS_SENT]));
-	M(peer_lookups_found, counter, "version lookups another node answered with a version",
-	  get(&p->counters[PEERS_LOOKUPS_FOUND]));
-	M(peer_lookups_served, counter, "version lookups answered for other nodes",
-	  get(&p->counters[PEERS_LOOKUPS_SERVED]));
 	M(peer_invalidations_sent, counter, "invalidations sent to other nodes for writes here",
 	  get(&p->counters[PEERS_INVALIDATIONS_SENT]));
 	M(membership_changes, counter, "changes of the live member set",

@@ -105,8 +105,8 @@ size_t peers_live(struct peers *p, struct peer_target *out, size_t max);
 /* This node's id as its peers know it ("" until known), for signing requests. */
 void peers_self(struct peers *p, char *buf, size_t len);
 
-/* Traffic. A peer request is one of lota's own requests to a peer port: a chunk, a
- * prefetch or a version lookup (probes and invalidations are not counted here). */
+/* Traffic. A peer request is one of lota's own requests to a peer port for a chunk's
+ * bytes (prefetches, probes and invalidations have counters of their own, or none). */
 void peers_count_sent(struct peers *p, const struct peer_target *t, uint64_t bytes);
 void peers_count_served(struct peers *p);
 /* A peer request to t failed before its answer started (connect, reset, timeout) and is
@@ -117,14 +117,12 @@ void peers_report_unreachable(struct peers *p, const struct peer_target *t);
 void peers_count_fallback(struct peers *p, const struct peer_target *t);
 
 enum peers_counter {
-	PEERS_CHUNKS_SENT,     /* chunk requests sent */
-	PEERS_CHUNKS_SERVED,   /* chunk requests served for other nodes */
-	PEERS_CHUNK_FAILOVERS, /* chunks whose owner failed mid-transfer */
-	PEERS_CHUNK_BYTES,     /* chunk bytes received from owners */
-	PEERS_PREFETCHES_SENT, /* read-ahead prefetches sent */
-	PEERS_LOOKUPS_SENT,    /* version lookups sent */
-	PEERS_LOOKUPS_FOUND,   /* ... that found a version */
-	PEERS_LOOKUPS_SERVED,  /* version lookups answered for other nodes */
+	PEERS_CHUNKS_SENT,	  /* chunk requests sent */
+	PEERS_CHUNKS_SERVED,	  /* chunk requests served for other nodes */
+	PEERS_CHUNK_FAILOVERS,	  /* chunks whose owner failed mid-transfer */
+	PEERS_CHUNK_BYTES,	  /* chunk bytes received from owners */
+	PEERS_CHUNK_BYTES_SERVED, /* chunk bytes answered to other nodes */
+	PEERS_PREFETCHES_SENT,	  /* read-ahead prefetches sent */
 	PEERS_INVALIDATIONS_SENT,
 	PEERS_COUNTERS,
 };
