@@ -22,7 +22,7 @@ import urllib.parse
 import pytest
 
 from cluster import (NsLotad, Net, _sip, as_sent, hrw_hash, in_ns, peer_header,
-                     peer_header_v1, request, run_in_ns)
+                     peer_header_v1, request, run_in_ns, sh)
 from origin import Origin
 
 BUCKET = "clu"
@@ -600,17 +600,33 @@ def paced_read(url, hdrs, pause_at, on_pause, timeout=120):
         s.close()
 
 
+def ns_sysctls(cl, ns, values):
+    """Sets sysctls in namespace ns; returns the old values."""
+    old = {}
+    for k, v in values.items():
+        old[k] = sh("ip", "netns", "exec", cl.ns(ns), "sysctl", "-n", k).stdout.strip()
+        sh("ip", "netns", "exec", cl.ns(ns), "sysctl", "-qw", "%s=%s" % (k, v))
+    return old
+
+
+# Socket buffers small enough that a paused client holds the victim's chunk mid-way on
+# the victim's side: the reader's node queues at most about 12 MiB ahead of its client.
+SMALL_BUFFERS = {"net.ipv4.tcp_rmem": "4096 65536 262144",
+                 "net.ipv4.tcp_wmem": "4096 65536 262144"}
+
+
 def test_node_killed_mid_read_costs_no_request(cl):
     """kill -9 of a node while its chunk streams to the node a client reads through:
     the client gets every byte, byte-exact; the rest of that chunk comes from the origin
-    at the client's offset, the victim's later chunks from their next owners."""
+    at the byte the client got to, the victim's later chunks from their next owners."""
     key = big_object(cl)
     reader, victim = "n1", "n3"
     owners = cl.owners(key, BIG)
-    # a chunk of the victim's, the next one too if there is such a pair
-    cands = [i for i in range(2, len(owners) - 1) if owners[i] == victim]
-    j = next((i for i in cands if owners[i + 1] == victim), cands[0])
-    pause_at = j * CHUNK + 2 * MiB
+    j = next(i for i in range(2, len(owners)) if owners[i] == victim)
+    assert_bytes(cl, key, cl.read("n2", key))  # every chunk on its owner (warm if it was)
+    pause_at = j * CHUNK + 512 * 1024  # the client is in the victim's chunk
+    log = cl.nodes[reader].log_path
+    log_from = os.path.getsize(log)
     before = cl.nodes[reader].metrics()
     mark = cl.origin.log_mark()
 
@@ -619,20 +635,32 @@ def test_node_killed_mid_read_costs_no_request(cl):
         cl.nodes[victim].kill9()
 
     url, hdrs = cl.signed("GET", key, cl.nodes[reader].url)
+    old = {n: ns_sysctls(cl, n, SMALL_BUFFERS) for n in (reader, victim)}
     try:
         got = run_in_ns(cl.ns(reader), paced_read, url, hdrs, pause_at, kill)
         assert got == (200,) + cl.objects[key], (got, cl.objects[key])
         after = cl.nodes[reader].metrics()
         d = {m: after.get(m, 0) - before.get(m, 0) for m in after}
         assert d["peer_chunk_failovers"] >= 1, d
+        with open(log) as f:
+            f.seek(log_from)
+            cut = [int(m.group(1)) for m in re.finditer(
+                r"of a chunk of %s/%s went away after (\d+) of %d bytes" % (BUCKET, key, CHUNK),
+                f.read())]
+        assert cut and 0 < cut[0] < CHUNK, cut  # the victim died mid-chunk
         gets = origin_gets(cl, key, mark)
         assert [g.status for g in gets if g.status != 206] == [304], [g.line for g in gets]
-        # what the victim held came again from the origin, nothing much more
+        # the rest of that chunk from the origin, from the byte the reader had got to
+        resume = "bytes=%d-%d" % (j * CHUNK + cut[0], (j + 1) * CHUNK - 1)
+        assert resume in [g.range for g in fills(gets)], (resume, [g.line for g in gets])
+        # what else the victim held came again from the origin, nothing much more
         sent = sum(g.bytes for g in fills(gets))
-        assert 0 < sent <= owners[j:].count(victim) * CHUNK, (sent, [g.line for g in gets])
-        print("\nkilled %s at byte %d (its chunk %d): origin sent %d MiB again" % (
-            victim, pause_at, j, sent // MiB))
+        assert sent <= owners[j:].count(victim) * CHUNK, (sent, [g.line for g in gets])
+        print("\nkilled %s %d bytes into its chunk %d: origin sent %d MiB again" % (
+            victim, cut[0], j, sent // MiB))
     finally:
+        for n, values in old.items():
+            ns_sysctls(cl, n, values)
         if not cl.nodes[victim].alive():
             cl.nodes[victim].start()
         wait_for("all three nodes see each other up", cl.converged, timeout=30)

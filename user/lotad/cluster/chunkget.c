@@ -257,23 +257,27 @@ static int src_head(struct remote_src *s, struct evbuffer *in)
 	return r;
 }
 
-/* The owner failed: it is counted, and marked down if it went away under us. */
+/* The owner failed: counted, and marked down if it never answered (refused the
+ * connection, reset it): the next chunks then go to the next owner at once. One that
+ * answered and then stopped is left to the probes: it may be up and have cut us for its
+ * own reasons (a client of ours too slow for its write timeout). */
 static enum remote_result src_failed(struct remote_src *s, bool is_refusal)
 {
-	if (is_refusal) {
+	if (is_refusal || s->is_given_up) {
 		peers_count_fallback(s->cl->peers, &s->owner);
+		if (!is_refusal)
+			peers_count(s->cl->peers, PEERS_CHUNK_FAILOVERS, 1);
 		return REMOTE_FAILED;
 	}
 	peers_count(s->cl->peers, PEERS_CHUNK_FAILOVERS, 1);
-	if (s->is_given_up) {
-		peers_count_fallback(s->cl->peers, &s->owner);
-		return REMOTE_FAILED;
-	}
 	log_warn("owner %s of a chunk of %s/%s went away after %llu of %llu bytes: the rest "
 		 "from the origin",
 		 s->owner.id, s->x->s3.bucket, s->x->s3.key, (unsigned long long)s->moved,
 		 (unsigned long long)s->want);
-	peers_report_unreachable(s->cl->peers, &s->owner);
+	if (!s->is_head_done)
+		peers_report_unreachable(s->cl->peers, &s->owner);
+	else
+		peers_count_fallback(s->cl->peers, &s->owner);
 	return REMOTE_FAILED;
 }
 
