@@ -12,15 +12,17 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import threading
 import time
+import urllib.parse
 
 import pytest
 
-from cluster import (NsLotad, Net, as_sent, hrw_owner, in_ns, peer_header, peer_header_v1,
-                     request, run_in_ns)
+from cluster import (NsLotad, Net, _sip, as_sent, hrw_hash, in_ns, peer_header,
+                     peer_header_v1, request, run_in_ns, sh)
 from origin import Origin
 
 BUCKET = "clu"
@@ -36,6 +38,19 @@ CHUNK = 16 * MiB  # lotad's default chunk-size: the unit the store counts
 
 def chunks(n):
     return max(1, (n + CHUNK - 1) // CHUNK)
+
+
+def chunk_owner(node_ids, bucket, key, index, version=""):
+    """peers_chunk_owner (user/lotad/cluster/peers.c) in Python: HRW over the placement
+    key "bucket/key\0version\0index" (user/lib/hrw.c)."""
+    kh = hrw_hash(b"%s/%s\0%s\0%d" % (bucket.encode(), key.encode(), version.encode(), index))
+    best = None
+    for nid in node_ids:
+        nh = hrw_hash(nid.encode())
+        w = _sip([kh, nh, 16 << 56])
+        if best is None or (w, nh) > best[0]:
+            best = ((w, nh), nid)
+    return best[1]
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
 
@@ -65,14 +80,18 @@ class Cluster:
             self.tmp / n, self.origin.url, netns=self.ns(n), config={"self": PEER_ID[n]},
             listen="%s:8080" % IP[n], admin="%s:9090" % IP[n],
             peer_listen=PEER_ID[n], peers=",".join(PEER_ID[m] for m in NODES),
-            cluster_secret=self.secret_path, workers=2, origin_timeout=30)
+            cluster_secret=self.secret_path, workers=2, origin_timeout=30,
+            service_credentials=self.creds_path)
         self.nodes[n] = d
         return d
 
-    def owner(self, key, live=NODES):
-        ids = [PEER_ID[n] for n in live]
-        oid = hrw_owner(ids, BUCKET, key)
+    def owner(self, key, index=0, live=NODES):
+        """The node that owns chunk index of key (unversioned) among the live nodes."""
+        oid = chunk_owner([PEER_ID[n] for n in live], BUCKET, key, index)
         return next(n for n in NODES if PEER_ID[n] == oid)
+
+    def owners(self, key, size, live=NODES):
+        return [self.owner(key, i, live) for i in range(chunks(size))]
 
     def peers_json(self, n):
         return json.loads(self.nodes[n].get("/admin/peers"))
@@ -120,6 +139,11 @@ def cl(tmp_path_factory):
         c.secret_path = str(tmp / "cluster-secret")
         with open(c.secret_path, "wb") as f:
             f.write(c.secret + b"\n")
+        # lotad's own requests (HEADs, chunk fills) go as the bucket's owner
+        c.creds_path = str(tmp / "service-credentials")
+        with open(c.creds_path, "w") as f:
+            f.write("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n" % (
+                origin.access_key, origin.secret_key))
         try:
             run_in_ns(net.ns("or"), origin.create_bucket, BUCKET)
             c.bob = origin.create_user("bob")
@@ -158,14 +182,31 @@ def assert_bytes(cl, key, r):
     assert (r.length, r.sha256) == (size, sha), key
 
 
+def fills(gets):
+    """The chunk fills among the origin's answers: 206s, by range."""
+    return [g for g in gets if g.status == 206]
+
+
+def wait_commits(cl, before, held, timeout=30):
+    """Commits run on each owner's commit thread after its clients have their bytes."""
+    end = time.monotonic() + timeout
+    while True:
+        after = {n: cl.nodes[n].metrics() for n in NODES}
+        done = {n: after[n]["cache_fills_committed"] - before[n].get("cache_fills_committed", 0)
+                for n in NODES}
+        if all(done[n] >= held[n] for n in NODES):
+            return after
+        assert time.monotonic() < end, ("commits", done, held)
+        time.sleep(0.1)
+
+
 def test_each_object_once_per_cluster(cl):
     keys = ["obj-%02d" % i for i in range(N_OBJECTS)]
     sizes = {k: 8 * MiB + i * (24 * MiB // (N_OBJECTS - 1)) + 7 * i for i, k in enumerate(keys)}
-    owners = {k: cl.owner(k) for k in keys}
-    owned = {n: sum(o == n for o in owners.values()) for n in NODES}
-    assert all(owned[n] >= 3 for n in NODES), owned  # the names spread over all three
-    # what each node's store holds at the end: the chunks of the keys it owns
-    held = {n: sum(chunks(sizes[k]) for k in keys if owners[k] == n) for n in NODES}
+    owners = {k: cl.owners(k, sizes[k]) for k in keys}
+    # what each node's store holds at the end: the chunks it owns, whoever read them
+    held = {n: sum(o.count(n) for o in owners.values()) for n in NODES}
+    assert all(held[n] >= 6 for n in NODES), held  # the chunks spread over all three
     upload(cl, sizes)
     before = {n: cl.nodes[n].metrics() for n in NODES}
     mark = cl.origin.log_mark()
@@ -175,36 +216,31 @@ def test_each_object_once_per_cluster(cl):
         for k in keys:
             t = time.monotonic()
             assert_bytes(cl, k, cl.read(n, k))
-            kind = ("fill" if i == 0 else "hit") + ("" if owners[k] == n else " via owner")
+            kind = "fill" if i == 0 else "hit"
             rate.setdefault(kind, []).append(sizes[k] / (time.monotonic() - t) / 1e6)
     elapsed = time.monotonic() - t0
-    # Commits run on each owner's commit thread after its clients have their bytes.
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        after = {n: cl.nodes[n].metrics() for n in NODES}
-        if all(after[n]["cache_fills_committed"] - before[n].get("cache_fills_committed", 0)
-               >= held[n] for n in NODES):
-            break
-        time.sleep(0.1)
+    after = wait_commits(cl, before, held)
 
     for k in keys:
         gets = origin_gets(cl, k, mark)
-        statuses = sorted(g.status for g in gets)
-        # each read is authorized at the origin by the owner; only the first gets a body
-        assert statuses == [200, 304, 304], (k, owners[k], [g.line for g in gets])
-        assert sum(g.bytes for g in gets if g.status == 200) == sizes[k], k
+        # each read is authorized at the origin by the node its client reached (304);
+        # each chunk's body comes once, to its owner's fill
+        assert sorted(g.status for g in gets) == [206] * chunks(sizes[k]) + [304] * 3, \
+            (k, owners[k], [g.line for g in gets])
+        assert sum(g.bytes for g in fills(gets)) == sizes[k], k
     for n in NODES:
         d = {m: after[n].get(m, 0) - before[n].get(m, 0) for m in after[n]}
-        # n forwards every key it does not own, on each of its 20 reads
-        assert d["peer_requests_sent"] == N_OBJECTS - owned[n], (n, d)
-        # and serves its own keys for the two other nodes' rounds
-        assert d["peer_requests_served"] == 2 * owned[n], (n, d)
-        assert d["peer_fallbacks"] == 0, (n, d)
+        # n asks the owner of every chunk it does not own, on each of its 20 reads
+        remote = sum(len(o) - o.count(n) for o in owners.values())
+        assert d["peer_chunk_requests_sent"] == remote, (n, d)
+        # and serves its own chunks for the two other nodes' rounds
+        assert d["peer_chunk_requests_served"] == 2 * held[n], (n, d)
+        assert d["peer_fallbacks"] == 0 and d["peer_chunk_failovers"] == 0, (n, d)
         assert after[n]["cache_entries"] == held[n], (n, after[n])
         assert d["cache_fills_committed"] == held[n], (n, d)
-    print("\n3 x %d objects (%d MiB) through 3 nodes in %.1fs; owned %s; median MB/s %s" % (
-        N_OBJECTS, sum(sizes.values()) // MiB, elapsed, owned,
-        {k: round(sorted(v)[len(v) // 2]) for k, v in rate.items()}))
+    print("\n3 x %d objects (%d MiB) through 3 nodes in %.1fs; chunks held %s; median MB/s %s"
+          % (N_OBJECTS, sum(sizes.values()) // MiB, elapsed, held,
+             {k: round(sorted(v)[len(v) // 2]) for k, v in rate.items()}))
 
 
 def test_herd_across_nodes_one_fill(cl):
@@ -225,16 +261,20 @@ def test_herd_across_nodes_one_fill(cl):
     for r in results:
         assert_bytes(cl, key, r)
     gets = origin_gets(cl, key, mark)
-    bodies = [g for g in gets if g.status == 200]
-    assert len(bodies) == 1 and bodies[0].bytes == 32 * MiB, [g.line for g in gets]
-    assert all(g.status in (200, 304) for g in gets), [g.line for g in gets]
-    owner = cl.owner(key)
-    assert cl.metric(owner, "cache_entries") >= 1
+    # one fill per chunk per cluster, whichever node each client reached
+    bodies = fills(gets)
+    assert sorted(g.range for g in bodies) == ["bytes=0-%d" % (CHUNK - 1),
+                                               "bytes=%d-%d" % (CHUNK, 2 * CHUNK - 1)], \
+        [g.line for g in gets]
+    assert sum(g.bytes for g in bodies) == 32 * MiB, [g.line for g in gets]
+    assert all(g.status in (206, 304) for g in gets), [g.line for g in gets]
 
 
 def test_owner_killed_then_rejoins(cl):
     victim = "n3"
-    key = next(k for k in sorted(cl.objects) if k.startswith("obj-") and cl.owner(k) == victim)
+    key = next(k for k in sorted(cl.objects)
+               if k.startswith("obj-") and victim in cl.owners(k, cl.objects[k][0]))
+    size = cl.objects[key][0]
     others = [n for n in NODES if n != victim]
     fb0 = {n: cl.metric(n, "peer_fallbacks") for n in others}
     mc0 = {n: cl.metric(n, "membership_changes") for n in others}
@@ -242,17 +282,18 @@ def test_owner_killed_then_rejoins(cl):
 
     cl.nodes[victim].kill9()
     t_kill = time.monotonic()
-    for n in others:  # at once: probes have not noticed yet, the forward fails first
+    for n in others:  # at once: probes have not noticed yet, the chunk request fails first
         assert_bytes(cl, key, cl.read(n, key))
     fb = {n: cl.metric(n, "peer_fallbacks") - fb0[n] for n in others}
     assert sum(fb.values()) >= 1, fb
+    # the victim's chunks came from the origin (lotad's ranged GETs), nothing else did
     gets = origin_gets(cl, key, mark)
-    assert any(g.status == 200 and g.bytes == cl.objects[key][0] for g in gets), \
-        [g.line for g in gets]
+    lost = cl.owners(key, size).count(victim)
+    assert 1 <= len(fills(gets)) <= 2 * lost, [g.line for g in gets]
     for n in others:
         wait_for("%s marks %s down" % (n, victim),
                  lambda: cl.states(n)[PEER_ID[victim]] != "up", timeout=10)
-    # with the owner down, its keys still read right, from the survivors
+    # with the owner down, its chunks still read right, from the survivors
     for n in others:
         for k in sorted(cl.objects)[:4]:
             assert_bytes(cl, k, cl.read(n, k))
@@ -267,15 +308,15 @@ def test_owner_killed_then_rejoins(cl):
     for n in others:
         assert cl.metric(n, "membership_changes") >= mc0[n] + 2, n
 
+    key2 = next(k for k in sorted(cl.objects)[4:]
+                if k.startswith("obj-") and victim in cl.owners(k, cl.objects[k][0]))
     mark = cl.origin.log_mark()
-    sent0 = {n: cl.metric(n, "peer_requests_sent") for n in others}
-    served0 = cl.metric(victim, "peer_requests_served")
+    served0 = cl.metric(victim, "peer_chunk_requests_served")
     for n in others:
-        assert_bytes(cl, key, cl.read(n, key))
-    assert all(cl.metric(n, "peer_requests_sent") == sent0[n] + 1 for n in others)
-    assert cl.metric(victim, "peer_requests_served") == served0 + 2
-    # the restarted owner kept its committed copy: the origin only validated it
-    gets = origin_gets(cl, key, mark)
+        assert_bytes(cl, key2, cl.read(n, key2))
+    assert cl.metric(victim, "peer_chunk_requests_served") >= served0 + 2
+    # the restarted owner kept its committed chunks: the origin only validated the reads
+    gets = origin_gets(cl, key2, mark)
     assert [g.status for g in gets] == [304, 304], [g.line for g in gets]
     print("\nkilled %s: survivors served for %.1fs, rejoined %.1fs after restart" % (
         victim, down_s, rejoin_s))
@@ -284,7 +325,7 @@ def test_owner_killed_then_rejoins(cl):
 def test_peer_port_refuses_forgeries_and_keeps_origin_authz(cl):
     key = "priv/secret"
     upload(cl, {key: 6 * MiB, "pub/open": 5 * MiB})
-    owner = cl.owner(key)
+    owner = cl.owner(key)  # of its one chunk
     sender = next(n for n in NODES if n != owner)
     peer_url = "http://%s" % PEER_ID[owner]
     # the object is in the owner's cache: a refusal below is not just an empty cache
@@ -402,7 +443,7 @@ def test_peer_port_refuses_forgeries_and_keeps_origin_authz(cl):
 def test_write_invalidates_on_owner(cl, stem):
     key = next(stem + str(i) for i in range(100) if cl.owner(stem + str(i)) == "n3")
     upload(cl, {key: 5 * MiB})
-    assert_bytes(cl, key, cl.read("n1", key))  # cached on n3
+    assert_bytes(cl, key, cl.read("n1", key))  # its one chunk is cached on n3
     inv0 = cl.metric("n3", "cache_invalidations")
     new = os.urandom(7 * MiB + 3)
     url, hdrs = cl.signed("PUT", key, cl.nodes["n2"].url)
@@ -416,8 +457,9 @@ def test_write_invalidates_on_owner(cl, stem):
 
 def test_frozen_owner_hands_reads_back(cl):
     """An owner that stops answering (SIGSTOP: its sockets stay open, so connects still
-    succeed) costs a forwarded read about the probes' time to notice, not the origin
-    timeout: the waiting forward re-checks the owner every second."""
+    succeed) costs a read about the probes' time to notice, not the origin timeout: a
+    chunk request waiting on its owner re-checks it every second, then takes the chunk
+    from the origin."""
     victim = "n2"
     key = next(k for k in ("frozen-%d" % i for i in range(100)) if cl.owner(k) == victim)
     upload(cl, {key: 5 * MiB})
@@ -437,11 +479,13 @@ def test_frozen_owner_hands_reads_back(cl):
 
 
 def test_range_read_through_a_non_owner(cl):
-    """A client's signed Range goes to the owner intact; once the owner holds the object,
-    it slices the range from its cache (origin: 304, no body), whichever node asked."""
+    """A client's signed Range is authorized at the origin by the node it reached (304);
+    the range's bytes come from the chunk's owner, whichever node asked."""
     owner = "n3"
     key = next(k for k in ("range-%d" % i for i in range(100)) if cl.owner(k) == owner)
-    upload(cl, {key: 6 * MiB})
+    data = os.urandom(6 * MiB)
+    cl.put_origin(key, data)
+    cl.objects[key] = (len(data), hashlib.sha256(data).hexdigest())
     cl.read(owner, key)  # the owner fills it
     wait_for("the owner commits", lambda: cl.metric(owner, "cache_fills_committed") >= 1)
     mark = cl.origin.log_mark()
@@ -449,172 +493,296 @@ def test_range_read_through_a_non_owner(cl):
         r = cl.read(n, key, headers={"Range": "bytes=1000-1999"})
         assert r.status == 206, (r.status, r.body)
         assert r.headers["content-range"] == "bytes 1000-1999/%d" % (6 * MiB)
-        assert r.length == 1000
-        assert r.headers.get("x-lota-cache") == "hit"
+        assert r.length == 1000 and r.sha256 == hashlib.sha256(data[1000:2000]).hexdigest()
     gets = origin_gets(cl, key, mark)
     assert [g.status for g in gets] == [304, 304], [g.line for g in gets]
 
 
-class CutRelay:
-    """A TCP relay in namespace ns from listen to target (HOST, PORT pairs), in front of
-    a node's peer port, for one fault: once armed, the next request head that arrives on
-    a connection that already carried one (a kept-alive connection being reused) reaches
-    the node, but the node's answer is swallowed and both connections closed, as if the
-    connection had died under the request after the node took it."""
+# -- one object's chunks over the cluster (issue 12) ---------------------------------------
 
-    def __init__(self, ns, listen, target):
-        self.ns, self.listen, self.target = ns, listen, target
-        self.armed = False
-        self.cuts = 0
-        self.socks = []
-        self.lock = threading.Lock()
-        self.ready = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-        assert self.ready.wait(5), "relay did not start"
+BIG = 512 * MiB
+BIG_KEY = "big/spread"
 
-    def _accept(self):
-        in_ns(self.ns)
-        ls = socket.socket()
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind(self.listen)
-        ls.listen(64)
-        self.socks.append(ls)
-        self.ready.set()
-        while True:
-            try:
-                c, _ = ls.accept()
-            except OSError:
-                return
-            self.socks.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
-    def _serve(self, c):
-        in_ns(self.ns)
-        answered = threading.Event()
-        swallow = threading.Event()
+def chunk_ranges(size):
+    return ["bytes=%d-%d" % (i * CHUNK, min(size, (i + 1) * CHUNK) - 1)
+            for i in range(chunks(size))]
+
+
+def entries(cl):
+    return {n: cl.metric(n, "cache_entries") for n in NODES}
+
+
+def big_object(cl):
+    """The 512 MiB object, uploaded once for the tests below."""
+    if BIG_KEY not in cl.objects:
+        upload(cl, {BIG_KEY: BIG})
+    return BIG_KEY
+
+
+def test_big_object_spreads_over_three_nodes(cl):
+    """A 512 MiB object read through one node: its chunks are filled by their owners, on
+    all three nodes (each at least 20% of them); the origin sends each byte once; then
+    every node serves it byte-exact with no body from the origin."""
+    key = big_object(cl)
+    owners = cl.owners(key, BIG)
+    share = {n: owners.count(n) for n in NODES}
+    before = {n: cl.nodes[n].metrics() for n in NODES}
+    mark = cl.origin.log_mark()
+    t0 = time.monotonic()
+    assert_bytes(cl, key, cl.read("n1", key))
+    cold = time.monotonic() - t0
+    after = wait_commits(cl, before, share)
+    held = {n: after[n]["cache_entries"] - before[n]["cache_entries"] for n in NODES}
+    assert held == share, (held, share)
+    assert all(held[n] >= 0.2 * len(owners) for n in NODES), held
+    gets = origin_gets(cl, key, mark)
+    assert sorted(g.range for g in fills(gets)) == sorted(chunk_ranges(BIG)), \
+        [g.line for g in gets]
+    assert sum(g.bytes for g in fills(gets)) == BIG
+    assert [g.status for g in gets if g.status != 206] == [304], [g.line for g in gets]
+    d1 = {m: after["n1"].get(m, 0) - before["n1"].get(m, 0) for m in after["n1"]}
+    assert d1["peer_chunk_requests_sent"] == len(owners) - share["n1"], d1
+    # every byte of the chunks n1 does not own came from their owners
+    assert d1["peer_chunk_bytes"] == (len(owners) - share["n1"]) * CHUNK, d1
+    served = sum(after[n]["peer_chunk_bytes_served"] - before[n].get("peer_chunk_bytes_served", 0)
+                 for n in ("n2", "n3"))
+    assert served == d1["peer_chunk_bytes"], (served, d1)
+
+    mark = cl.origin.log_mark()
+    warm = {}
+    for n in NODES:
+        t0 = time.monotonic()
+        assert_bytes(cl, key, cl.read(n, key))
+        warm[n] = time.monotonic() - t0
+    gets = origin_gets(cl, key, mark)
+    assert [g.status for g in gets] == [304] * 3, [g.line for g in gets]
+    print("\n512 MiB: chunks %s; cold through n1 %.1fs, warm %s" % (
+        held, cold, {n: round(t, 1) for n, t in warm.items()}))
+
+
+def paced_read(url, hdrs, pause_at, on_pause, timeout=120):
+    """GET url with a small receive buffer, stopping at body byte pause_at to call
+    on_pause() while the body is in flight, then reading to the end: (status, length,
+    sha256)."""
+    u = urllib.parse.urlsplit(url)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 128 * 1024)
+    s.settimeout(timeout)
+    s.connect((u.hostname, u.port))
+    try:
+        lines = "".join("%s: %s\r\n" % kv for kv in as_sent(url, hdrs).items())
+        s.sendall(("GET %s HTTP/1.1\r\n%s\r\n" % (u.path, lines)).encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            b = s.recv(65536)
+            if not b:
+                break
+            buf += b
+        head, _, body = buf.partition(b"\r\n\r\n")
+        status = int(head.split()[1])
+        length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))
+        h = hashlib.sha256(body)
+        n = len(body)
+        paused = False
+        while n < length:
+            if not paused and n >= pause_at:
+                on_pause()
+                paused = True
+            want = min(1 << 20, length - n, pause_at - n if n < pause_at else 1 << 20)
+            b = s.recv(want)
+            if not b:
+                break
+            h.update(b)
+            n += len(b)
+        return status, n, h.hexdigest()
+    finally:
+        s.close()
+
+
+def ns_sysctls(cl, ns, values):
+    """Sets sysctls in namespace ns; returns the old values."""
+    old = {}
+    for k, v in values.items():
+        old[k] = sh("ip", "netns", "exec", cl.ns(ns), "sysctl", "-n", k).stdout.strip()
+        sh("ip", "netns", "exec", cl.ns(ns), "sysctl", "-qw", "%s=%s" % (k, v))
+    return old
+
+
+# Socket buffers small enough that a paused client holds the victim's chunk mid-way on
+# the victim's side: the reader's node queues at most about 12 MiB ahead of its client.
+SMALL_BUFFERS = {"net.ipv4.tcp_rmem": "4096 65536 262144",
+                 "net.ipv4.tcp_wmem": "4096 65536 262144"}
+
+
+def test_node_killed_mid_read_costs_no_request(cl):
+    """kill -9 of a node while its chunk streams to the node a client reads through:
+    the client gets every byte, byte-exact; the rest of that chunk comes from the origin
+    at the byte the client got to, the victim's later chunks from their next owners."""
+    key = big_object(cl)
+    reader, victim = "n1", "n3"
+    owners = cl.owners(key, BIG)
+    j = next(i for i in range(2, len(owners)) if owners[i] == victim)
+    assert_bytes(cl, key, cl.read("n2", key))  # every chunk on its owner (warm if it was)
+    pause_at = j * CHUNK + 512 * 1024  # the client is in the victim's chunk
+    log = cl.nodes[reader].log_path
+    log_from = os.path.getsize(log)
+    before = cl.nodes[reader].metrics()
+    mark = cl.origin.log_mark()
+
+    def kill():
+        time.sleep(0.5)  # the reader's node is now held up by the victim's socket
+        cl.nodes[victim].kill9()
+
+    url, hdrs = cl.signed("GET", key, cl.nodes[reader].url)
+    old = {n: ns_sysctls(cl, n, SMALL_BUFFERS) for n in (reader, victim)}
+    try:
+        got = run_in_ns(cl.ns(reader), paced_read, url, hdrs, pause_at, kill)
+        assert got == (200,) + cl.objects[key], (got, cl.objects[key])
+        after = cl.nodes[reader].metrics()
+        d = {m: after.get(m, 0) - before.get(m, 0) for m in after}
+        assert d["peer_chunk_failovers"] >= 1, d
+        with open(log) as f:
+            f.seek(log_from)
+            cut = [int(m.group(1)) for m in re.finditer(
+                r"of a chunk of %s/%s went away after (\d+) of %d bytes" % (BUCKET, key, CHUNK),
+                f.read())]
+        assert cut and 0 < cut[0] < CHUNK, cut  # the victim died mid-chunk
+        gets = origin_gets(cl, key, mark)
+        assert [g.status for g in gets if g.status != 206] == [304], [g.line for g in gets]
+        # the rest of that chunk from the origin, from the byte the reader had got to
+        resume = "bytes=%d-%d" % (j * CHUNK + cut[0], (j + 1) * CHUNK - 1)
+        assert resume in [g.range for g in fills(gets)], (resume, [g.line for g in gets])
+        # what else the victim held came again from the origin, nothing much more
+        sent = sum(g.bytes for g in fills(gets))
+        assert sent <= owners[j:].count(victim) * CHUNK, (sent, [g.line for g in gets])
+        print("\nkilled %s %d bytes into its chunk %d: origin sent %d MiB again" % (
+            victim, cut[0], j, sent // MiB))
+    finally:
+        for n, values in old.items():
+            ns_sysctls(cl, n, values)
+        if not cl.nodes[victim].alive():
+            cl.nodes[victim].start()
+        wait_for("all three nodes see each other up", cl.converged, timeout=30)
+
+
+def spread_key(cl, stem, size):
+    """A key whose chunks have owners on all three nodes."""
+    return next(stem + str(i) for i in range(1000)
+                if set(cl.owners(stem + str(i), size)) == set(NODES))
+
+
+def test_write_drops_chunks_on_every_owner(cl):
+    """A PUT through one node and a DELETE through another drop every chunk of the key on
+    every node that owns one."""
+    size = 5 * CHUNK + 3
+    key = spread_key(cl, "spread-", size)
+    upload(cl, {key: size})
+    owners = cl.owners(key, size)
+    before = {n: cl.nodes[n].metrics() for n in NODES}
+    assert_bytes(cl, key, cl.read("n1", key))
+    share = {n: owners.count(n) for n in NODES}
+    wait_commits(cl, before, share)
+    full = entries(cl)
+    inv0 = {n: cl.metric(n, "cache_invalidations") for n in NODES}
+
+    new = os.urandom(3 * CHUNK + 5)
+    url, hdrs = cl.signed("PUT", key, cl.nodes["n2"].url)
+    r = run_in_ns(cl.ns("n2"), request, "PUT", url, hdrs, body=new)
+    assert r.status == 200, (r.status, r.body)
+    cl.objects[key] = (len(new), hashlib.sha256(new).hexdigest())
+    for n in NODES:
+        # the counter moves once the store has dropped them all
+        wait_for("%s drops the chunks of the key written through n2" % n,
+                 lambda: full[n] - cl.metric(n, "cache_entries") == share[n] and
+                 cl.metric(n, "cache_invalidations") > inv0[n], timeout=5, every=0.05)
+    owners = cl.owners(key, len(new))
+    share = {n: owners.count(n) for n in NODES}
+    before = {n: cl.nodes[n].metrics() for n in NODES}
+    mark = cl.origin.log_mark()
+    assert_bytes(cl, key, cl.read("n3", key))
+    gets = origin_gets(cl, key, mark)
+    assert sorted(g.range for g in fills(gets)) == sorted(chunk_ranges(len(new))), \
+        [g.line for g in gets]
+    wait_commits(cl, before, share)
+    full = entries(cl)
+    url, hdrs = cl.signed("DELETE", key, cl.nodes["n1"].url)
+    r = run_in_ns(cl.ns("n1"), request, "DELETE", url, hdrs)
+    assert r.status == 204, (r.status, r.body)
+    del cl.objects[key]
+    for n in NODES:
+        wait_for("%s drops the chunks of the key deleted through n1" % n,
+                 lambda: (full[n] - cl.metric(n, "cache_entries"), share[n], full[n]) if
+                 full[n] - cl.metric(n, "cache_entries") == share[n] else None, timeout=5,
+                 every=0.05)
+    for n in NODES:
+        r = cl.read(n, key)
+        assert r.status == 404, (n, r.status)
+
+
+def test_chunk_requests_are_signed_and_name_one_version(cl):
+    """The peer port answers a chunk request only under a member's signature, once, and
+    only with the version it names: a signed request naming another ETag gets none of the
+    bytes the owner holds, and the owner keeps what it holds."""
+    key = next(k for k in ("ver-%d" % i for i in range(100)) if cl.owner(k) == "n2")
+    data = os.urandom(5 * MiB + 11)
+    cl.put_origin(key, data)
+    cl.objects[key] = (len(data), hashlib.sha256(data).hexdigest())
+    assert_bytes(cl, key, cl.read("n1", key))  # its chunk is filled on n2
+    url, hdrs = cl.signed("HEAD", key, cl.origin.url)
+    etag = run_in_ns(cl.ns("or"), request, "HEAD", url, hdrs).headers["etag"]
+    target = "/_lota/chunk?bucket=%s&key=%s&index=0&first=0&last=%d" % (
+        BUCKET, key, len(data) - 1)
+
+    def lines(tag):
+        return [("Host", PEER_ID["n2"]), ("ETag", tag), ("x-lota-size", str(len(data))),
+                ("x-lota-chunk-size", str(CHUNK)), ("Content-Length", "0"),
+                ("Connection", "close")]
+
+    def ask(hdrs, sig):
+        head = "GET %s HTTP/1.1\r\n%s" % (target, "".join("%s: %s\r\n" % kv for kv in hdrs))
+        if sig:
+            head += "x-lota-peer: %s\r\n" % sig
+        s = socket.create_connection((IP["n2"], PEER_PORT), timeout=20)
         try:
-            up = socket.create_connection(self.target, timeout=10)
-        except OSError:
-            c.close()
-            return
-        self.socks.append(up)
-
-        def back():
-            try:
-                while True:
-                    b = up.recv(65536)
-                    if not b:
-                        break
-                    if swallow.is_set():
-                        answered.set()
-                        return
-                    c.sendall(b)
-            except OSError:
-                pass
-            try:
-                c.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-        threading.Thread(target=back, daemon=True).start()
-        heads = 0
-        try:
+            s.sendall((head + "\r\n").encode())
+            got = b""
             while True:
-                b = c.recv(65536)
+                b = s.recv(1 << 20)
                 if not b:
                     break
-                with self.lock:
-                    cut = self.armed and heads >= 1
-                    if cut:
-                        self.armed = False
-                if cut:
-                    swallow.set()
-                    up.sendall(b)
-                    answered.wait(10)
-                    self.cuts += 1
-                    break
-                heads += b.count(b"\r\n\r\n")
-                up.sendall(b)
-        except OSError:
-            pass
-        for s in (c, up):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+                got += b
+        finally:
             s.close()
+        head, _, body = got.partition(b"\r\n\r\n")
+        return int(head.split()[1]), head, body
 
-    def close(self):
-        for s in self.socks:
-            try:
-                s.close()
-            except OSError:
-                pass
+    def run(hdrs, sig):
+        return run_in_ns(cl.ns("n1"), ask, hdrs, sig)
 
+    good = lines(etag)
+    sig = peer_header(cl.secret, "GET", target, good, PEER_ID["n1"])
+    for what, (h, value) in {
+            "unsigned": (good, None),
+            "another cluster's key": (good, peer_header(b"not-the-cluster-secret!!", "GET",
+                                                        target, good, PEER_ID["n1"])),
+            "signed for another ETag": (good, peer_header(cl.secret, "GET", target,
+                                                          lines('"0123"'), PEER_ID["n1"])),
+    }.items():
+        status, head, body = run(h, value)
+        assert status == 403 and b"x-lota-peer-refused: 1" in head, (what, status, head)
+    status, head, body = run(good, sig)  # the same request, signed: served, exact
+    assert status == 200 and body == data, (status, head, len(body))
+    status, head, _ = run(good, sig)
+    assert status == 403, "a replayed chunk request was served"
 
-def test_resend_on_fresh_connection_is_signed_anew(cl):
-    """A forward on a kept-alive peer connection that dies after the owner took the head
-    is sent again on a fresh connection (upstream.c retry_on_fresh_connection). The owner
-    has seen that nonce: the resend must carry a new signature, or it is refused as a
-    replay and the read falls back to the sender. Two extra nodes in n1's namespace; the
-    owner's id names a relay in front of its real peer port."""
-    ip = IP["n1"]
-    ida, idb = "%s:8181" % ip, "%s:8281" % ip
-    peers = "%s,%s" % (ida, idb)
-    common = dict(netns=cl.ns("n1"), peers=peers, cluster_secret=cl.secret_path, workers=1,
-                  origin_timeout=30)
-    relay = CutRelay(cl.ns("n1"), (ip, 8281), (ip, 8282))
-    a = NsLotad(cl.tmp / "resend-a", cl.origin.url, config={"self": ida},
-                listen="%s:8180" % ip, admin="%s:9190" % ip, peer_listen=ida, **common)
-    b = NsLotad(cl.tmp / "resend-b", cl.origin.url, config={"self": idb},
-                listen="%s:8280" % ip, admin="%s:9290" % ip, peer_listen="%s:8282" % ip,
-                **common)
-    key = next(k for k in ("resend-%d" % i for i in range(100))
-               if hrw_owner([ida, idb], BUCKET, k) == idb)
-    upload(cl, {key: 5 * MiB})
-    size, sha = cl.objects[key]
-    try:
-        b.start()
-        a.start()
-        wait_for("a sees b up through the relay",
-                 lambda: {m["id"]: m["state"] for m in json.loads(a.get("/admin/peers"))
-                          ["members"]}.get(idb) == "up", timeout=20)
-
-        def two_reads():
-            """Two reads of key on one client connection to a: a forwards both on one
-            kept-alive connection to b, unless it had to open another."""
-            conn = http.client.HTTPConnection(ip, 8180, timeout=60)
-            out = []
-            try:
-                for i in range(2):
-                    url, hdrs = cl.signed("GET", key, a.url)
-                    relay.armed = i == 1  # before the head goes: the relay must see it armed
-                    conn.putrequest("GET", url[len(a.url):], skip_host=True,
-                                    skip_accept_encoding=True)
-                    for k, v in as_sent(url, hdrs).items():
-                        conn.putheader(k, v)
-                    conn.endheaders()
-                    r = conn.getresponse()
-                    body = r.read()
-                    out.append((r.status, len(body), hashlib.sha256(body).hexdigest()))
-            finally:
-                conn.close()
-            return out
-
-        before = {"a": a.metrics(), "b": b.metrics()}
-        results = run_in_ns(cl.ns("n1"), two_reads)
-        after = {"a": a.metrics(), "b": b.metrics()}
-        d = {n: {m: after[n].get(m, 0) - before[n].get(m, 0) for m in after[n]}
-             for n in after}
-        assert results == [(200, size, sha)] * 2, results
-        assert relay.cuts == 1  # the second forward's connection died after b took it
-        assert d["a"]["origin_retries"] == 1, d["a"]
-        # b took the first head, then the resend under its own nonce: no replay, no
-        # fallback to a
-        assert d["b"]["peer_replayed"] == 0 and d["b"]["peer_refused"] == 0, d["b"]
-        assert d["b"]["peer_requests_served"] == 3, d["b"]
-        assert d["a"]["peer_requests_sent"] == 2 and d["a"]["peer_fallbacks"] == 0, d["a"]
-    finally:
-        relay.close()
-        a.stop()
-        b.stop()
+    mark = cl.origin.log_mark()
+    other = lines('"%s"' % ("f" * 32))
+    status, head, body = run(other, peer_header(cl.secret, "GET", target, other, PEER_ID["n1"]))
+    assert status == 503 and data[:4096] not in body, (status, head, len(body))
+    assert not origin_gets(cl, key, mark)
+    # and the version it holds is still whole
+    mark = cl.origin.log_mark()
+    assert_bytes(cl, key, cl.read("n3", key))
+    gets = origin_gets(cl, key, mark)
+    assert [g.status for g in gets] == [304], [g.line for g in gets]

@@ -193,16 +193,32 @@ static void test_placement(void)
 	CU_ASSERT(here > 900 && here < 1100);
 	CU_ASSERT(three > 900 && three < 1100);
 	CU_ASSERT_EQUAL(p->membership_changes, 2);
-	/* the placement key is "bucket/key", the same on every node */
+	/* a chunk's placement key is "bucket/key\0version\0index", the same on every node */
 	for (unsigned k = 0; k < 200; k++) {
-		char key[32], full[40];
+		char key[32], full[64];
 		struct peer_target a = {.id = ""}, b = {.id = ""};
+		int n;
 
-		snprintf(key, sizeof(key), "d/obj-%u", k);
-		snprintf(full, sizeof(full), "bkt/%s", key);
-		CU_ASSERT_EQUAL(peers_owner_of(p, "bkt", key, &a),
-				peers_owner(p, full, strlen(full), &b));
+		snprintf(key, sizeof(key), "d/obj-%u", k % 20);
+		n = snprintf(full, sizeof(full), "bkt/%s%cv%u%c%u", key, 0, k % 2, 0, k / 40);
+		snprintf(self, sizeof(self), "v%u", k % 2);
+		CU_ASSERT_EQUAL(peers_chunk_owner(p, "bkt", key, self, k / 40, &a),
+				peers_owner(p, full, (size_t)n, &b));
 		CU_ASSERT_STRING_EQUAL(a.id, b.id);
+	}
+	/* so one object's chunks spread over every live member */
+	{
+		unsigned count[3] = {0};
+
+		for (unsigned i = 0; i < 300; i++) {
+			struct peer_target a = {.id = ""};
+
+			if (peers_chunk_owner(p, "bkt", "big", "", i, &a) == 0)
+				count[0]++;
+			else
+				count[strcmp(a.id, "127.0.0.1:7002") == 0 ? 1 : 2]++;
+		}
+		CU_ASSERT(count[0] > 75 && count[1] > 75 && count[2] > 75);
 	}
 
 	/* a worker reports 7003 unreachable: its keys come home, the others stay put */
@@ -289,7 +305,7 @@ static void test_self_detection(void)
 		CU_ASSERT_EQUAL(peers_owner(p, "k", 1, &t), 1);
 		CU_ASSERT_STRING_EQUAL(t.id, "127.0.0.1:7002");
 		CU_ASSERT_EQUAL(ntohs(((struct sockaddr_in *)&t.addr)->sin_port), 7002);
-		CU_ASSERT_EQUAL(peers_owner_of(p, "bkt", "dir/obj", &t), 1);
+		CU_ASSERT_EQUAL(peers_chunk_owner(p, "bkt", "dir/obj", NULL, 3, &t), 1);
 	}
 	peers_free(p);
 	CU_ASSERT_EQUAL(peers_new(&(struct peers_opts){.peers = "127.0.0.1:1", .self = "x"}, &p,

@@ -1,11 +1,13 @@
 /* The body of a read served from the cache, assembled in order from chunks once the
  * origin has confirmed the version (304): a committed chunk is verified (once) and sent
- * by sendfile; a chunk being filled is followed as it grows; a missing one is fetched now
- * (fills.c) and followed, and the next fill-parallelism - 1 chunks are asked for ahead of
- * the reader. If a fill fails while the origin is reachable (a full disk, a reset), the
- * reader goes on from its offset with a ranged GET of lotad's own, streamed to the client:
- * a fill's failure never costs a client its request. A version that changes at the origin
- * mid-read cuts the client: never a mix of versions. */
+ * by sendfile; a chunk being filled is followed as it grows; a chunk another node of the
+ * cluster owns comes from that node's peer port (remote.h), spliced; a missing one is
+ * fetched now (fills.c) and followed, and the next fill-parallelism - 1 chunks are asked
+ * for ahead of the reader, each of its owner. If a fill or an owner fails while the origin
+ * is reachable (a full disk, a reset, a node killed), the reader goes on from its offset
+ * with a ranged GET of lotad's own, streamed to the client: neither costs a client its
+ * request. A version that changes at the origin mid-read cuts the client: never a mix of
+ * versions. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 #include "cachepath/cachepath-t.h"
 #include "cachepath/fills.h"
 #include "cachepath/objmeta.h"
+#include "cachepath/remote.h"
 #include "cachepath/svccreds.h"
 #include "chunkmap.h"
 #include "exchange/origin.h"
@@ -39,6 +42,7 @@ enum source {
 	SRC_FOLLOW, /* a running fill's file, as far as it is written */
 	SRC_PASS,   /* lotad's own ranged GET, relayed (a fill failed) */
 	SRC_SPILL,  /* the adopted stream's bytes the store could not keep */
+	SRC_PEER,   /* the chunk's owner node, by its peer port */
 };
 
 struct assembler {
@@ -58,6 +62,8 @@ struct assembler {
 	bool is_pass_head_done, is_pass_ended;
 	uint64_t pass_end; /* the byte after the last the pass asks for */
 	struct fills_spill *spill;
+	struct remote_src *rs; /* SRC_PEER */
+	bool is_owner; /* serving another node's chunk request: every chunk is this node's */
 };
 
 static void spill_skip(struct assembler *a);
@@ -74,6 +80,8 @@ static void close_source(struct assembler *a)
 	if (a->pass)
 		bufferevent_free(a->pass);
 	a->pass = NULL;
+	remote_close(a->cp, a->rs);
+	a->rs = NULL;
 	a->src = SRC_NONE;
 }
 
@@ -101,6 +109,16 @@ static void fill_wake(void *arg)
 	event_active(arg, EV_READ, 0);
 }
 
+/* Asks for chunk i ahead of the reader: of its owner (remote_want), or, serving another
+ * node's request, of this node's fills. */
+static void want_ahead(struct assembler *a, struct fills *fills, uint64_t i)
+{
+	if (!a->is_owner)
+		remote_want(a->cp, exchange_worker(a->x), &a->om.meta, i);
+	else if (fills)
+		fills_want(fills, &a->om.meta, i, FILLS_FOR_READ);
+}
+
 /* Asks for the chunks after index, up to fill-parallelism of them, once each. */
 static void read_ahead(struct assembler *a, struct fills *fills)
 {
@@ -109,8 +127,17 @@ static void read_ahead(struct assembler *a, struct fills *fills)
 	chunkmap_span(a->om.meta.size, a->om.meta.chunk_size, a->pos, a->last, &from, &to);
 	if (a->asked <= a->index)
 		a->asked = a->index + 1;
-	while (fills && a->asked <= to && a->asked < a->index + (depth ? depth : 1))
-		fills_want(fills, &a->om.meta, a->asked++, FILLS_FOR_READ);
+	while (a->asked <= to && a->asked < a->index + (depth ? depth : 1))
+		want_ahead(a, fills, a->asked++);
+}
+
+/* The end of what the read wants of chunk a->index: the byte after its last. */
+static uint64_t part_end(const struct assembler *a)
+{
+	uint64_t cs = a->om.meta.chunk_size;
+	uint64_t end = chunkmap_start(cs, a->index) + chunkmap_len(a->om.meta.size, cs, a->index);
+
+	return end > a->last + 1 ? a->last + 1 : end;
 }
 
 /* A chunk the read needed that was not committed when it came to it: counted once,
@@ -123,8 +150,9 @@ static void count_miss(struct assembler *a)
 	metric_add(M_cache_chunk_misses, 1);
 }
 
-/* The chunk a->index as a source: committed (verified), followed, or fetched and then
- * followed. -ENOENT: none of them can be had (the caller resumes from the origin). */
+/* The chunk a->index as a source: committed here (verified), followed here, from its
+ * owner node, or fetched and then followed. A copy here is used whoever owns the chunk.
+ * -ENOENT: none of them can be had (the caller resumes from the origin). */
 static int open_source(struct assembler *a)
 {
 	struct cache *c = a->cp->cache;
@@ -163,6 +191,15 @@ static int open_source(struct assembler *a)
 		}
 		if (a->spill && !fills_spill_is_done(a->spill))
 			return -EAGAIN; /* the stream spills it soon, or stores it: wait */
+		r = a->is_owner ? REMOTE_HERE
+				: remote_open(a->cp, a->x, &a->om.meta, a->index, a->pos, part_end(a),
+					      &a->rs);
+		if (r == REMOTE_THERE) {
+			a->src = SRC_PEER;
+			return 0;
+		}
+		if (r < 0)
+			break; /* its owner cannot be asked: from the origin */
 		r = fills ? fills_want(fills, &a->om.meta, a->index, FILLS_FOR_READ) : -ENOMEM;
 		if (r < 0)
 			break;
@@ -194,16 +231,13 @@ static int open_pass(struct assembler *a)
 {
 	struct lotad *d = a->cp->d;
 	struct cache_key k = a->om.meta.id;
-	uint64_t cs = a->om.meta.chunk_size;
 	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
 	char range[64];
 	struct svccreds_header h[2] = {{"Range", range}, {"If-Match", a->om.meta.etag}};
 
 	if (!a->cp->svc)
 		return -ENOKEY;
-	a->pass_end = chunkmap_start(cs, a->index) + chunkmap_len(a->om.meta.size, cs, a->index);
-	if (a->pass_end > a->last + 1)
-		a->pass_end = a->last + 1;
+	a->pass_end = part_end(a);
 	snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)a->pos,
 		 (unsigned long long)(a->pass_end - 1));
 	a->pass = origin_connect(d->origin, exchange_base(a->x));
@@ -328,6 +362,31 @@ static enum mover_result pump_spill(struct assembler *a, struct evbuffer *out, u
 	return MOVER_WAIT;
 }
 
+/* -- SRC_PEER: the chunk from its owner node ------------------------------------------ */
+
+static enum mover_result pump_peer(struct assembler *a, struct evbuffer *out)
+{
+	uint64_t n = 0;
+	enum remote_result r = remote_pump(a->cp, a->rs, out, &n);
+
+	a->pos += n;
+	exchange_count_out(a->x, n);
+	spill_skip(a);
+	switch (r) {
+	case REMOTE_DONE: return MOVER_DONE;
+	case REMOTE_WAIT: return MOVER_WAIT;
+	case REMOTE_CUT: a->x->cut_why = "client write failed"; return MOVER_CUT;
+	case REMOTE_FAILED: break;
+	}
+	/* The owner failed or refused: the rest of the chunk's part from the origin, from
+	 * the byte the client gets next. */
+	close_source(a);
+	if (open_pass(a) == 0)
+		return MOVER_WAIT;
+	a->x->cut_why = "a peer failed and the origin cannot be asked";
+	return MOVER_CUT;
+}
+
 /* -- the mover ------------------------------------------------------------------------ */
 
 /* Queues the chunk's bytes up to `upto` (an object offset) from its file. */
@@ -370,17 +429,16 @@ static int readable_upto(struct assembler *a, uint64_t chunk_end, uint64_t *upto
 
 static enum mover_result pump_chunk(struct assembler *a, struct evbuffer *out)
 {
-	uint64_t cs = a->om.meta.chunk_size;
-	uint64_t end = chunkmap_start(cs, a->index) + chunkmap_len(a->om.meta.size, cs, a->index);
+	uint64_t end = part_end(a);
 	uint64_t upto;
 	int r;
 
-	if (end > a->last + 1)
-		end = a->last + 1;
 	if (a->src == SRC_PASS)
 		return pump_pass(a, out);
 	if (a->src == SRC_SPILL)
 		return pump_spill(a, out, end);
+	if (a->src == SRC_PEER)
+		return pump_peer(a, out);
 	r = readable_upto(a, end, &upto);
 	if (r == -ESTALE) {
 		a->x->cut_why = "the object changed at the origin mid-read";
@@ -449,8 +507,8 @@ static void assemble_free(void *state)
 
 static const struct mover_ops assemble_ops = {assemble_pump, assemble_free};
 
-int assemble_start(struct exchange *x, struct cachepath *cp, const struct cache_meta *m,
-		   uint64_t first, uint64_t last, struct fills_spill *spill)
+static int start(struct exchange *x, struct cachepath *cp, const struct cache_meta *m,
+		 uint64_t first, uint64_t last, struct fills_spill *spill, bool is_owner)
 {
 	struct assembler *a = calloc(1, sizeof(*a));
 	uint64_t from, to;
@@ -467,10 +525,23 @@ int assemble_start(struct exchange *x, struct cachepath *cp, const struct cache_
 	a->cp = cp;
 	a->pos = first;
 	a->last = last;
+	a->is_owner = is_owner;
 	chunkmap_span(m->size, m->chunk_size, first, last, &from, &to);
 	a->index = from;
 	exchange_serve(x, &assemble_ops, a);
 	return 0;
+}
+
+int assemble_start(struct exchange *x, struct cachepath *cp, const struct cache_meta *m,
+		   uint64_t first, uint64_t last, struct fills_spill *spill)
+{
+	return start(x, cp, m, first, last, spill, false);
+}
+
+int assemble_start_owner(struct exchange *x, struct cachepath *cp, const struct cache_meta *m,
+			 uint64_t first, uint64_t last)
+{
+	return start(x, cp, m, first, last, NULL, true);
 }
 
 bool assemble_can_serve(struct cachepath *cp, const struct cache_meta *m, uint64_t first,

@@ -16,6 +16,10 @@ struct fills_spill;
  * releases it. */
 int assemble_start(struct exchange *x, struct cachepath *cp, const struct cache_meta *m,
 		   uint64_t first, uint64_t last, struct fills_spill *spill);
+/* The same for a chunk another node asked this one for (its owner, as it sees the
+ * cluster): every chunk is this node's to serve, so that no request goes two hops. */
+int assemble_start_owner(struct exchange *x, struct cachepath *cp, const struct cache_meta *m,
+			 uint64_t first, uint64_t last);
 /* Can every chunk of [first, last] be had? Without service credentials only those
  * committed or being filled can; with them, all. */
 bool assemble_can_serve(struct cachepath *cp, const struct cache_meta *m, uint64_t first,

@@ -14,6 +14,7 @@
 struct committer;
 struct event;
 struct fills;
+struct remote_ops;
 struct svccreds;
 
 #define CACHEPATH_WORKERS_MAX 256
@@ -45,6 +46,8 @@ struct cachepath {
 	struct upkeep upkeep; /* the control thread's only */
 	void (*on_inval)(void *arg, struct worker *w, const struct cache_key *k);
 	void *inval_arg;
+	const struct remote_ops *remote; /* the cluster's (remote.h), or NULL */
+	void *remote_arg;
 	struct route read, bypass, prestage, write;
 };
 

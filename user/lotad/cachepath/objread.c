@@ -23,6 +23,7 @@
 #include "cachepath/upkeep.h"
 #include "cachepath/fills.h"
 #include "cachepath/objmeta.h"
+#include "cachepath/remote.h"
 #include "chunkmap.h"
 #include "http.h"
 #include "log.h"
@@ -161,8 +162,9 @@ static enum route_verdict send_read(struct exchange *x, struct objread *o)
 		o->herd_leader = r == 1;
 	}
 	/* First contact: a full GET's own 200 fills the chunks; a ranged one learns the
-	 * version with lotad's HEAD first (its client signed its Range). */
-	if (http_find(&x->req, "range") && o->cp->svc && !o->redone)
+	 * version with lotad's HEAD first (its client signed its Range). In a cluster a full
+	 * GET does too: its chunks are their owners' to fill, not the stream's to tee here. */
+	if ((http_find(&x->req, "range") || remote_is_spread(o->cp)) && o->cp->svc && !o->redone)
 		return ask_head(x, o);
 	exchange_label(x, "miss");
 	return RT_UPSTREAM;
@@ -209,15 +211,16 @@ static enum route_verdict after_head(struct exchange *x, struct objread *o)
 	const struct http_header *rh = http_find(&x->req, "range");
 	struct range rg = {0, 0};
 
-	if (o->has_learned && rh && o->learned.meta.size &&
-	    range_parse(rh->value.p, rh->value.n, o->learned.meta.size, &rg) != RANGE_UNSATISFIABLE) {
-		struct fills *f = fills_of(o->cp, exchange_worker(x));
+	if (o->has_learned && o->learned.meta.size &&
+	    (!rh || range_parse(rh->value.p, rh->value.n, o->learned.meta.size, &rg) !=
+			RANGE_UNSATISFIABLE)) {
 		uint64_t from, to;
 
+		if (!rh)
+			rg.last = o->learned.meta.size - 1;
 		chunkmap_span(o->learned.meta.size, o->learned.meta.chunk_size, rg.first, rg.last,
 			      &from, &to);
-		if (f)
-			fills_want(f, &o->learned.meta, from, FILLS_FOR_READ);
+		remote_want(o->cp, exchange_worker(x), &o->learned.meta, from);
 	}
 	release_herd(o, x);
 	o->herd_woken = true;
@@ -332,7 +335,7 @@ static void learn_from_206(struct exchange *x, struct objread *o, const struct h
 		return; /* the one we hold: nothing new */
 	if (objmeta_from_response(&om, &k, cr.size, m) == 0) {
 		om.meta.chunk_size = exchange_lotad(x)->cfg.chunk_size;
-		fills_want(f, &om.meta, cr.first / om.meta.chunk_size, FILLS_FOR_READ);
+		remote_want(o->cp, exchange_worker(x), &om.meta, cr.first / om.meta.chunk_size);
 	}
 	objmeta_free(&om);
 }

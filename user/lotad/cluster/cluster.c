@@ -1,7 +1,7 @@
 /* The cluster as a module of lotad, and the peer port's gate: every request on
  * peer-listen must carry a valid member signature (user/lib/peerauth.c); health probes
- * and invalidations are answered here, object reads go on to the cache path, anything
- * else is refused. */
+ * and invalidations are answered here, chunk requests by chunkserve.c, object reads go on
+ * to the cache path, anything else is refused. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +12,10 @@
 
 #include "admin/admin.h"
 #include "cache.h"
+#include "cachepath/remote.h"
 #include "cachepath/request.h"
 #include "cachepath/upkeep.h"
+#include "cluster/chunkwire.h"
 #include "cluster/cluster-int.h"
 #include "exchange/resphead.h"
 #include "http.h"
@@ -22,39 +24,20 @@
 #include "metrics.h"
 #include "s3.h"
 
-static int query_get(const struct http_str *t, const char *name, char *out, size_t cap)
-{
-	const char *q = memchr(t->p, '?', t->n), *end = t->p + t->n;
-	size_t nl = strlen(name);
-
-	while (q && q < end) {
-		const char *p = q + 1, *amp = memchr(p, '&', (size_t)(end - p));
-		const char *stop = amp ? amp : end;
-
-		if ((size_t)(stop - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=')
-			return s3_pct_decode(p + nl + 1, (size_t)(stop - p - nl - 1), out, cap, false);
-		q = amp;
-	}
-	return -ENOENT;
-}
-
-/* POST /_lota/invalidate?bucket=&key=&version= from a node a write went through. */
+/* POST CHUNKWIRE_INVALIDATE?bucket=&key=[&version=] from a node a write went through:
+ * every chunk of the key held here goes. */
 static enum route_verdict serve_invalidate(struct exchange *x, struct cluster *cl)
 {
-	char bucket[S3_BUCKET_MAX], version[S3_VERSION_MAX] = "";
-	char *key = malloc(S3_KEY_MAX);
 	struct cache_key k;
-	int n;
+	char *buf;
+	int n = chunkwire_key(&x->req.target, &k, &buf);
 
-	if (!key || query_get(&x->req.target, "bucket", bucket, sizeof(bucket)) < 0 ||
-	    query_get(&x->req.target, "key", key, S3_KEY_MAX) < 0 ||
-	    query_get(&x->req.target, "version", version, sizeof(version)) == -EINVAL) {
-		free(key);
+	if (n < 0) {
+		free(buf);
 		return exchange_reply(x, 400, NULL, "bucket and key are required\n", true);
 	}
-	k = (struct cache_key){bucket, key, version};
 	n = cachepath_invalidate(cl->cp, &k);
-	free(key);
+	free(buf);
 	return exchange_reply(x, 200, NULL, n > 0 ? "dropped\n" : "absent\n", false);
 }
 
@@ -108,12 +91,14 @@ static bool gate_claims(struct exchange *x, void *arg)
 	return exchange_is_peer_port(x);
 }
 
-static bool is_invalidation(const struct exchange *x)
+/* Is x's target path (before its query) path, and its method one of the two given? */
+static bool is_lota(const struct exchange *x, const char *path, const char *m1, const char *m2)
 {
-	size_t n = strlen(INVALIDATE_PATH);
+	size_t n = strlen(path);
 
-	return x->req.target.n > n && memcmp(x->req.target.p, INVALIDATE_PATH "?", n + 1) == 0 &&
-	       http_str_eq(&x->req.method, "POST");
+	return x->req.target.n > n && memcmp(x->req.target.p, path, n) == 0 &&
+	       x->req.target.p[n] == '?' &&
+	       (http_str_eq(&x->req.method, m1) || http_str_eq(&x->req.method, m2));
 }
 
 static enum route_verdict gate_start(struct exchange *x, void *arg)
@@ -133,8 +118,10 @@ static enum route_verdict gate_start(struct exchange *x, void *arg)
 	exchange_label(x, "from-peer");
 	if (http_str_eq(&x->req.target, PEERS_PROBE_PATH))
 		return exchange_reply(x, 200, NULL, "ok\n", false);
-	if (is_invalidation(x))
+	if (is_lota(x, CHUNKWIRE_INVALIDATE, "POST", "POST"))
 		return serve_invalidate(x, cl);
+	if (is_lota(x, CHUNKWIRE_CHUNK, "GET", "HEAD"))
+		return chunkserve_chunk(x, cl);
 	if (x->s3.op != S3_OBJECT_READ) {
 		exchange_fail(x, 403, "AccessDenied", "the peer port serves object reads only");
 		return RT_FAIL;
@@ -186,12 +173,12 @@ int cluster_register(struct cluster *cl, struct cachepath *cp)
 	cl->cp = cp;
 	cl->gate = (struct route){.name = "from-peer", .arg = cl, .claims = gate_claims,
 				  .start = gate_start};
-	peerfwd_route(cl, &cl->forward);
-	if (exchange_route_add(cl->d, &cl->gate) < 0 || exchange_route_add(cl->d, &cl->forward) < 0 ||
+	if (exchange_route_add(cl->d, &cl->gate) < 0 ||
 	    admin_route(cl->d, "/admin/peers", peers_admin, cl->peers) < 0 ||
 	    admin_section_add(cl->d, &s) < 0)
 		return -ENOSPC;
-	cachepath_on_invalidate(cp, peerfwd_invalidate, cl);
+	cachepath_on_invalidate(cp, peerinval_send, cl);
+	remote_register(cp, &chunkget_ops, cl);
 	return peers_start(cl->peers, cl->d->control_base);
 }
 

@@ -10,7 +10,8 @@
 #include "cluster/peers.h"
 
 #define PEERS_SLOTS (2 * PEERS_MAX)
-#define PEERS_PLACEMENT_KEY_MAX 1100 /* bucket (63) '/' key (1024) and a NUL */
+/* bucket (63) '/' key (1024) NUL version (1024) NUL index (20) */
+#define PEERS_PLACEMENT_KEY_MAX 2200
 
 struct bufferevent;
 struct evdns_base;
@@ -70,6 +71,7 @@ struct peers {
 	struct peers_view *view;
 	struct peer_slot slots[PEERS_SLOTS];
 	uint64_t requests_sent, requests_served, fallbacks, membership_changes;
+	uint64_t counters[PEERS_COUNTERS];
 };
 
 /* Seconds on the monotonic clock: health and resolution timing. */

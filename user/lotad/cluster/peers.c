@@ -346,8 +346,9 @@ static bool same_placement(const struct peers_view *a, const struct peers_view *
 	return true;
 }
 
-/* Each live member's share of PEERS_SHARE_SAMPLES synthetic keys: what "keys owned"
- * means without asking every node for its index. */
+/* Each live member's share of PEERS_SHARE_SAMPLES synthetic placement keys: the share of
+ * chunks it owns (HRW spreads any set of keys alike), without asking every node for its
+ * index. */
 static void estimate_shares(struct peers_view *v)
 {
 	unsigned count[PEERS_MAX] = {0};
@@ -434,15 +435,52 @@ int peers_owner(struct peers *p, const void *key, size_t klen, struct peer_targe
 	return r;
 }
 
-int peers_owner_of(struct peers *p, const char *bucket, const char *key, struct peer_target *out)
+int peers_chunk_owner(struct peers *p, const char *bucket, const char *key, const char *version,
+		      uint64_t index, struct peer_target *out)
 {
 	char buf[PEERS_PLACEMENT_KEY_MAX];
-	int n = snprintf(buf, sizeof(buf), "%s/%s", bucket, key);
+	int n = snprintf(buf, sizeof(buf), "%s/%s%c%s%c%llu", bucket, key, 0, version ? version : "",
+			 0, (unsigned long long)index);
 
 	/* longer than S3 allows: the classifier refused it already; keep the answer defined */
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return 0;
 	return peers_owner(p, buf, (size_t)n, out);
+}
+
+bool peers_has_live_peer(struct peers *p)
+{
+	struct peers_view *v = p ? view_get(p) : NULL;
+	bool is_live = false;
+
+	for (size_t i = 0; v && i < v->n && !is_live; i++)
+		is_live = (int)i != v->self && v->nodes[i].is_live;
+	view_put(v);
+	return is_live;
+}
+
+bool peers_is_up(struct peers *p, const char *id)
+{
+	struct peers_view *v = p ? view_get(p) : NULL;
+	bool is_up = false;
+
+	for (size_t i = 0; v && i < v->n; i++)
+		if (strcmp(v->targets[i].id, id) == 0)
+			is_up = v->nodes[i].is_live;
+	view_put(v);
+	return is_up;
+}
+
+size_t peers_live(struct peers *p, struct peer_target *out, size_t max)
+{
+	struct peers_view *v = p ? view_get(p) : NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; v && i < v->n && n < max; i++)
+		if ((int)i != v->self && v->nodes[i].is_live)
+			out[n++] = v->targets[i];
+	view_put(v);
+	return n;
 }
 
 void peers_self(struct peers *p, char *buf, size_t len)
@@ -473,6 +511,12 @@ void peers_count_fallback(struct peers *p, const struct peer_target *t)
 	__atomic_add_fetch(&p->slots[t->slot].fallbacks, 1, __ATOMIC_RELAXED);
 }
 
+void peers_count(struct peers *p, enum peers_counter c, uint64_t n)
+{
+	if (p && c < PEERS_COUNTERS)
+		__atomic_add_fetch(&p->counters[c], n, __ATOMIC_RELAXED);
+}
+
 void peers_report_unreachable(struct peers *p, const struct peer_target *t)
 {
 	__atomic_add_fetch(&p->fallbacks, 1, __ATOMIC_RELAXED);
@@ -494,7 +538,7 @@ void peers_apply_reports(struct peers *p, time_t now)
 		    m->is_self)
 			continue;
 		if (peer_health_fail(&m->h, now)) {
-			log_warn("peers: %s failed a forwarded request: down until it answers "
+			log_warn("peers: %s failed a peer request: down until it answers "
 				 "probes again",
 				 m->id);
 			changed = true;
@@ -522,12 +566,26 @@ void peers_render_metrics(struct peers *p, struct evbuffer *out)
 			    "# HELP lota_" #name " " help "\n# TYPE lota_" #name " " #type         \
 			    "\nlota_" #name " %llu\n",                                             \
 			    (unsigned long long)(v))
-	M(peer_requests_sent, counter, "object reads forwarded to their owner node",
+	M(peer_requests_sent, counter, "chunk requests sent to other nodes' peer ports",
 	  get(&p->requests_sent));
-	M(peer_requests_served, counter, "object reads served for other nodes",
+	M(peer_requests_served, counter, "peer requests served for other nodes",
 	  get(&p->requests_served));
-	M(peer_fallbacks, counter, "reads handled here because their owner failed",
-	  get(&p->fallbacks));
+	M(peer_fallbacks, counter, "peer requests that failed before their answer and were "
+	  "served another way", get(&p->fallbacks));
+	M(peer_chunk_requests_sent, counter, "chunks asked of their owner node",
+	  get(&p->counters[PEERS_CHUNKS_SENT]));
+	M(peer_chunk_requests_served, counter, "chunks served to other nodes",
+	  get(&p->counters[PEERS_CHUNKS_SERVED]));
+	M(peer_chunk_failovers, counter, "chunks whose owner failed mid-transfer: the rest came "
+	  "from the origin", get(&p->counters[PEERS_CHUNK_FAILOVERS]));
+	M(peer_chunk_bytes, counter, "chunk bytes received from owner nodes",
+	  get(&p->counters[PEERS_CHUNK_BYTES]));
+	M(peer_chunk_bytes_served, counter, "chunk bytes answered to other nodes (an answer cut "
+	  "short counts whole)", get(&p->counters[PEERS_CHUNK_BYTES_SERVED]));
+	M(peer_prefetches_sent, counter, "chunk fills begun on their owner ahead of a reader",
+	  get(&p->counters[PEERS_PREFETCHES_SENT]));
+	M(peer_invalidations_sent, counter, "invalidations sent to other nodes for writes here",
+	  get(&p->counters[PEERS_INVALIDATIONS_SENT]));
 	M(membership_changes, counter, "changes of the live member set",
 	  get(&p->membership_changes));
 	M(peers_members, gauge, "cluster members, this node included", p->n);
@@ -576,10 +634,14 @@ void peers_render_json(struct peers *p, struct evbuffer *b)
 	}
 	evbuffer_add_printf(b,
 			    "],\"requests_sent\":%llu,\"requests_served\":%llu,\"fallbacks\":%llu,"
-			    "\"membership_changes\":%llu}\n",
+			    "\"chunk_requests_sent\":%llu,\"chunk_requests_served\":%llu,"
+			    "\"chunk_failovers\":%llu,\"membership_changes\":%llu}\n",
 			    (unsigned long long)get(&p->requests_sent),
 			    (unsigned long long)get(&p->requests_served),
 			    (unsigned long long)get(&p->fallbacks),
+			    (unsigned long long)get(&p->counters[PEERS_CHUNKS_SENT]),
+			    (unsigned long long)get(&p->counters[PEERS_CHUNKS_SERVED]),
+			    (unsigned long long)get(&p->counters[PEERS_CHUNK_FAILOVERS]),
 			    (unsigned long long)get(&p->membership_changes));
 	view_put(v);
 }

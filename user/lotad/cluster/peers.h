@@ -1,8 +1,8 @@
 /* peers: the cluster's membership as this node sees it. The control thread owns the
  * member list (a static `peers` list, or `dns:NAME:PORT` re-resolved every few seconds),
  * probes each peer's peer port every second, and publishes an immutable view that
- * workers read without waiting on it: peers_owner() tells whether a key belongs to this
- * node or to which peer to forward it. */
+ * workers read without waiting on it: peers_chunk_owner() tells whether a chunk belongs
+ * to this node or to which peer to ask for it. */
 #ifndef LOTA_PEERS_H
 #define LOTA_PEERS_H
 
@@ -19,7 +19,7 @@
 #define PEERS_PROBE_MS 1000 /* one probe per peer per period */
 #define PEERS_PROBE_TIMEOUT_MS 900
 #define PEERS_PROBE_PATH "/healthz"
-#define PEERS_SHARE_SAMPLES 4096 /* keys hashed to estimate each member's share */
+#define PEERS_SHARE_SAMPLES 4096 /* chunk ids hashed to estimate each member's share */
 
 /* Health: up after PEER_UP_AFTER successes in a row, down after PEER_DOWN_AFTER failures
  * in a row (or at once when a forward to it failed). Every fall adds PEER_FLAP_PENALTY,
@@ -62,7 +62,7 @@ struct peers_spec {
 
 int peers_parse_spec(const char *s, struct peers_spec *out, char *err, size_t errlen);
 
-/* Where to send a read whose owner is a peer. */
+/* Where to send a request for a chunk whose owner is a peer. */
 struct peer_target {
 	char id[PEERAUTH_NODE_MAX]; /* canonical "IP:PORT", the name HRW hashes */
 	struct sockaddr_storage addr;
@@ -91,19 +91,42 @@ void peers_free(struct peers *p);
 /* Workers (any thread). 1: the owner is the peer in *out; 0: this node owns the key, or
  * no member is up: handle it here. A NULL p (no cluster) answers 0. */
 int peers_owner(struct peers *p, const void *key, size_t klen, struct peer_target *out);
-/* The owner of an object: the placement key is "bucket/key" (bucket names hold no '/'),
- * without the version, so that every version of a key lives on one owner and a write's
- * invalidation there reaches all of them. */
-int peers_owner_of(struct peers *p, const char *bucket, const char *key, struct peer_target *out);
-/* This node's id as its peers know it ("" until known), for signing forwards. */
+/* The owner of chunk index of an object version: HRW over (bucket, key, versionId, index),
+ * the placement key "bucket/key\0version\0index" (index in decimal). The ETag is not in
+ * it, so that a key's next version lands where its last one was. */
+int peers_chunk_owner(struct peers *p, const char *bucket, const char *key, const char *version,
+		      uint64_t index, struct peer_target *out);
+/* Is a member other than this node up (do chunks spread now)? */
+bool peers_has_live_peer(struct peers *p);
+/* Is member id up in the current view? */
+bool peers_is_up(struct peers *p, const char *id);
+/* Every member up but this node, into out[0..max): how many. */
+size_t peers_live(struct peers *p, struct peer_target *out, size_t max);
+/* This node's id as its peers know it ("" until known), for signing requests. */
 void peers_self(struct peers *p, char *buf, size_t len);
+
+/* Traffic. A peer request is one of lota's own requests to a peer port for a chunk's
+ * bytes (prefetches, probes and invalidations have counters of their own, or none). */
 void peers_count_sent(struct peers *p, const struct peer_target *t, uint64_t bytes);
 void peers_count_served(struct peers *p);
-/* A forward to t failed before its response started and the read is handled here:
- * counts a fallback and marks t down until probes bring it back. */
+/* A peer request to t failed before its answer started (connect, reset, timeout) and is
+ * handled another way: counts a fallback and marks t down until probes bring it back. */
 void peers_report_unreachable(struct peers *p, const struct peer_target *t);
-/* A read was handed back from t (already known down): counted as a fallback only. */
+/* A peer request to t was answered otherwise than asked (refused, cannot serve) or t was
+ * already down: counted as a fallback only. */
 void peers_count_fallback(struct peers *p, const struct peer_target *t);
+
+enum peers_counter {
+	PEERS_CHUNKS_SENT,	  /* chunk requests sent */
+	PEERS_CHUNKS_SERVED,	  /* chunk requests served for other nodes */
+	PEERS_CHUNK_FAILOVERS,	  /* chunks whose owner failed mid-transfer */
+	PEERS_CHUNK_BYTES,	  /* chunk bytes received from owners */
+	PEERS_CHUNK_BYTES_SERVED, /* chunk bytes answered to other nodes */
+	PEERS_PREFETCHES_SENT,	  /* read-ahead prefetches sent */
+	PEERS_INVALIDATIONS_SENT,
+	PEERS_COUNTERS,
+};
+void peers_count(struct peers *p, enum peers_counter c, uint64_t n);
 
 /* Control thread: a probe result, or a change in the member list (for tests and DNS). */
 void peers_observe(struct peers *p, const char *id, bool ok, time_t now);

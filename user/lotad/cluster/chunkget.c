@@ -1,0 +1,339 @@
+/* This node asking the others for chunks (the cache path's remote.h): a chunk another
+ * node owns is asked of it on its peer port, signed, naming the exact version, and its
+ * bytes go on to the client as they come. An owner that refuses, dies or freezes is given
+ * up at once: the assembler takes the rest of the chunk from the origin at the byte the
+ * client gets next, and the owner is marked down, so that the next chunks go to the next
+ * HRW owner. A prefetch only asks the owner to begin its fill. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "cache.h"
+#include "cachepath/remote.h"
+#include "chunkmap.h"
+#include "cluster/chunkwire.h"
+#include "cluster/cluster-int.h"
+#include "http.h"
+#include "log.h"
+#include "lotad.h"
+
+/* Bytes read ahead of the client from an owner: the socket is not read past this. */
+#define PEER_QUEUE_MAX (4 * 1024 * 1024)
+/* Bytes read from an owner's socket at once. A bufferevent would read 4 KiB at a time
+ * (libevent 2.1's EVBUFFER_MAX_READ) and wake the exchange for each: a sixth of what
+ * the link carries. */
+#define PEER_READ_MAX (1024 * 1024)
+/* How often a source whose owner has not finished checks that it is still up. */
+#define OWNER_CHECK_S 1
+
+/* A chunk asked of its owner: the request goes out by a bufferevent (connect, write),
+ * the answer comes in by reads of our own into in. */
+struct remote_src {
+	struct cluster *cl;
+	struct exchange *x;
+	struct peer_target owner;
+	struct bufferevent *bev;
+	struct event *rd, *timer;
+	struct evbuffer *in;
+	struct timeval idle;  /* the longest silence of the owner: the origin timeout */
+	uint64_t want, moved; /* body bytes asked for, and those gone to the client */
+	bool is_sent, is_reading, is_head_done, is_ended, is_given_up;
+};
+
+static bool get_is_spread(void *arg)
+{
+	struct cluster *cl = arg;
+
+	return peers_has_live_peer(cl->peers);
+}
+
+static int owner_of(struct cluster *cl, const struct cache_meta *m, uint64_t index,
+		    struct peer_target *t)
+{
+	return peers_chunk_owner(cl->peers, m->id.bucket, m->id.key, m->id.version, index, t);
+}
+
+static bool get_is_remote(void *arg, const struct cache_meta *m, uint64_t index)
+{
+	struct peer_target t;
+
+	return owner_of(arg, m, index, &t) == 1;
+}
+
+static void src_end(struct remote_src *s)
+{
+	s->is_ended = true;
+	if (s->is_reading)
+		event_del(s->rd);
+	s->is_reading = false;
+	exchange_wake(s->x);
+}
+
+/* Reads (while below PEER_QUEUE_MAX) only once the request is out and after the pump
+ * made room: the owner's socket is the only backpressure it gets. */
+static void want_read(struct remote_src *s)
+{
+	bool is_room = evbuffer_get_length(s->in) < PEER_QUEUE_MAX;
+
+	if (s->is_ended || is_room == s->is_reading)
+		return;
+	if (is_room)
+		event_add(s->rd, &s->idle);
+	else
+		event_del(s->rd);
+	s->is_reading = is_room;
+}
+
+static void src_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct remote_src *s = arg;
+	struct evbuffer_iovec v[2];
+	int nv = evbuffer_reserve_space(s->in, PEER_READ_MAX, v, 2);
+	ssize_t n;
+
+	if (what & EV_TIMEOUT || nv < 1) {
+		src_end(s);
+		return;
+	}
+	n = readv(fd, (struct iovec *)v, nv); /* evbuffer_iovec is laid out as iovec */
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		evbuffer_commit_space(s->in, v, 0);
+		return;
+	}
+	if (n <= 0) {
+		evbuffer_commit_space(s->in, v, 0);
+		src_end(s);
+		return;
+	}
+	if ((size_t)n <= v[0].iov_len) {
+		v[0].iov_len = (size_t)n;
+		nv = 1;
+	} else {
+		v[1].iov_len = (size_t)n - v[0].iov_len;
+	}
+	evbuffer_commit_space(s->in, v, nv);
+	want_read(s);
+	exchange_wake(s->x);
+}
+
+/* The request is out (or failed): from here on the answer is read. */
+static void src_written(struct bufferevent *bev, void *arg)
+{
+	want_read(arg);
+}
+
+static void src_event(struct bufferevent *bev, short what, void *arg)
+{
+	if (!(what & BEV_EVENT_CONNECTED))
+		src_end(arg);
+}
+
+/* A frozen owner keeps its sockets open and answers nothing: once the probes mark it
+ * down, waiting longer is pointless. */
+static void src_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct remote_src *s = arg;
+
+	if (s->is_ended || peers_is_up(s->cl->peers, s->owner.id))
+		return;
+	log_warn("owner %s of a chunk of %s/%s is down mid-transfer: the rest from the origin",
+		 s->owner.id, s->x->s3.bucket, s->x->s3.key);
+	s->is_given_up = true;
+	src_end(s);
+}
+
+static void get_close(struct remote_src *s)
+{
+	if (!s)
+		return;
+	if (s->is_sent)
+		peers_count_sent(s->cl->peers, &s->owner, s->moved);
+	if (s->timer)
+		event_free(s->timer);
+	if (s->rd)
+		event_free(s->rd);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	if (s->in)
+		evbuffer_free(s->in);
+	free(s);
+}
+
+static int connect_src(struct remote_src *s, const struct cache_meta *m,
+		       const struct chunkwire_span *span)
+{
+	struct event_base *base = exchange_base(s->x);
+	struct timeval every = {OWNER_CHECK_S, 0};
+	int r;
+
+	s->idle = (struct timeval){.tv_sec = (time_t)exchange_lotad(s->x)->cfg.origin_timeout};
+	s->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	s->timer = event_new(base, -1, EV_PERSIST, src_check, s);
+	s->in = evbuffer_new();
+	if (!s->bev || !s->timer || !s->in)
+		return -ENOMEM;
+	r = peernote_head(s->cl, "GET", CHUNKWIRE_CHUNK, &s->owner, &m->id, m, span,
+			  bufferevent_get_output(s->bev));
+	if (r < 0)
+		return r;
+	bufferevent_setcb(s->bev, NULL, src_written, src_event, s);
+	bufferevent_set_timeouts(s->bev, NULL, &s->idle);
+	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&s->owner.addr,
+				       (int)s->owner.addrlen) < 0) {
+		peers_report_unreachable(s->cl->peers, &s->owner);
+		return -ECONNREFUSED;
+	}
+	s->rd = event_new(base, bufferevent_getfd(s->bev), EV_READ | EV_PERSIST, src_readable, s);
+	if (!s->rd)
+		return -ENOMEM;
+	event_add(s->timer, &every);
+	return bufferevent_enable(s->bev, EV_WRITE) < 0 ? -ENOMEM : 0;
+}
+
+static int get_open(void *arg, struct exchange *x, const struct cache_meta *m, uint64_t index,
+		    uint64_t pos, uint64_t end, struct remote_src **out)
+{
+	struct cluster *cl = arg;
+	struct chunkwire_span span = {index, pos, end - 1};
+	struct remote_src *s;
+	int r;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->cl = cl;
+	s->x = x;
+	s->want = end - pos;
+	if (pos >= end || owner_of(cl, m, index, &s->owner) != 1) {
+		free(s);
+		return REMOTE_HERE;
+	}
+	r = connect_src(s, m, &span);
+	if (r < 0) {
+		get_close(s);
+		return r;
+	}
+	peers_count(cl->peers, PEERS_CHUNKS_SENT, 1);
+	s->is_sent = true;
+	*out = s;
+	return REMOTE_THERE;
+}
+
+/* The owner's head: a 200 of exactly the bytes asked for will do. -EAGAIN: not all here;
+ * -EPROTO: any other answer (a refusal, a 503 of an owner that cannot serve it). */
+static int src_head(struct remote_src *s, struct evbuffer *in)
+{
+	static const struct http_str get = {"GET", 3};
+	size_t len = evbuffer_get_length(in), want = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
+	struct http_msg *m = malloc(sizeof(*m));
+	int r, status = 0;
+
+	if (!m)
+		return -ENOMEM;
+	r = http_parse_response((const char *)evbuffer_pullup(in, (ssize_t)want), want, &get, m);
+	if (r == 0)
+		status = m->status;
+	if (r == 0 &&
+	    (status != 200 || m->body != HTTP_BODY_LENGTH || m->content_length != s->want))
+		r = -EPROTO;
+	if (r == -EAGAIN && len >= HTTP_HEAD_MAX)
+		r = -EPROTO; /* no head in the bytes a head may take */
+	if (r == 0) {
+		evbuffer_drain(in, m->head_len);
+		s->is_head_done = true;
+	} else if (r != -EAGAIN) {
+		log_warn("owner %s answered %d to a chunk of %s/%s: the chunk from the origin",
+			 s->owner.id, status, s->x->s3.bucket, s->x->s3.key);
+		r = -EPROTO;
+	}
+	free(m);
+	return r;
+}
+
+/* The owner failed: counted, and marked down if it never answered (refused the
+ * connection, reset it): the next chunks then go to the next owner at once. One that
+ * answered and then stopped is left to the probes: it may be up and have cut us for its
+ * own reasons (a client of ours too slow for its write timeout). */
+static enum remote_result src_failed(struct remote_src *s, bool is_refusal)
+{
+	if (is_refusal || s->is_given_up) {
+		peers_count_fallback(s->cl->peers, &s->owner);
+		if (!is_refusal)
+			peers_count(s->cl->peers, PEERS_CHUNK_FAILOVERS, 1);
+		return REMOTE_FAILED;
+	}
+	peers_count(s->cl->peers, PEERS_CHUNK_FAILOVERS, 1);
+	log_warn("owner %s of a chunk of %s/%s went away after %llu of %llu bytes: the rest "
+		 "from the origin",
+		 s->owner.id, s->x->s3.bucket, s->x->s3.key, (unsigned long long)s->moved,
+		 (unsigned long long)s->want);
+	if (!s->is_head_done)
+		peers_report_unreachable(s->cl->peers, &s->owner);
+	else
+		peers_count_fallback(s->cl->peers, &s->owner);
+	return REMOTE_FAILED;
+}
+
+static enum remote_result get_pump(struct remote_src *s, struct evbuffer *out, uint64_t *moved)
+{
+	struct evbuffer *in = s->in;
+	size_t n;
+	int r;
+
+	if (s->is_given_up)
+		return src_failed(s, false);
+	if (!s->is_head_done) {
+		r = evbuffer_get_length(in) ? src_head(s, in) : -EAGAIN;
+		if (r == -EAGAIN && !s->is_ended)
+			return REMOTE_WAIT;
+		if (r < 0)
+			return src_failed(s, r == -EPROTO);
+	}
+	n = evbuffer_get_length(in);
+	if (n > s->want - s->moved)
+		n = (size_t)(s->want - s->moved);
+	if (n > PEER_QUEUE_MAX)
+		n = PEER_QUEUE_MAX;
+	evbuffer_remove_buffer(in, out, n);
+	s->moved += n;
+	*moved = n;
+	peers_count(s->cl->peers, PEERS_CHUNK_BYTES, n);
+	want_read(s);
+	if (s->moved == s->want)
+		return REMOTE_DONE;
+	if (s->is_ended && !evbuffer_get_length(in))
+		return src_failed(s, false);
+	return REMOTE_WAIT;
+}
+
+static int get_prefetch(void *arg, struct worker *w, const struct cache_meta *m, uint64_t index)
+{
+	struct cluster *cl = arg;
+	struct peer_target t;
+	uint64_t start = chunkmap_start(m->chunk_size, index);
+	struct chunkwire_span span = {index, start,
+				      start + chunkmap_len(m->size, m->chunk_size, index) - 1};
+
+	if (owner_of(cl, m, index, &t) != 1)
+		return REMOTE_HERE;
+	if (peernote_send(cl, w->base, &t, "HEAD", CHUNKWIRE_CHUNK, &m->id, m, &span) < 0)
+		return REMOTE_HERE;
+	peers_count(cl->peers, PEERS_PREFETCHES_SENT, 1);
+	return REMOTE_THERE;
+}
+
+const struct remote_ops chunkget_ops = {
+    .is_spread = get_is_spread,
+    .is_remote = get_is_remote,
+    .open = get_open,
+    .pump = get_pump,
+    .close = get_close,
+    .prefetch = get_prefetch,
+};
