@@ -83,6 +83,7 @@ struct stream {
 struct fills_head {
 	struct fills *f;
 	struct bufferevent *bev;
+	bool is_reused; /* bev came idle from the pool */
 	char *bucket, *key, *version;
 	fills_head_fn done;
 	void *arg;
@@ -765,12 +766,24 @@ static void head_free(struct fills_head *h)
 	free(h);
 }
 
+/* The answer is told; a connection that ended with a bodiless 200 and holds nothing
+ * more goes back to the pool (after the call: m points into its input). */
 static void head_done(struct fills_head *h, int status, const struct http_msg *m)
 {
+	bool is_reusable = h->bev && m && status == 200 && m->keep_alive &&
+			   evbuffer_get_length(bufferevent_get_input(h->bev)) == m->head_len;
+
 	if (h->done)
 		h->done(h->arg, status, m);
+	if (is_reusable) {
+		evbuffer_drain(bufferevent_get_input(h->bev), m->head_len);
+		originpool_put(h->f->pool, h->f->cp->d->origin, h->bev);
+		h->bev = NULL;
+	}
 	head_free(h);
 }
+
+static int head_send(struct fills_head *h);
 
 static void head_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -797,16 +810,48 @@ static void head_read_cb(struct bufferevent *bev, void *arg)
 
 static void head_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	if (!(what & BEV_EVENT_CONNECTED))
-		head_done(arg, 0, NULL);
+	struct fills_head *h = arg;
+
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (h->is_reused && !evbuffer_get_length(bufferevent_get_input(bev))) {
+		/* An idle connection the origin had closed: again at once on a new one. */
+		metric_add(M_origin_retries, 1);
+		bufferevent_free(h->bev);
+		h->bev = NULL;
+		if (head_send(h) == 0)
+			return;
+	}
+	head_done(h, 0, NULL);
+}
+
+/* h's HEAD, signed with the service credentials, on an idle or a new connection. */
+static int head_send(struct fills_head *h)
+{
+	struct lotad *d = h->f->cp->d;
+	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
+	struct cache_key k = {h->bucket, h->key, h->version[0] ? h->version : NULL};
+
+	h->bev = originpool_get(h->f->pool, d->origin, &h->is_reused);
+	if (!h->bev)
+		return -ENOMEM;
+	if (h->is_reused)
+		metric_add(M_origin_connections_reused, 1);
+	bufferevent_setcb(h->bev, head_read_cb, NULL, head_event_cb, h);
+	bufferevent_set_timeouts(h->bev, &tv, &tv);
+	metric_add(M_origin_requests, 1);
+	if (svccreds_request(h->f->cp->svc, "HEAD", d->origin->label, &k, NULL, 0,
+			     bufferevent_get_output(h->bev)) < 0 ||
+	    bufferevent_enable(h->bev, EV_READ | EV_WRITE) < 0)
+		return -EINVAL;
+	return 0;
 }
 
 int fills_head(struct fills *f, const struct cache_key *k, fills_head_fn done, void *arg,
 	       struct fills_head **out)
 {
-	struct lotad *d = f->cp->d;
-	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
 	struct fills_head *h;
+	int r;
 
 	if (!f->cp->svc)
 		return -ENOKEY;
@@ -821,19 +866,13 @@ int fills_head(struct fills *f, const struct cache_key *k, fills_head_fn done, v
 	h->bucket = strdup(k->bucket);
 	h->key = strdup(k->key);
 	h->version = strdup(k->version ? k->version : "");
-	h->bev = origin_connect(d->origin, f->w->base);
-	if (!h->bucket || !h->key || !h->version || !h->bev) {
+	if (!h->bucket || !h->key || !h->version) {
 		head_free(h);
 		return -ENOMEM;
 	}
-	bufferevent_setcb(h->bev, head_read_cb, NULL, head_event_cb, h);
-	bufferevent_set_timeouts(h->bev, &tv, &tv);
-	metric_add(M_origin_requests, 1);
-	if (svccreds_request(f->cp->svc, "HEAD", d->origin->label, k, NULL, 0,
-			     bufferevent_get_output(h->bev)) < 0 ||
-	    bufferevent_enable(h->bev, EV_READ | EV_WRITE) < 0) {
+	if ((r = head_send(h)) < 0) {
 		head_free(h);
-		return -EINVAL;
+		return r;
 	}
 	if (out)
 		*out = h;
