@@ -243,6 +243,25 @@ def test_each_object_once_per_cluster(cl):
              {k: round(sorted(v)[len(v) // 2]) for k, v in rate.items()}))
 
 
+def test_version_learnt_once_by_a_node_holding_none_of_it(cl):
+    """An object of one chunk read twice through a node that does not own it: the first
+    read learns its version with lotad's HEAD, the second asks the origin only to confirm
+    it (one 304), with no second HEAD; both byte-exact from the owner."""
+    size = 6 * MiB + 5
+    key = next(k for k in ("one-chunk-%02d" % i for i in range(64))
+               if cl.owners(k, size) != ["n1"])
+    upload(cl, {key: size})
+    mark = cl.origin.log_mark()
+    assert_bytes(cl, key, cl.read("n1", key))
+    second = cl.origin.log_mark()
+    assert_bytes(cl, key, cl.read("n1", key))
+    path = "/%s/%s" % (BUCKET, key)
+    heads = [r for r in cl.origin.log_requests(mark, "HEAD", path)]
+    assert len(heads) == 1, [r.line for r in heads]
+    assert [r.status for r in cl.origin.log_requests(second, None, path)] == [304], \
+        [r.line for r in cl.origin.log_requests(second, None, path)]
+
+
 def test_herd_across_nodes_one_fill(cl):
     key = "herd"
     upload(cl, {key: 32 * MiB})

@@ -41,6 +41,7 @@ struct cachepath {
 	struct svccreds *svc;  /* NULL: no service credentials: lotad fills no chunk itself */
 	struct fills *fills[CACHEPATH_WORKERS_MAX]; /* each worker's, made on its first use */
 	struct herd *herd;
+	struct known *known; /* versions learnt for keys with no chunk here */
 	struct committer *committer;
 	struct event *evict_ev, *tick_ev;
 	struct upkeep upkeep; /* the control thread's only */

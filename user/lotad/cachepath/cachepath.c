@@ -14,6 +14,7 @@
 #include "cachepath/objread.h"
 #include "cachepath/prestage.h"
 #include "cachepath/invalidate.h"
+#include "cachepath/known.h"
 #include "cachepath/upkeep.h"
 #include "cachepath/committer.h"
 #include "cachepath/fills.h"
@@ -77,7 +78,9 @@ int cachepath_new(struct lotad *d, struct cachepath **out, char *err, size_t err
 	struct cachepath *cp = calloc(1, sizeof(*cp));
 	int r;
 
-	if (!cp || !(cp->herd = herd_new())) {
+	if (!cp || !(cp->herd = herd_new()) || known_new(&cp->known) < 0) {
+		if (cp)
+			herd_free(cp->herd);
 		free(cp);
 		snprintf(err, errlen, "cache: out of memory");
 		return -ENOMEM;
@@ -126,6 +129,7 @@ void cachepath_free(struct cachepath *cp)
 	svccreds_free(cp->svc);
 	committer_free(cp->committer); /* commits what is queued */
 	herd_free(cp->herd);
+	known_free(cp->known);
 	if (cp->cache)
 		cache_close(cp->cache);
 	free(cp);

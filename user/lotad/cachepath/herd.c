@@ -11,6 +11,7 @@
 
 #include "cache.h"
 #include "cachepath/herd.h"
+#include "cachepath/keyid.h"
 
 #define HERD_BUCKETS 256
 #define HERD_WAITERS_MAX 4096
@@ -63,32 +64,6 @@ void herd_free(struct herd *h)
 	free(h);
 }
 
-static size_t key_id(const struct cache_key *k, char **out)
-{
-	const char *v = k->version ? k->version : "";
-	size_t a = strlen(k->bucket) + 1, b = strlen(k->key) + 1, c = strlen(v) + 1;
-	char *id = malloc(a + b + c);
-
-	if (!id)
-		return 0;
-	memcpy(id, k->bucket, a);
-	memcpy(id + a, k->key, b);
-	memcpy(id + a + b, v, c);
-	*out = id;
-	return a + b + c;
-}
-
-static uint64_t fnv1a(const char *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	while (n--) {
-		h ^= (unsigned char)*p++;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 static struct herd_slot **find(struct herd *hd, const char *id, size_t n, uint64_t h)
 {
 	struct herd_slot **pp = &hd->table[h % HERD_BUCKETS];
@@ -102,8 +77,8 @@ static struct herd_slot **find(struct herd *hd, const char *id, size_t n, uint64
 int herd_join(struct herd *hd, const struct cache_key *k, struct herd_waiter *w)
 {
 	char *id = NULL;
-	size_t n = key_id(k, &id);
-	uint64_t h = fnv1a(id, n);
+	size_t n = keyid_make(k, &id);
+	uint64_t h = keyid_hash(id, n);
 	struct herd_slot **pp, *s;
 	int r = 1;
 
@@ -141,14 +116,14 @@ int herd_join(struct herd *hd, const struct cache_key *k, struct herd_waiter *w)
 void herd_release(struct herd *hd, const struct cache_key *k)
 {
 	char *id = NULL;
-	size_t n = key_id(k, &id);
+	size_t n = keyid_make(k, &id);
 	struct herd_slot **pp, *s = NULL;
 	struct herd_waiter *w, *next;
 
 	if (!n)
 		return;
 	pthread_mutex_lock(&hd->mu);
-	pp = find(hd, id, n, fnv1a(id, n));
+	pp = find(hd, id, n, keyid_hash(id, n));
 	if (*pp) {
 		s = *pp;
 		*pp = s->next;
@@ -169,8 +144,8 @@ void herd_release(struct herd *hd, const struct cache_key *k)
 void herd_note_uncacheable(struct herd *hd, const struct cache_key *k)
 {
 	char *id = NULL;
-	size_t n = key_id(k, &id);
-	uint64_t h = fnv1a(id, n);
+	size_t n = keyid_make(k, &id);
+	uint64_t h = keyid_hash(id, n);
 
 	if (!n)
 		return;

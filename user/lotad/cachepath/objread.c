@@ -20,6 +20,7 @@
 #include "cachepath/objread.h"
 #include "cachepath/request.h"
 #include "cachepath/hit.h"
+#include "cachepath/known.h"
 #include "cachepath/upkeep.h"
 #include "cachepath/fills.h"
 #include "cachepath/objmeta.h"
@@ -135,8 +136,13 @@ static enum route_verdict send_read(struct exchange *x, struct objread *o)
 	const struct cache_meta *m;
 	int r;
 
-	if (!o->held && !o->has_learned && cache_object_lookup(o->cp->cache, &k, &o->held) < 0)
-		o->held = NULL;
+	if (!o->held && !o->has_learned && cache_object_lookup(o->cp->cache, &k, &o->held) < 0) {
+		o->held = NULL; /* none of its chunks here: perhaps learnt before (known.h) */
+		if (known_get(o->cp->known, &k, &o->learned) == 0)
+			o->has_learned = true;
+		else
+			objmeta_free(&o->learned);
+	}
 	m = version(o);
 	if (m && is_range_local(x, m->size) && !is_servable_when_confirmed(x, o, m)) {
 		exchange_label(x, "miss"); /* its 200 is adopted; the chunks held are kept */
@@ -185,6 +191,7 @@ static void head_done(void *arg, int status, const struct http_msg *m)
 	    objmeta_from_response(&o->learned, &k, m->content_length, m) == 0) {
 		o->learned.meta.chunk_size = d->cfg.chunk_size;
 		o->has_learned = true;
+		known_put(o->cp->known, &o->learned.meta);
 	} else {
 		objmeta_free(&o->learned);
 	}
@@ -410,6 +417,7 @@ static enum route_verdict read_on_head(struct exchange *x, const struct http_msg
 	} else if (m->status == 200 && is_not_modified_for_client(o, m)) {
 		v = redo_as_sent(x, o);
 	} else if (m->status == 200 && !x->s3.is_head) {
+		known_drop(o->cp->known, &k); /* not the version the origin has */
 		drop_version(o);
 		v = adopt_200(x, o, m, raw);
 	} else if (m->status == 412 && o->cond.is_ours_ius && !o->redone) {

@@ -16,6 +16,7 @@
 #include "admin/admin.h"
 #include "cachepath/cachepath-t.h"
 #include "cachepath/upkeep.h"
+#include "cachepath/known.h"
 #include "cachepath/request.h"
 #include "cachepath/svccreds.h"
 #include "log.h"
@@ -33,6 +34,8 @@ void cachepath_on_invalidate(struct cachepath *cp, cachepath_invalidate_fn fn, v
 int cachepath_invalidate(struct cachepath *cp, const struct cache_key *k)
 {
 	int n = cp->cache ? cache_invalidate(cp->cache, k) : 0;
+
+	known_drop(cp->known, k);
 
 	if (n > 0)
 		metric_add(M_cache_invalidations, 1); /* an object, whatever its chunks */
