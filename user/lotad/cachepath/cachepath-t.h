@@ -46,6 +46,7 @@ struct cachepath {
 	void (*on_inval)(void *arg, struct worker *w, const struct cache_key *k);
 	void *inval_arg;
 	struct route read, bypass, prestage, write;
+	struct route location; /* location.c, with region-origins */
 };
 
 /* The client's own conditions on a read (pointers into its head), and lotad's. */

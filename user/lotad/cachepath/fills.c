@@ -22,6 +22,7 @@
 #include "cachepath/svccreds.h"
 #include "chunkmap.h"
 #include "exchange/origin.h"
+#include "exchange/origins.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
@@ -323,7 +324,8 @@ static void fetch_read_cb(struct bufferevent *bev, void *arg)
 	int r = 0;
 
 	if (ft->is_head_done)
-		origin_read_more(ft->f->cp->d->origin, bev, read_more_now(ft->done, ft->len, in));
+		origin_read_more(origins_for(ft->f->cp->d, ft->bucket), bev,
+				 read_more_now(ft->done, ft->len, in));
 
 	if (!ft->is_head_done) {
 		r = fetch_head(ft, in);
@@ -371,10 +373,11 @@ static int fetch_send(struct fetch *ft)
 	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
 	char range[64];
 	struct svccreds_header h[2] = {{"Range", range}, {"If-Match", ft->etag}};
+	struct origin *o = origins_for(d, ft->bucket);
 
 	snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)(ft->first + ft->done),
 		 (unsigned long long)(ft->first + ft->len - 1));
-	ft->bev = origin_connect(d->origin, ft->f->w->base);
+	ft->bev = origin_connect(o, ft->f->w->base);
 	if (!ft->bev)
 		return -errno;
 	ft->lowat = 0; /* a socket of its own */
@@ -382,7 +385,7 @@ static int fetch_send(struct fetch *ft)
 	bufferevent_set_timeouts(ft->bev, &tv, &tv);
 	bufferevent_set_max_single_read(ft->bev, 256 * 1024);
 	metric_add(M_origin_requests, 1);
-	if (svccreds_request(ft->f->cp->svc, "GET", d->origin->label, &k, h, 2,
+	if (svccreds_request(ft->f->cp->svc, "GET", o, &k, h, 2,
 			     bufferevent_get_output(ft->bev)) < 0)
 		return -EINVAL;
 	return bufferevent_enable(ft->bev, EV_READ | EV_WRITE) < 0 ? -ENOMEM : 0;
@@ -611,7 +614,8 @@ static void stream_read_cb(struct bufferevent *bev, void *arg)
 	uint64_t size = s->om.meta.size, cs = s->om.meta.chunk_size;
 
 	if (!s->is_paused)
-		origin_read_more(s->f->cp->d->origin, bev, read_more_now(s->pos, size, in));
+		origin_read_more(origins_for(s->f->cp->d, s->om.meta.id.bucket), bev,
+				 read_more_now(s->pos, size, in));
 
 	while (evbuffer_get_length(in) && s->pos < size) {
 		uint64_t end = chunkmap_start(cs, s->index) + chunkmap_len(size, cs, s->index);
@@ -798,7 +802,7 @@ int fills_head(struct fills *f, const struct cache_key *k, fills_head_fn done, v
 	h->bucket = strdup(k->bucket);
 	h->key = strdup(k->key);
 	h->version = strdup(k->version ? k->version : "");
-	h->bev = origin_connect(d->origin, f->w->base);
+	h->bev = origin_connect(origins_for(d, k->bucket), f->w->base);
 	if (!h->bucket || !h->key || !h->version || !h->bev) {
 		head_free(h);
 		return -ENOMEM;
@@ -806,7 +810,7 @@ int fills_head(struct fills *f, const struct cache_key *k, fills_head_fn done, v
 	bufferevent_setcb(h->bev, head_read_cb, NULL, head_event_cb, h);
 	bufferevent_set_timeouts(h->bev, &tv, &tv);
 	metric_add(M_origin_requests, 1);
-	if (svccreds_request(f->cp->svc, "HEAD", d->origin->label, k, NULL, 0,
+	if (svccreds_request(f->cp->svc, "HEAD", origins_for(d, k->bucket), k, NULL, 0,
 			     bufferevent_get_output(h->bev)) < 0 ||
 	    bufferevent_enable(h->bev, EV_READ | EV_WRITE) < 0) {
 		head_free(h);
