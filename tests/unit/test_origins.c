@@ -42,8 +42,8 @@ static void test_config_keys(void)
 	config_defaults(&c);
 	CU_ASSERT_STRING_EQUAL(c.region_origins, "");
 	CU_ASSERT_STRING_EQUAL(c.bucket_origins, "");
-	CU_ASSERT_EQUAL(config_set(&c, "region-origins", "eu-1=" A ",us-east-1=" B, err,
-				   sizeof(err)), 0);
+	CU_ASSERT_EQUAL(
+	    config_set(&c, "region-origins", "eu-1=" A ",us-east-1=" B, err, sizeof(err)), 0);
 	CU_ASSERT_STRING_EQUAL(c.region_origins, "eu-1=" A ",us-east-1=" B);
 	CU_ASSERT_EQUAL(config_set(&c, "bucket-origins", "logs=" C, err, sizeof(err)), 0);
 	CU_ASSERT_STRING_EQUAL(c.bucket_origins, "logs=" C);
@@ -63,19 +63,19 @@ static void test_parse(void)
 	CU_ASSERT_PTR_NULL(origins_of_region(t, "ap-1"));
 	CU_ASSERT_TRUE(origins_is_learning(t));
 	/* Pins win over everything and need no learning. */
-	CU_ASSERT_STRING_EQUAL(origins_lookup(t, "logs", 0)->label, "127.0.0.3:7482");
-	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "pics", 0), origins_of_region(t, "us-east-1"));
+	CU_ASSERT_STRING_EQUAL(origins_lookup(t, "logs")->label, "127.0.0.3:7482");
+	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "pics"), origins_of_region(t, "us-east-1"));
 	CU_ASSERT_FALSE(origins_needs_learning(t, "logs", 0));
 	CU_ASSERT_EQUAL(origins_claim(t, "logs", 0, NULL), ORIGINS_KNOWN);
 	/* Anything else: the default until learned. */
-	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "other", 0), &def);
+	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "other"), &def);
 	CU_ASSERT_TRUE(origins_needs_learning(t, "other", 0));
 	origins_free(t);
 
 	CU_ASSERT_EQUAL(make("", "logs=" B, &t), 0);
 	CU_ASSERT_FALSE(origins_is_learning(t));
 	CU_ASSERT_FALSE(origins_needs_learning(t, "x", 0));
-	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "x", 0), &def);
+	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "x"), &def);
 	origins_free(t);
 }
 
@@ -110,12 +110,12 @@ static void test_learning(void)
 	CU_ASSERT_EQUAL(origins_claim(t, "bkt", 100, NULL), ORIGINS_LEARN);
 	CU_ASSERT_EQUAL(origins_known(t), 0);
 	CU_ASSERT_PTR_EQUAL(origins_learned(t, "bkt", "us-east-1", 100), b);
-	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "bkt", 101), b);
+	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "bkt"), b);
 	CU_ASSERT_EQUAL(origins_claim(t, "bkt", 101, NULL), ORIGINS_KNOWN);
 	CU_ASSERT_EQUAL(origins_known(t), 1);
 	/* Stale after the TTL: asked again, still sent where it was meanwhile. */
 	CU_ASSERT_TRUE(origins_needs_learning(t, "bkt", 100 + ORIGINS_TTL_S));
-	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "bkt", 100 + ORIGINS_TTL_S), b);
+	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "bkt"), b);
 	/* "" is us-east-1; an unknown region, or none, is the default for a short while. */
 	CU_ASSERT_PTR_EQUAL(origins_learned(t, "e", "", 100), b);
 	CU_ASSERT_PTR_EQUAL(origins_learned(t, "f", "mars-1", 100), &def);
@@ -172,14 +172,14 @@ static void test_moved(void)
 	origins_learned(t, "bkt", "eu-1", 0);
 	/* A redirect that names the region: sent there at once. */
 	origins_moved(t, "bkt", "us-east-1", 1);
-	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "bkt", 2), b);
+	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "bkt"), b);
 	CU_ASSERT_FALSE(origins_needs_learning(t, "bkt", 2));
 	/* One that does not: learned again. */
 	origins_moved(t, "bkt", "", 3);
 	CU_ASSERT_TRUE(origins_needs_learning(t, "bkt", 3));
-	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "bkt", 3), &def);
+	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "bkt"), &def);
 	origins_moved(t, "pinned", "us-east-1", 3); /* the operator's word stands */
-	CU_ASSERT_STRING_EQUAL(origins_lookup(t, "pinned", 3)->label, "127.0.0.3:7482");
+	CU_ASSERT_STRING_EQUAL(origins_lookup(t, "pinned")->label, "127.0.0.3:7482");
 	origins_free(t);
 }
 
@@ -197,11 +197,11 @@ static void test_bounded(void)
 	}
 	CU_ASSERT_EQUAL(origins_known(t), ORIGINS_BUCKETS_MAX);
 	/* The oldest went first; the newest are there. */
-	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "b0", 0), &def);
-	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "b9", 0), &def);
-	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "b10", 0), b);
+	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "b0"), &def);
+	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "b9"), &def);
+	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "b10"), b);
 	snprintf(name, sizeof(name), "b%d", ORIGINS_BUCKETS_MAX + 9);
-	CU_ASSERT_PTR_EQUAL(origins_lookup(t, name, 0), b);
+	CU_ASSERT_PTR_EQUAL(origins_lookup(t, name), b);
 	/* A bucket being learned is never the one reused. */
 	CU_ASSERT_EQUAL(origins_claim(t, "learning", 0, NULL), ORIGINS_LEARN);
 	for (int i = 0; i < ORIGINS_BUCKETS_MAX; i++) {
@@ -209,7 +209,7 @@ static void test_bounded(void)
 		origins_learned(t, name, "us-east-1", 0);
 	}
 	CU_ASSERT_PTR_EQUAL(origins_learned(t, "learning", "us-east-1", 0), b);
-	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "learning", 0), b);
+	CU_ASSERT_PTR_EQUAL(origins_lookup(t, "learning"), b);
 	origins_free(t);
 }
 

@@ -25,18 +25,19 @@
 #include "lotad.h"
 
 #define LOCATION_BODY_MAX 4096 /* a GetBucketLocation answer is ~150 bytes */
+#define ASK_MAX (HTTP_HEAD_MAX + LOCATION_BODY_MAX)
 
 /* One request's wait for its bucket's location (x->rt_priv). */
 struct ask {
 	struct cachepath *cp;
 	struct exchange *x;
 	char bucket[S3_BUCKET_MAX];
-	bool is_learner;     /* this request asks; the others wait for it */
-	bool is_waiting;     /* registered as a waiter */
-	bool is_done;	     /* the location is known: reroute */
-	bool is_in_claim;    /* in ask_claim(): its verdict says it, no wake */
-	size_t next;	     /* the next origin to ask (origins_at) */
-	size_t asked;	     /* origins asked so far */
+	bool is_learner;	 /* this request asks; the others wait for it */
+	bool is_waiting;	 /* registered as a waiter */
+	bool is_done;		 /* the location is known: reroute */
+	bool is_in_claim;	 /* in ask_claim(): its verdict says it, no wake */
+	size_t next;		 /* the next origin to ask (origins_at) */
+	size_t asked;		 /* origins asked so far */
 	struct bufferevent *bev; /* GetBucketLocation in flight */
 	struct origin *o;	 /* ... to this origin */
 };
@@ -109,7 +110,8 @@ static void ask_answered(struct ask *a, const struct http_msg *m, const char *bo
 	const struct http_header *h = http_find(m, "x-amz-bucket-region");
 
 	origin_note(a->o, ORIGIN_ANSWERED);
-	if (m->status == 200 && parse_region(body, m->content_length, region, sizeof(region)) == 0) {
+	if (m->status == 200 &&
+	    parse_region(body, m->content_length, region, sizeof(region)) == 0) {
 		ask_finish(a, region);
 		return;
 	}
@@ -131,7 +133,7 @@ static void ask_read_cb(struct bufferevent *bev, void *arg)
 	static const struct http_str get = {"GET", 3};
 	struct ask *a = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t len = evbuffer_get_length(in), want = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
+	size_t len = evbuffer_get_length(in), want = len < ASK_MAX ? len : ASK_MAX;
 	struct http_msg *m = malloc(sizeof(*m));
 	const char *buf;
 	int r;
@@ -140,13 +142,15 @@ static void ask_read_cb(struct bufferevent *bev, void *arg)
 		ask_finish(a, NULL);
 		return;
 	}
+	/* All of it at once: m points into these bytes, the body follows the head. */
 	buf = (const char *)evbuffer_pullup(in, (ssize_t)want);
 	r = http_parse_response(buf, want, &get, m);
+	if (r == -EAGAIN && len >= ASK_MAX)
+		r = -EMSGSIZE;
 	if (r == 0 && m->status >= 200 &&
 	    (m->body != HTTP_BODY_LENGTH || m->content_length > LOCATION_BODY_MAX))
 		r = -EPROTO; /* radosgw and S3 send a short, sized body */
-	if (r == 0 && m->status >= 200 && len >= m->head_len + m->content_length) {
-		buf = (const char *)evbuffer_pullup(in, (ssize_t)(m->head_len + m->content_length));
+	if (r == 0 && m->status >= 200 && want >= m->head_len + m->content_length) {
 		ask_answered(a, m, buf + m->head_len);
 	} else if (r == 0 && m->status < 200) {
 		evbuffer_drain(in, m->head_len);
@@ -280,13 +284,14 @@ static void origins_status(void *arg, struct evbuffer *b)
 		admin_json_str(b, o->url);
 		evbuffer_add_printf(b, ",\"region\":");
 		admin_json_str(b, o->region);
-		evbuffer_add_printf(b,
-				    ",\"default\":%s,\"up\":%s,\"requests\":%llu,\"errors\":%llu,"
-				    "\"timeouts\":%llu}",
-				    i == 0 ? "true" : "false", origin_is_down(o) ? "false" : "true",
-				    (unsigned long long)__atomic_load_n(&o->n_requests, __ATOMIC_RELAXED),
-				    (unsigned long long)__atomic_load_n(&o->n_errors, __ATOMIC_RELAXED),
-				    (unsigned long long)__atomic_load_n(&o->n_timeouts, __ATOMIC_RELAXED));
+		evbuffer_add_printf(
+		    b,
+		    ",\"default\":%s,\"up\":%s,\"requests\":%llu,\"errors\":%llu,"
+		    "\"timeouts\":%llu}",
+		    i == 0 ? "true" : "false", origin_is_down(o) ? "false" : "true",
+		    (unsigned long long)__atomic_load_n(&o->n_requests, __ATOMIC_RELAXED),
+		    (unsigned long long)__atomic_load_n(&o->n_errors, __ATOMIC_RELAXED),
+		    (unsigned long long)__atomic_load_n(&o->n_timeouts, __ATOMIC_RELAXED));
 	}
 	evbuffer_add_printf(b, "]}");
 }
@@ -302,8 +307,8 @@ static void family(struct evbuffer *b, struct origins *t, const char *name, cons
 			     : which == 2 ? __atomic_load_n(&o->n_timeouts, __ATOMIC_RELAXED)
 					  : !origin_is_down(o);
 
-		evbuffer_add_printf(b, "lota_%s{origin=\"%s\",region=\"%s\"} %llu\n", name, o->label,
-				    o->region, (unsigned long long)v);
+		evbuffer_add_printf(b, "lota_%s{origin=\"%s\",region=\"%s\"} %llu\n", name,
+				    o->label, o->region, (unsigned long long)v);
 	}
 }
 
@@ -315,22 +320,21 @@ static void origins_metrics(void *arg, struct evbuffer *b)
 	family(b, t, "origin_requests_by_origin", "counter", "requests sent to each origin", 0);
 	family(b, t, "origin_errors_by_origin", "counter",
 	       "connect, TLS or protocol failures of each origin", 1);
-	family(b, t, "origin_timeouts_by_origin", "counter", "requests to each origin that timed out",
-	       2);
-	family(b, t, "origin_up", "gauge", "0 after a failure of the origin, until it answers again",
-	       3);
-	evbuffer_add_printf(b,
-			    "# HELP lota_bucket_locations_known buckets whose origin is known\n"
-			    "# TYPE lota_bucket_locations_known gauge\nlota_bucket_locations_known %zu\n",
-			    origins_known(t));
+	family(b, t, "origin_timeouts_by_origin", "counter",
+	       "requests to each origin that timed out", 2);
+	family(b, t, "origin_up", "gauge",
+	       "0 after a failure of the origin, until it answers again", 3);
+	evbuffer_add_printf(
+	    b,
+	    "# HELP lota_bucket_locations_known buckets whose origin is known\n"
+	    "# TYPE lota_bucket_locations_known gauge\nlota_bucket_locations_known %zu\n",
+	    origins_known(t));
 }
 
 int location_register(struct cachepath *cp)
 {
-	struct admin_section s = {.name = "origins",
-				  .status = origins_status,
-				  .metrics = origins_metrics,
-				  .arg = cp};
+	struct admin_section s = {
+	    .name = "origins", .status = origins_status, .metrics = origins_metrics, .arg = cp};
 
 	if (!cp->d->origins)
 		return 0; /* neither region-origins nor bucket-origins: nothing changes */

@@ -22,8 +22,8 @@ struct origin {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	SSL_CTX *ssl_ctx;
-	char region[64];  /* the region it serves (region-origins), or "" */
-	char url[300];	  /* as configured, for status and to share one origin per URL */
+	char region[64]; /* the region it serves (region-origins), or "" */
+	char url[300];	 /* as configured, for status and to share one origin per URL */
 	/* Counted and set by any thread (relaxed atomics): the origin label of /metrics. */
 	uint64_t n_requests, n_errors, n_timeouts;
 	unsigned fails;	     /* failures in a row: > 0 is "down" for lotactl status */
@@ -32,9 +32,9 @@ struct origin {
 
 /* What became of a request to an origin, for its counters and health. */
 enum origin_outcome {
-	ORIGIN_SENT,	/* a request went out */
+	ORIGIN_SENT,	 /* a request went out */
 	ORIGIN_ANSWERED, /* an answer's head came back */
-	ORIGIN_FAILED,	/* connect, TLS or protocol failure */
+	ORIGIN_FAILED,	 /* connect, TLS or protocol failure */
 	ORIGIN_TIMED_OUT,
 };
 

@@ -292,7 +292,7 @@ static bool is_fresh(const struct slot *s, time_t now)
 	return s && s->o && now < s->expires;
 }
 
-struct origin *origins_lookup(struct origins *t, const char *bucket, time_t now)
+struct origin *origins_lookup(struct origins *t, const char *bucket)
 {
 	struct origin *o = pinned(t, bucket);
 	struct slot *s;
@@ -308,7 +308,7 @@ struct origin *origins_lookup(struct origins *t, const char *bucket, time_t now)
 
 struct origin *origins_for(const struct lotad *d, const char *bucket)
 {
-	return d->origins ? origins_lookup(d->origins, bucket, time(NULL)) : d->origin;
+	return d->origins ? origins_lookup(d->origins, bucket) : d->origin;
 }
 
 bool origins_needs_learning(struct origins *t, const char *bucket, time_t now)

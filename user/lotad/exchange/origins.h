@@ -13,11 +13,11 @@ struct event;
 struct lotad;
 struct origins;
 
-#define ORIGINS_MAX 32		  /* distinct origins: the default, the regions, the pins */
-#define ORIGINS_REGION_MAX 64	  /* bytes of a region name, NUL included */
-#define ORIGINS_BUCKETS_MAX 4096  /* bucket locations remembered (the oldest go first) */
-#define ORIGINS_WAITERS_MAX 16	  /* requests waiting for one bucket's location */
-#define ORIGINS_TTL_S 3600	  /* a learned location is asked again after this */
+#define ORIGINS_MAX 32		 /* distinct origins: the default, the regions, the pins */
+#define ORIGINS_REGION_MAX 64	 /* bytes of a region name, NUL included */
+#define ORIGINS_BUCKETS_MAX 4096 /* bucket locations remembered (the oldest go first) */
+#define ORIGINS_WAITERS_MAX 16	 /* requests waiting for one bucket's location */
+#define ORIGINS_TTL_S 3600	 /* a learned location is asked again after this */
 #define ORIGINS_UNKNOWN_TTL_S 30 /* no origin told the bucket's region: the default, for now */
 
 /* What origins_claim() tells a request for a bucket whose location may be unknown. */
@@ -34,8 +34,9 @@ int origins_new(struct origin *def, const char *regions, const char *pins, const
 void origins_free(struct origins *t);
 /* Does the table learn locations (region-origins is set)? */
 bool origins_is_learning(const struct origins *t);
-/* The bucket's origin: its pin, its learned region's, or the default. Any thread. */
-struct origin *origins_lookup(struct origins *t, const char *bucket, time_t now);
+/* The bucket's origin: its pin, its learned region's (stale or not), or the default.
+ * Any thread. */
+struct origin *origins_lookup(struct origins *t, const char *bucket);
 /* d->origins' origins_lookup(), or d->origin with no table. */
 struct origin *origins_for(const struct lotad *d, const char *bucket);
 /* Would origins_claim() say anything but ORIGINS_KNOWN? (no change to the table) */
