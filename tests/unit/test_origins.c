@@ -1,12 +1,18 @@
 /* origins: region-origins and bucket-origins parsing, and the table of learned bucket
- * locations (lookups, learning and its waiters, redirects, the bound). */
+ * locations (lookups, learning and its waiters, redirects, the bound); lotad's own
+ * requests signed for their origin's region. */
 #include "unit.h"
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "cache.h"
+#include "cachepath/svccreds.h"
 #include "config.h"
 #include "exchange/origin.h"
 #include "exchange/origins.h"
@@ -213,6 +219,56 @@ static void test_bounded(void)
 	origins_free(t);
 }
 
+/* The head lotad sends for its own request to o, as text. */
+static void own_head(struct svccreds *sc, const struct origin *o, char *out, size_t cap)
+{
+	struct cache_key k = {"bkt", "a/b", NULL};
+	struct evbuffer *b = evbuffer_new();
+	size_t n;
+
+	CU_ASSERT_EQUAL(svccreds_request(sc, "GET", o, &k, NULL, 0, b), 0);
+	n = evbuffer_remove(b, out, cap - 1);
+	out[n > 0 ? n : 0] = '\0';
+	evbuffer_free(b);
+}
+
+static void test_own_requests_sign_for_the_region(void)
+{
+	char path[] = "/tmp/lota-test-svc-XXXXXX", head[4096];
+	int fd = mkstemp(path);
+	struct svccreds *sc = NULL;
+	struct origins *t;
+	struct evbuffer *b = evbuffer_new();
+	size_t n;
+
+	CU_ASSERT_FATAL(fd >= 0);
+	dprintf(fd, "[default]\naws_access_key_id = AKIDTEST\naws_secret_access_key = s3cr3t\n");
+	close(fd);
+	CU_ASSERT_EQUAL_FATAL(svccreds_new(path, "us-east-1", &sc, err, sizeof(err)), 0);
+	unlink(path);
+	CU_ASSERT_EQUAL_FATAL(make("eu-1=" A ",ap-9=" B, "", &t), 0);
+	own_head(sc, origins_of_region(t, "ap-9"), head, sizeof(head));
+	CU_ASSERT_PTR_NOT_NULL(strstr(head, "GET /bkt/a/b HTTP/1.1\r\nHost: 127.0.0.2:7481\r\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(head, "Credential=AKIDTEST/"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(head, "/ap-9/s3/aws4_request"));
+	/* An origin of no region: the configured signing region, as before. */
+	origins_free(t);
+	CU_ASSERT_EQUAL_FATAL(make("", "pinned=" C, &t), 0);
+	own_head(sc, origins_lookup(t, "pinned"), head, sizeof(head));
+	CU_ASSERT_PTR_NOT_NULL(strstr(head, "Host: 127.0.0.3:7482\r\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(head, "/us-east-1/s3/aws4_request"));
+	/* GetBucketLocation, on the bucket itself. */
+	CU_ASSERT_EQUAL(
+	    svccreds_bucket_request(sc, "GET", origins_lookup(t, "pinned"), "bkt", "location", b),
+	    0);
+	n = evbuffer_remove(b, head, sizeof(head) - 1);
+	head[n > 0 ? n : 0] = '\0';
+	CU_ASSERT_PTR_NOT_NULL(strstr(head, "GET /bkt?location HTTP/1.1\r\n"));
+	evbuffer_free(b);
+	origins_free(t);
+	svccreds_free(sc);
+}
+
 int main(void)
 {
 	static const struct unit_test tests[] = {
@@ -223,6 +279,8 @@ int main(void)
 	    {"waiters woken once known or abandoned", test_waiters},
 	    {"redirects", test_moved},
 	    {"the table is bounded", test_bounded},
+	    {"lotad's own requests sign for their origin's region",
+	     test_own_requests_sign_for_the_region},
 	};
 
 	return UNIT_RUN("origins", setup, teardown, tests);
