@@ -25,6 +25,8 @@ struct key {
 static const struct key keys[] = {
 	{"listen", K_STR, S(listen), "127.0.0.1:8080", "address:port clients connect to"},
 	{"origin", K_STR, S(origin), "", "origin URL, http://HOST:PORT or https://HOST:PORT"},
+	{"region-origins", K_STR, S(region_origins), "", "REGION=URL,...: each bucket's requests go to its home region's origin (learned with GetBucketLocation)"},
+	{"bucket-origins", K_STR, S(bucket_origins), "", "BUCKET=URL,...: these buckets' requests go to that origin"},
 	{"host", K_STR, S(host), "cwlota.com", "intercepted name(s), comma-separated; B.<host> is bucket B"},
 	{"admin", K_STR, S(admin), "127.0.0.1:9090", "admin address: /healthz, /metrics; /admin/* only with admin-token"},
 	{"admin-socket", K_STR, S(admin_socket), "/run/lota/admin.sock", "unix socket (mode 0600) serving the whole admin API to lotactl; empty: none"},

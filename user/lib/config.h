@@ -14,6 +14,8 @@
 struct config {
 	char listen[CONFIG_STR_MAX];
 	char origin[CONFIG_STR_MAX];
+	char region_origins[CONFIG_STR_MAX];
+	char bucket_origins[CONFIG_STR_MAX];
 	char host[CONFIG_STR_MAX];
 	char admin[CONFIG_STR_MAX];
 	char admin_socket[CONFIG_STR_MAX];

@@ -239,6 +239,15 @@ static double num(const char *json, const char *path)
 	return ctl_json_get(json, path, v, sizeof(v)) ? 0 : strtod(v, NULL);
 }
 
+/* num() of prefix + name. */
+static double num_at(const char *json, const char *prefix, const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s%s", prefix, name);
+	return num(json, path);
+}
+
 static void gib(double b, char *out, size_t cap)
 {
 	snprintf(out, cap, "%.2f GiB", b / (1024.0 * 1024 * 1024));
@@ -284,6 +293,31 @@ static void print_cache(const char *b)
 		printf("scrubber:  off (scrub-rate 0)\n");
 }
 
+/* With region-origins or bucket-origins: each origin, its region and its health. */
+static void print_origins(const char *b)
+{
+	char path[64], url[512], region[80], up[8], dflt[8];
+
+	for (int i = 0; i < 64; i++) {
+		snprintf(path, sizeof(path), "origins.list.%d.url", i);
+		if (ctl_json_get(b, path, url, sizeof(url)) < 0)
+			return;
+		snprintf(path, sizeof(path), "origins.list.%d.region", i);
+		ctl_json_get(b, path, region, sizeof(region));
+		snprintf(path, sizeof(path), "origins.list.%d.up", i);
+		ctl_json_get(b, path, up, sizeof(up));
+		snprintf(path, sizeof(path), "origins.list.%d.default", i);
+		ctl_json_get(b, path, dflt, sizeof(dflt));
+		snprintf(path, sizeof(path), "origins.list.%d.", i);
+		printf("origin:    %s%s%s%s: %s, %.0f requests, %.0f errors, %.0f timeouts\n", url,
+		       region[0] ? " (region " : "", region, region[0] ? ")" : "",
+		       strcmp(up, "true") == 0 ? "up" : "DOWN", num_at(b, path, "requests"),
+		       num_at(b, path, "errors"), num_at(b, path, "timeouts"));
+		if (strcmp(dflt, "true") == 0)
+			printf("           (the default: buckets of no known region go here)\n");
+	}
+}
+
 static int cmd_status(const struct opts *o)
 {
 	struct ctl_response r;
@@ -308,6 +342,7 @@ static int cmd_status(const struct opts *o)
 	printf("listen:    %s -> origin %s\n", listen, origin);
 	printf("bpf:       %s%s%s\n", strcmp(attached, "true") == 0 ? "attached" : "not attached",
 	       pin[0] ? ", pinned under " : "", pin);
+	print_origins(b);
 	print_cache(b);
 	printf("hit ratio: %.1f%%\n", 100.0 * num(b, "cache.hit_ratio"));
 	ctl_response_free(&r);

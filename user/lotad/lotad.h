@@ -13,6 +13,7 @@
 
 struct event_base;
 struct origin;
+struct origins;
 struct evconnlistener;
 struct route;
 struct admin;
@@ -31,6 +32,7 @@ struct worker {
 struct lotad {
 	struct config cfg;
 	struct origin *origin; /* where requests go (exchange/origin.h) */
+	struct origins *origins; /* ... per bucket, with region-origins or bucket-origins */
 	struct worker *workers;
 	int nworkers;
 	struct event_base *control_base;

@@ -14,8 +14,10 @@
 
 #include "admin/admin.h"
 #include "cachepath/cachepath.h"
+#include "cachepath/location.h"
 #include "cluster/cluster.h"
 #include "exchange/origin.h"
+#include "exchange/origins.h"
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
@@ -77,7 +79,13 @@ static int config_check(struct lotad *d, char *err, size_t errlen)
 		snprintf(err, errlen, "origin: out of memory");
 		return -ENOMEM;
 	}
-	return origin_init(d->origin, d->cfg.origin, d->cfg.ca_file, err, errlen);
+	if (origin_init(d->origin, d->cfg.origin, d->cfg.ca_file, err, errlen) < 0)
+		return -EINVAL;
+	/* Without either key there is no table: every request goes to origin, as it did. */
+	if (!d->cfg.region_origins[0] && !d->cfg.bucket_origins[0])
+		return 0;
+	return origins_new(d->origin, d->cfg.region_origins, d->cfg.bucket_origins,
+			   d->cfg.ca_file, &d->origins, err, errlen);
 }
 
 /* Every 100 ms while draining: stop once nothing is in progress, or at the deadline. */
@@ -129,6 +137,10 @@ static int modules_start(struct daemon *dm, char *err, size_t errlen)
 
 	if (r < 0)
 		return r;
+	if (location_register(dm->cp) < 0) {
+		snprintf(err, errlen, "region-origins: cannot register the location route");
+		return -ENOMEM;
+	}
 	if (dm->cl && cluster_register(dm->cl, dm->cp) < 0) {
 		snprintf(err, errlen, "peers: cannot start membership");
 		return -ENOMEM;
@@ -166,6 +178,7 @@ static void daemon_stop(struct daemon *dm)
 		event_free(dm->sigint);
 	if (dm->drain_ev)
 		event_free(dm->drain_ev);
+	origins_free(d->origins);
 	origin_free(d->origin);
 	free(d->origin);
 }

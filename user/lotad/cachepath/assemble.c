@@ -27,6 +27,7 @@
 #include "cachepath/svccreds.h"
 #include "chunkmap.h"
 #include "exchange/origin.h"
+#include "exchange/origins.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
@@ -240,7 +241,7 @@ static int open_pass(struct assembler *a)
 	a->pass_end = part_end(a);
 	snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)a->pos,
 		 (unsigned long long)(a->pass_end - 1));
-	a->pass = origin_connect(d->origin, exchange_base(a->x));
+	a->pass = origin_connect(origins_for(d, k.bucket), exchange_base(a->x));
 	if (!a->pass)
 		return -errno;
 	bufferevent_setcb(a->pass, pass_read_cb, NULL, pass_event_cb, a);
@@ -249,7 +250,7 @@ static int open_pass(struct assembler *a)
 	metric_add(M_cache_chunk_resumes, 1);
 	a->is_pass_head_done = a->is_pass_ended = false;
 	a->src = SRC_PASS;
-	if (svccreds_request(a->cp->svc, "GET", d->origin->label, &k, h, 2,
+	if (svccreds_request(a->cp->svc, "GET", origins_for(d, k.bucket), &k, h, 2,
 			     bufferevent_get_output(a->pass)) < 0)
 		return -EINVAL;
 	return bufferevent_enable(a->pass, EV_READ | EV_WRITE) < 0 ? -ENOMEM : 0;

@@ -50,6 +50,7 @@ struct cachepath {
 	const struct remote_ops *remote; /* the cluster's (remote.h), or NULL */
 	void *remote_arg;
 	struct route read, bypass, prestage, write;
+	struct route location; /* location.c, with region-origins */
 };
 
 /* The client's own conditions on a read (pointers into its head), and lotad's. */

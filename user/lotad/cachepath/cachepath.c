@@ -87,6 +87,8 @@ int cachepath_new(struct lotad *d, struct cachepath **out, char *err, size_t err
 	}
 	cp->d = d;
 	open_store(cp);
+	if (!cp->cache && d->cfg.region_origins[0])
+		load_service_credentials(cp); /* to ask where buckets live */
 	if (cp->cache) {
 		load_service_credentials(cp);
 		r = committer_new(cp->cache, &cp->committer);

@@ -23,6 +23,7 @@
 #include "chunkmap.h"
 #include "exchange/origin.h"
 #include "exchange/originpool.h"
+#include "exchange/origins.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
@@ -331,7 +332,8 @@ static void fetch_read_cb(struct bufferevent *bev, void *arg)
 	int r = 0;
 
 	if (ft->is_head_done)
-		origin_read_more(ft->f->cp->d->origin, bev, read_more_now(ft->done, ft->len, in));
+		origin_read_more(origins_for(ft->f->cp->d, ft->bucket), bev,
+				 read_more_now(ft->done, ft->len, in));
 
 	if (!ft->is_head_done) {
 		r = fetch_head(ft, in);
@@ -357,7 +359,8 @@ static void fetch_read_cb(struct bufferevent *bev, void *arg)
 		fetch_end(ft, r);
 	} else if (ft->done == ft->len) {
 		if (ft->is_keep_alive) {
-			originpool_put(ft->f->pool, ft->f->cp->d->origin, bev); /* for the next fetch */
+			/* for the next fetch */
+			originpool_put(ft->f->pool, origins_for(ft->f->cp->d, ft->bucket), bev);
 			ft->bev = NULL;
 		}
 		fetch_end(ft, 0);
@@ -392,10 +395,11 @@ static int fetch_send(struct fetch *ft)
 	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
 	char range[64];
 	struct svccreds_header h[2] = {{"Range", range}, {"If-Match", ft->etag}};
+	struct origin *o = origins_for(d, ft->bucket);
 
 	snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)(ft->first + ft->done),
 		 (unsigned long long)(ft->first + ft->len - 1));
-	ft->bev = originpool_get(ft->f->pool, d->origin, &ft->is_reused);
+	ft->bev = originpool_get(ft->f->pool, o, &ft->is_reused);
 	if (!ft->bev)
 		return -errno;
 	ft->lowat = 0; /* a socket of its own, SO_RCVLOWAT 1 */
@@ -406,7 +410,7 @@ static int fetch_send(struct fetch *ft)
 	bufferevent_set_timeouts(ft->bev, &tv, &tv);
 	bufferevent_set_max_single_read(ft->bev, 256 * 1024);
 	metric_add(M_origin_requests, 1);
-	if (svccreds_request(ft->f->cp->svc, "GET", d->origin->label, &k, h, 2,
+	if (svccreds_request(ft->f->cp->svc, "GET", o, &k, h, 2,
 			     bufferevent_get_output(ft->bev)) < 0)
 		return -EINVAL;
 	return bufferevent_enable(ft->bev, EV_READ | EV_WRITE) < 0 ? -ENOMEM : 0;
@@ -635,7 +639,8 @@ static void stream_read_cb(struct bufferevent *bev, void *arg)
 	uint64_t size = s->om.meta.size, cs = s->om.meta.chunk_size;
 
 	if (!s->is_paused)
-		origin_read_more(s->f->cp->d->origin, bev, read_more_now(s->pos, size, in));
+		origin_read_more(origins_for(s->f->cp->d, s->om.meta.id.bucket), bev,
+				 read_more_now(s->pos, size, in));
 
 	while (evbuffer_get_length(in) && s->pos < size) {
 		uint64_t end = chunkmap_start(cs, s->index) + chunkmap_len(size, cs, s->index);
@@ -777,7 +782,7 @@ static void head_done(struct fills_head *h, int status, const struct http_msg *m
 		h->done(h->arg, status, m);
 	if (is_reusable) {
 		evbuffer_drain(bufferevent_get_input(h->bev), m->head_len);
-		originpool_put(h->f->pool, h->f->cp->d->origin, h->bev);
+		originpool_put(h->f->pool, origins_for(h->f->cp->d, h->bucket), h->bev);
 		h->bev = NULL;
 	}
 	head_free(h);
@@ -831,8 +836,9 @@ static int head_send(struct fills_head *h)
 	struct lotad *d = h->f->cp->d;
 	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
 	struct cache_key k = {h->bucket, h->key, h->version[0] ? h->version : NULL};
+	struct origin *o = origins_for(d, h->bucket);
 
-	h->bev = originpool_get(h->f->pool, d->origin, &h->is_reused);
+	h->bev = originpool_get(h->f->pool, o, &h->is_reused);
 	if (!h->bev)
 		return -ENOMEM;
 	if (h->is_reused)
@@ -840,7 +846,7 @@ static int head_send(struct fills_head *h)
 	bufferevent_setcb(h->bev, head_read_cb, NULL, head_event_cb, h);
 	bufferevent_set_timeouts(h->bev, &tv, &tv);
 	metric_add(M_origin_requests, 1);
-	if (svccreds_request(h->f->cp->svc, "HEAD", d->origin->label, &k, NULL, 0,
+	if (svccreds_request(h->f->cp->svc, "HEAD", o, &k, NULL, 0,
 			     bufferevent_get_output(h->bev)) < 0 ||
 	    bufferevent_enable(h->bev, EV_READ | EV_WRITE) < 0)
 		return -EINVAL;

@@ -11,6 +11,7 @@
 #include "cache.h"
 #include "cachepath/svccreds.h"
 #include "creds.h"
+#include "exchange/origin.h"
 #include "log.h"
 #include "sigv4.h"
 
@@ -126,37 +127,58 @@ static void add_head(struct evbuffer *out, const char *method, const char *path,
 	evbuffer_add(out, "\r\n", 2);
 }
 
-int svccreds_request(struct svccreds *sc, const char *method, const char *host,
-		     const struct cache_key *k, const struct svccreds_header *extra, size_t n_extra,
-		     struct evbuffer *out)
+/* Signs method on path?query for origin o (its host; its region, if it serves one, else
+ * the configured one) and appends the head to out. */
+static int sign_head(struct svccreds *sc, const char *method, const struct origin *o,
+		     const char *path, const char *query, const struct svccreds_header *extra,
+		     size_t n_extra, struct evbuffer *out)
 {
 	struct sigv4_header h[SVC_EXTRA_MAX];
-	char *path = malloc(SVC_PATH_MAX), *query = malloc(SVC_QUERY_MAX);
 	struct creds *c = malloc(sizeof(*c));
+	struct sigv4_creds sig;
 	struct sigv4_signed s;
 	int r = -ENOMEM;
 
-	if (!path || !query || !c || n_extra > SVC_EXTRA_MAX)
+	if (!c || n_extra > SVC_EXTRA_MAX)
 		goto out;
 	for (size_t i = 0; i < n_extra; i++)
 		h[i] = (struct sigv4_header){extra[i].name, extra[i].value};
 	pthread_mutex_lock(&sc->mu);
 	*c = sc->creds;
 	pthread_mutex_unlock(&sc->mu);
-	r = target_of(k, path, SVC_PATH_MAX, query, SVC_QUERY_MAX);
-	if (r == 0) {
-		struct sigv4_creds sig = {c->access_key, c->secret_key, c->session_token};
-
-		r = sigv4_sign(&sig, c->region, "s3", method, host, path, query, h, n_extra,
-			       SIGV4_UNSIGNED_PAYLOAD, time(NULL), &s);
-	}
+	sig = (struct sigv4_creds){c->access_key, c->secret_key, c->session_token};
+	r = sigv4_sign(&sig, o->region[0] ? o->region : c->region, "s3", method, o->label, path,
+		       query, h, n_extra, SIGV4_UNSIGNED_PAYLOAD, time(NULL), &s);
 	if (r == 0)
-		add_head(out, method, path, query, host, &s, extra, n_extra);
+		add_head(out, method, path, query, o->label, &s, extra, n_extra);
 out:
 	if (c)
 		creds_clear(c);
 	free(c);
+	return r;
+}
+
+int svccreds_request(struct svccreds *sc, const char *method, const struct origin *o,
+		     const struct cache_key *k, const struct svccreds_header *extra, size_t n_extra,
+		     struct evbuffer *out)
+{
+	char *path = malloc(SVC_PATH_MAX), *query = malloc(SVC_QUERY_MAX);
+	int r = -ENOMEM;
+
+	if (path && query)
+		r = target_of(k, path, SVC_PATH_MAX, query, SVC_QUERY_MAX);
+	if (r == 0)
+		r = sign_head(sc, method, o, path, query, extra, n_extra, out);
 	free(path);
 	free(query);
 	return r;
+}
+
+int svccreds_bucket_request(struct svccreds *sc, const char *method, const struct origin *o,
+			    const char *bucket, const char *query, struct evbuffer *out)
+{
+	char path[3 * CACHE_BUCKET_MAX + 2] = "/";
+	int r = sigv4_uri_encode(bucket, strlen(bucket), false, path + 1, sizeof(path) - 1);
+
+	return r < 0 ? r : sign_head(sc, method, o, path, query, NULL, 0, out);
 }

@@ -10,6 +10,7 @@
 struct evbuffer;
 struct cache_key;
 struct svccreds;
+struct origin;
 
 /* Extra request headers lotad signs (Range, If-Match). */
 struct svccreds_header {
@@ -25,10 +26,13 @@ void svccreds_free(struct svccreds *sc);
 /* Control thread: reload if the file changed (a bad new file keeps the old ones). */
 void svccreds_reload(struct svccreds *sc);
 /* Appends a whole request head for method on k (path-style, versionId in the query) to
- * out, signed with the service credentials for host, with the given extra headers signed
- * too. Any thread. */
-int svccreds_request(struct svccreds *sc, const char *method, const char *host,
+ * out, signed with the service credentials for origin o (its host, and its region if it
+ * serves one: region-origins), with the given extra headers signed too. Any thread. */
+int svccreds_request(struct svccreds *sc, const char *method, const struct origin *o,
 		     const struct cache_key *k, const struct svccreds_header *extra, size_t n_extra,
 		     struct evbuffer *out);
+/* The same for a request on a bucket itself (/bucket?query, query already encoded). */
+int svccreds_bucket_request(struct svccreds *sc, const char *method, const struct origin *o,
+			    const char *bucket, const char *query, struct evbuffer *out);
 
 #endif

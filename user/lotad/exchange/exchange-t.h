@@ -18,6 +18,7 @@ struct evbuffer;
 struct event;
 struct worker;
 struct exchange;
+struct origin;
 struct http_msg;
 
 /* Bytes queued towards a slow side before we stop reading from the fast side. */
@@ -92,6 +93,7 @@ struct conn {
 	struct bufferevent *cbev; /* client */
 	struct bufferevent *obev; /* upstream, kept across requests while both sides allow */
 	char obev_id[UPSTREAM_ID_MAX]; /* where obev goes: "" (origin) or a peer's id */
+	struct origin *obev_origin;    /* which origin, for "" */
 	struct exchange *x;
 	bool origin_reused;
 	bool closing;
@@ -140,6 +142,7 @@ struct exchange {
 	/* upstream */
 	char up_err[160]; /* why the upstream connection failed (TLS or socket error) */
 	struct upstream_target up; /* set by the route for RT_UPSTREAM */
+	struct origin *origin;	   /* the bucket's origin, once the request went to it */
 	char extra[EXCHANGE_EXTRA_MAX]; /* lines added to the head sent upstream */
 	bool upstream_sent;
 	bool upstream_spent; /* the upstream connection may carry stray bytes: never reuse */

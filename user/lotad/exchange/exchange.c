@@ -19,6 +19,7 @@
 #include "http.h"
 #include "log.h"
 #include "exchange/origin.h"
+#include "exchange/origins.h"
 #include "lotad.h"
 #include "metrics.h"
 
@@ -139,7 +140,6 @@ static enum xinput step_route(struct exchange *x)
 
 static enum xinput step_send(struct exchange *x)
 {
-	struct lotad *d = exchange_lotad(x);
 	int r = upstream_send(x);
 	enum route_verdict v;
 
@@ -147,8 +147,9 @@ static enum xinput step_send(struct exchange *x)
 		return XI_SENT;
 	if (!x->up.id[0]) {
 		metric_add(M_origin_errors, 1);
-		log_warn("origin %s: connect: %s", d->origin->label, strerror(-r));
-		exchange_fail(x, 502, "BadGateway", "origin %s: connect: %s", d->origin->label,
+		origin_note(x->origin, ORIGIN_FAILED);
+		log_warn("origin %s: connect: %s", x->origin->label, strerror(-r));
+		exchange_fail(x, 502, "BadGateway", "origin %s: connect: %s", x->origin->label,
 			      strerror(-r));
 		return XI_FAIL;
 	}
@@ -199,9 +200,32 @@ static enum xinput upstream_failed(struct exchange *x)
 	}
 	log_warn("%s", msg);
 	metric_add(is_timeout ? M_origin_timeouts : M_origin_errors, 1);
+	if (x->origin)
+		origin_note(x->origin, is_timeout ? ORIGIN_TIMED_OUT : ORIGIN_FAILED);
 	exchange_fail(x, is_timeout ? 504 : 502, is_timeout ? "GatewayTimeout" : "BadGateway", "%s",
 		      msg);
 	return XI_FAIL;
+}
+
+/* An origin's answer says whether the bucket lives elsewhere: a 301 (PermanentRedirect),
+ * or a 400 naming the bucket's region (AuthorizationHeaderMalformed). The answer goes
+ * to the client as it is; the bucket's next requests go where it lives. */
+static void origin_answered(struct exchange *x, const struct http_msg *m)
+{
+	struct lotad *d = exchange_lotad(x);
+	const struct http_header *h = http_find(m, "x-amz-bucket-region");
+	char region[ORIGINS_REGION_MAX] = "";
+
+	origin_note(x->origin, ORIGIN_ANSWERED);
+	if (!d->origins || !x->s3.bucket[0] || (m->status != 301 && !(m->status == 400 && h)))
+		return;
+	if (h && h->value.n < sizeof(region)) {
+		memcpy(region, h->value.p, h->value.n);
+		region[h->value.n] = '\0';
+	}
+	log_info("origin %s: %d for bucket %s%s%s: its location is learned again", x->origin->label,
+		 m->status, x->s3.bucket, region[0] ? " in region " : "", region);
+	origins_moved(d->origins, x->s3.bucket, region, time(NULL));
 }
 
 /* The answer's head is here: the route decides what becomes of it. */
@@ -215,6 +239,8 @@ static enum xinput answer_head(struct exchange *x, const struct http_msg *m, con
 	x->resp_keep_alive = m->keep_alive;
 	x->upstream_spent = !upstream_is_reusable_after(x);
 	http_chunked_init(&x->resp_chunked);
+	if (x->origin)
+		origin_answered(x, m);
 	v = x->rt->on_head ? x->rt->on_head(x, m, raw) : RT_RELAY;
 	if (v == RT_REDO || v == RT_REROUTE) {
 		upstream_drop(x->c);
@@ -254,8 +280,10 @@ static enum xinput step_upstream(struct exchange *x)
 	free(m);
 	if (r < 0 && r != -EAGAIN) {
 		metric_add(M_origin_errors, 1);
+		if (x->origin)
+			origin_note(x->origin, ORIGIN_FAILED);
 		log_warn("%s %s: bad response head: %s", x->up.id[0] ? "peer" : "origin",
-			 x->up.id[0] ? x->up.id : exchange_lotad(x)->origin->label, strerror(-r));
+			 x->up.id[0] ? x->up.id : x->origin->label, strerror(-r));
 		exchange_fail(x, 502, "BadGateway", "the origin sent a malformed response");
 		in = XI_FAIL;
 	}
@@ -610,6 +638,7 @@ struct bufferevent *exchange_take_upstream(struct exchange *x, size_t head_len)
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	c->obev = NULL;
 	c->obev_id[0] = '\0';
+	c->obev_origin = NULL;
 	c->origin_reused = false;
 	c->origin_read_paused = false;
 	x->upstream_spent = true;

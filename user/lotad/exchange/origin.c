@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -69,6 +70,7 @@ int origin_init(struct origin *o, const char *url, const char *ca_file, char *er
 		return -EINVAL;
 	}
 	snprintf(o->label, sizeof(o->label), "%s", hostport);
+	snprintf(o->url, sizeof(o->url), "%s", url);
 	if (netaddr_resolve(o->host, o->port, &o->addr, &o->addrlen) < 0) {
 		snprintf(err, errlen, "origin: %s: cannot resolve host", o->host);
 		return -EHOSTUNREACH;
@@ -162,4 +164,28 @@ const char *origin_tls_error(struct bufferevent *bev, char *buf, size_t len)
 	else if (first)
 		snprintf(buf, len, "TLS: %s", ERR_reason_error_string(first));
 	return buf;
+}
+
+void origin_note(struct origin *o, enum origin_outcome what)
+{
+	switch (what) {
+	case ORIGIN_SENT:
+		__atomic_fetch_add(&o->n_requests, 1, __ATOMIC_RELAXED);
+		break;
+	case ORIGIN_ANSWERED:
+		__atomic_store_n(&o->fails, 0, __ATOMIC_RELAXED);
+		break;
+	case ORIGIN_FAILED:
+	case ORIGIN_TIMED_OUT:
+		__atomic_fetch_add(what == ORIGIN_FAILED ? &o->n_errors : &o->n_timeouts, 1,
+				   __ATOMIC_RELAXED);
+		__atomic_fetch_add(&o->fails, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&o->last_failure, time(NULL), __ATOMIC_RELAXED);
+		break;
+	}
+}
+
+bool origin_is_down(const struct origin *o)
+{
+	return __atomic_load_n(&o->fails, __ATOMIC_RELAXED) > 0;
 }

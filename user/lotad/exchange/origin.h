@@ -4,7 +4,9 @@
 #define LOTA_ORIGIN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "netaddr.h"
 
@@ -20,12 +22,28 @@ struct origin {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	SSL_CTX *ssl_ctx;
+	char region[64]; /* the region it serves (region-origins), or "" */
+	char url[300];	 /* as configured, for status and to share one origin per URL */
+	/* Counted and set by any thread (relaxed atomics): the origin label of /metrics. */
+	uint64_t n_requests, n_errors, n_timeouts;
+	unsigned fails;	     /* failures in a row: > 0 is "down" for lotactl status */
+	time_t last_failure; /* when the last one was */
+};
+
+/* What became of a request to an origin, for its counters and health. */
+enum origin_outcome {
+	ORIGIN_SENT,	 /* a request went out */
+	ORIGIN_ANSWERED, /* an answer's head came back */
+	ORIGIN_FAILED,	 /* connect, TLS or protocol failure */
+	ORIGIN_TIMED_OUT,
 };
 
 /* Parses http://HOST[:PORT] or https://HOST[:PORT], resolves HOST once, and sets up
  * certificate and host-name verification (ca_file, or the system's CAs). */
 int origin_init(struct origin *o, const char *url, const char *ca_file, char *err, size_t errlen);
 void origin_free(struct origin *o);
+void origin_note(struct origin *o, enum origin_outcome what);
+bool origin_is_down(const struct origin *o);
 /* A bufferevent connecting to the origin (TLS if https); NULL with errno on failure. */
 struct bufferevent *origin_connect(struct origin *o, struct event_base *base);
 /* readmore() (exchange/readmore.h) on a connection to o; 0 for a TLS one, whose reads

@@ -110,7 +110,7 @@ bool splice_is_eligible(const struct exchange *x)
 	if (x->rt->on_body && !x->rt->on_body_pipe)
 		return false;
 	/* TLS bytes must be decrypted in user space. */
-	if (!x->up.id[0] && c->w->d->origin->is_tls)
+	if (!x->up.id[0] && x->origin->is_tls)
 		return false;
 	return evbuffer_get_length(bufferevent_get_input(c->obev)) == 0;
 }

@@ -16,6 +16,7 @@
 #include "http.h"
 #include "log.h"
 #include "exchange/origin.h"
+#include "exchange/origins.h"
 #include "lotad.h"
 #include "metrics.h"
 
@@ -36,14 +37,13 @@ void upstream_drop(struct conn *c)
 		bufferevent_free(c->obev);
 	c->obev = NULL;
 	c->obev_id[0] = '\0';
+	c->obev_origin = NULL;
 	c->origin_reused = false;
 	c->origin_read_paused = false;
 }
 
-static int upstream_open(struct conn *c, const struct upstream_target *t)
+static int upstream_open(struct conn *c, const struct upstream_target *t, struct origin *o)
 {
-	struct lotad *d = c->w->d;
-
 	if (t->id[0]) {
 		c->obev = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
 		if (c->obev && bufferevent_socket_connect(c->obev, (const struct sockaddr *)&t->addr,
@@ -55,11 +55,12 @@ static int upstream_open(struct conn *c, const struct upstream_target *t)
 			errno = e;
 		}
 	} else {
-		c->obev = origin_connect(d->origin, c->w->base);
+		c->obev = origin_connect(o, c->w->base);
 	}
 	if (!c->obev)
 		return -errno;
 	snprintf(c->obev_id, sizeof(c->obev_id), "%s", t->id);
+	c->obev_origin = t->id[0] ? NULL : o;
 	c->origin_reused = false;
 	bufferevent_setcb(c->obev, up_read_cb, up_write_cb, up_event_cb, c);
 	bufferevent_setwatermark(c->obev, EV_WRITE, CONN_PIPE_HIGH / 2, 0);
@@ -76,12 +77,17 @@ int upstream_send(struct exchange *x)
 	size_t extra = strlen(x->extra);
 	int r;
 
-	if (c->obev && strcmp(c->obev_id, x->up.id) != 0)
+	/* Each bucket's requests go to its origin (origins.h): looked up for every request,
+	 * as a keep-alive connection may carry requests for buckets of several origins. */
+	x->origin = x->up.id[0] ? NULL : origins_for(c->w->d, x->s3.bucket);
+	if (c->obev && (strcmp(c->obev_id, x->up.id) != 0 || c->obev_origin != x->origin))
 		upstream_drop(c); /* a kept-alive connection to somewhere else */
-	if (!c->obev && (r = upstream_open(c, &x->up)) < 0)
+	if (!c->obev && (r = upstream_open(c, &x->up, x->origin)) < 0)
 		return r;
-	if (!x->up.id[0])
+	if (x->origin) {
 		metric_add(M_origin_requests, 1);
+		origin_note(x->origin, ORIGIN_SENT);
+	}
 	upstream_set_timeout(c, true);
 	out = bufferevent_get_output(c->obev);
 	/* Exactly the client's bytes, so that its signature holds; ours before the end. */
@@ -143,7 +149,7 @@ void upstream_describe_failure(struct exchange *x, char *buf, size_t len)
 	if (x->up.id[0])
 		snprintf(buf, len, "peer %s: %s", x->up.id, why);
 	else
-		snprintf(buf, len, "origin %s: %s", x->c->w->d->origin->label, why);
+		snprintf(buf, len, "origin %s: %s", x->origin->label, why);
 }
 
 /* Some origins send bytes after a response that has none by its framing (radosgw: a
