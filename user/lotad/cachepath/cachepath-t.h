@@ -14,6 +14,7 @@
 struct committer;
 struct event;
 struct fills;
+struct ssec;
 struct svccreds;
 
 #define CACHEPATH_WORKERS_MAX 256
@@ -41,11 +42,12 @@ struct cachepath {
 	struct fills *fills[CACHEPATH_WORKERS_MAX]; /* each worker's, made on its first use */
 	struct herd *herd;
 	struct committer *committer;
+	struct ssec *ssec; /* NULL: SSE-C reads are relayed, never cached */
 	struct event *evict_ev, *tick_ev;
 	struct upkeep upkeep; /* the control thread's only */
 	void (*on_inval)(void *arg, struct worker *w, const struct cache_key *k);
 	void *inval_arg;
-	struct route read, bypass, prestage, write;
+	struct route read, bypass, prestage, write, ssec_read;
 };
 
 /* The client's own conditions on a read (pointers into its head), and lotad's. */

@@ -23,6 +23,7 @@
 #include "cachepath/upkeep.h"
 #include "cachepath/fills.h"
 #include "cachepath/objmeta.h"
+#include "cachepath/sseccache.h"
 #include "chunkmap.h"
 #include "http.h"
 #include "log.h"
@@ -136,6 +137,11 @@ static enum route_verdict send_read(struct exchange *x, struct objread *o)
 
 	if (!o->held && !o->has_learned && cache_object_lookup(o->cp->cache, &k, &o->held) < 0)
 		o->held = NULL;
+	if (o->held && ssec_is_sealed(&o->held->meta)) {
+		drop_version(o); /* SSE-C, and no key: only the origin may answer (ssec.c) */
+		exchange_label(x, "relay");
+		return RT_UPSTREAM;
+	}
 	m = version(o);
 	if (m && is_range_local(x, m->size) && !is_servable_when_confirmed(x, o, m)) {
 		exchange_label(x, "miss"); /* its 200 is adopted; the chunks held are kept */
