@@ -39,16 +39,23 @@ def wait_committed(d, n, timeout=120):
     raise RuntimeError("fills not committed:\n" + d.log_tail())
 
 
+def cpu_secs(pid):
+    """User + system CPU seconds of process pid so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def getload(exe, d, url, conns, reqs, extra=()):
     u = urllib.parse.urlsplit(url)
     path = u.path + ("?" + u.query if u.query else "")
     cmd = [exe, "-d", *[x for h in extra for x in ("-H", h)], f"127.0.0.1:{d.port}",
-           f"cwlota.com:{d.port}", path, str(conns), str(reqs)]
+           u.netloc, path, str(conns), str(reqs)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    r = json.loads(p.stdout)
+    r = json.loads(p.stdout, strict=False)
     if r["errors"]:
         raise RuntimeError(f"getload: {r['error']}")
-    return r["bytes"] / r["secs"] / 1e9
+    return r["bytes"] / r["secs"] / 1e9, r["bytes"]
 
 
 def main():
@@ -84,17 +91,24 @@ def main():
         extra = {"plain": [], "sealed": hdrs}
         for k in ("plain", "sealed"):
             getload(exe, d, urls[k], 1, 1, extra[k])
+        cpu = {"plain": [0.0, 0], "sealed": [0.0, 0]}
         wait_committed(d, 2 * SIZE // (16 * MiB))
         hits0 = d.metrics()["cache_hits"]
         res = {"plain": [], "sealed": []}
         for r in range(args.rounds):
             for k in (("plain", "sealed") if r % 2 == 0 else ("sealed", "plain")):
-                res[k].append(getload(exe, d, urls[k], 1, args.reqs, extra[k]))
+                c0 = cpu_secs(d.proc.pid)
+                gbs, n = getload(exe, d, urls[k], 1, args.reqs, extra[k])
+                cpu[k][0] += cpu_secs(d.proc.pid) - c0
+                cpu[k][1] += n
+                res[k].append(gbs)
         hits = d.metrics()["cache_hits"] - hits0
         assert hits == 2 * args.rounds * args.reqs, f"not all hits: {hits}"
         for k, v in res.items():
             print(f"warm hit 256 MiB, 1 conn, {k:6}: {statistics.median(v):.2f} GB/s "
-                  f"({min(v):.2f}-{max(v):.2f}), {args.rounds} rounds x {args.reqs} GETs")
+                  f"({min(v):.2f}-{max(v):.2f}), {args.rounds} rounds x {args.reqs} GETs; "
+                  f"lotad CPU {cpu[k][0] / (cpu[k][1] / (1 << 30)):.3f} s/GiB")
+        print(f"load average during the run: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
         print(f"sealed/plain: {statistics.median(res['sealed']) / statistics.median(res['plain']):.2f}")
     finally:
         if d:
