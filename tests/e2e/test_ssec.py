@@ -249,3 +249,23 @@ def test_other_spellings_and_algorithms_are_relayed_untouched(origin, make_lotad
     # The origin answered lotad's request itself (no 304 of ours), and nothing new is cached.
     assert 304 not in [r.status for r in origin.log_requests(mark, "GET")]
     assert d.metrics()["cache_fills_started"] == before
+
+
+def test_hits_survive_a_restart_and_a_new_node_secret_reseals(origin, make_lotad, users):
+    """The node's secret is kept beside the chunks, so a restart keeps the hits; with a new
+    secret the stored verifiers no longer match: every read goes to the origin, and its
+    200 seals the object again under the new one."""
+    d, b, k, key, body = cached_object(origin, make_lotad, users)
+    _, alice, _ = users
+    d.stop()
+    d.start()
+    st, h, got = raw_get(origin, d.url, b, k, alice, key_headers(key))
+    assert st == 200 and got == body and h.get("x-lota-cache") == "hit"
+    d.stop()
+    os.unlink(os.path.join(d.cfg["cache-dir"], "ssec.secret"))
+    d.start()
+    st, h, got = raw_get(origin, d.url, b, k, alice, key_headers(key))
+    assert st == 200 and got == body and h.get("x-lota-cache") != "hit"
+    wait_committed(d, 2)
+    st, h, got = raw_get(origin, d.url, b, k, alice, key_headers(key))
+    assert st == 200 and got == body and h.get("x-lota-cache") == "hit"

@@ -138,7 +138,10 @@ static enum route_verdict send_read(struct exchange *x, struct objread *o)
 	if (!o->held && !o->has_learned && cache_object_lookup(o->cp->cache, &k, &o->held) < 0)
 		o->held = NULL;
 	if (o->held && ssec_is_sealed(&o->held->meta)) {
-		drop_version(o); /* SSE-C, and no key: only the origin may answer (ssec.c) */
+		/* SSE-C, and no key: only the origin may answer (ssec.c), and its answer is
+		 * not stored over the sealed chunks, which may have the same ETag. */
+		drop_version(o);
+		o->no_cache = true;
 		exchange_label(x, "relay");
 		return RT_UPSTREAM;
 	}

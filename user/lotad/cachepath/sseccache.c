@@ -34,7 +34,8 @@
 #define MARKER_PREFIX "x-lota-ssec: 1 "
 #define MARKER_PREFIX_LEN (sizeof(MARKER_PREFIX) - 1)
 #define MARKER_LEN (MARKER_PREFIX_LEN + 2 * SSEC_VERIFIER_LEN + 1 + 2 * SSEC_TAG_LEN + 2)
-/* Plaintext queued on the client's output before the next chunk is opened. */
+/* Plaintext queued on the client's output before the next chunk is opened (besides the
+ * two buffers, at most one chunk each, that a hit holds). */
 #define HIT_QUEUE_MAX (4 * 1024 * 1024)
 #define REQUEST_ID_MAX 64
 
@@ -47,13 +48,25 @@ struct ssec_tee {
 	uint64_t fill, index, nchunks;
 };
 
+struct ssec_hit;
+
+/* One of a hit's two chunk buffers: its plaintext is queued by reference, so that it is
+ * copied once (into the socket), and is free again once the socket has taken it. */
+struct hit_buf {
+	struct ssec_hit *h;
+	uint8_t *p;
+	bool is_queued;
+};
+
 struct ssec_hit {
 	struct cachepath *cp;
 	struct objmeta om;
 	uint8_t ck[SSEC_KEY_LEN];
 	uint8_t verifier[SSEC_VERIFIER_LEN];
-	uint8_t *buf;
+	struct hit_buf bufs[2];
 	size_t buflen;
+	unsigned queued;  /* buffers the client's output still references */
+	bool is_ended;	  /* the mover is done with it: freed once nothing is queued */
 	uint64_t pos, last, index;
 	char exbuf[CACHE_EXTRA_MAX];
 };
@@ -306,7 +319,7 @@ void ssec_tee_end(struct ssecread *o)
 
 /* Chunk h->index, opened: CRC verified (the store's), the marker of its own header naming
  * our verifier, every byte read and its tag checked. -EBADMSG: do not serve it. */
-static int open_chunk(struct ssec_hit *h, uint64_t *len)
+static int open_chunk(struct ssec_hit *h, uint8_t *buf, uint64_t *len)
 {
 	struct cache_chunk *ch;
 	struct ssec_marker mk;
@@ -322,31 +335,61 @@ static int open_chunk(struct ssec_hit *h, uint64_t *len)
 		       !ssec_equal(mk.verifier, h->verifier, sizeof(mk.verifier)) || ch->len > h->buflen))
 		r = -EBADMSG;
 	while (r == 0 && got < ch->len) {
-		ssize_t n = pread(ch->fd, h->buf + got, ch->len - got, (off_t)(ch->body_offset + got));
+		ssize_t n = pread(ch->fd, buf + got, ch->len - got, (off_t)(ch->body_offset + got));
 
 		if (n <= 0)
 			r = n < 0 ? -errno : -EBADMSG;
 		got += n > 0 ? (size_t)n : 0;
 	}
 	if (r == 0)
-		r = ssec_open(h->ck, h->index, h->buf, (size_t)ch->len, mk.tag);
+		r = ssec_open(h->ck, h->index, buf, (size_t)ch->len, mk.tag);
 	*len = ch->len;
 	cache_chunk_close(ch);
 	return r;
+}
+
+static void hit_release(struct ssec_hit *h)
+{
+	for (int i = 0; i < 2; i++)
+		if (h->bufs[i].p)
+			buffer_put(h->cp->ssec, h->bufs[i].p, h->buflen);
+	ssec_wipe(h->ck, sizeof(h->ck));
+	objmeta_free(&h->om);
+	free(h);
+}
+
+/* libevent is done with a buffer's bytes (sent, or the connection went away). */
+static void buf_unqueued(const void *data, size_t len, void *arg)
+{
+	struct hit_buf *b = arg;
+	struct ssec_hit *h = b->h;
+
+	b->is_queued = false;
+	if (--h->queued == 0 && h->is_ended)
+		hit_release(h);
+}
+
+static struct hit_buf *free_buf(struct ssec_hit *h)
+{
+	for (int i = 0; i < 2; i++)
+		if (!h->bufs[i].is_queued)
+			return &h->bufs[i];
+	return NULL;
 }
 
 static enum mover_result hit_pump(struct exchange *x, void *state)
 {
 	struct ssec_hit *h = state;
 	struct evbuffer *out = exchange_client_out(x);
+	struct hit_buf *b;
 
 	while (h->pos <= h->last) {
 		uint64_t start = chunkmap_start(h->om.meta.chunk_size, h->index), len, end, n;
 		int r;
 
-		if (evbuffer_get_length(out) >= HIT_QUEUE_MAX)
-			return MOVER_WAIT;
-		r = open_chunk(h, &len);
+		if (evbuffer_get_length(out) >= HIT_QUEUE_MAX || !(b = free_buf(h)))
+			return MOVER_WAIT; /* the client's output wakes us as it drains */
+		r = open_chunk(h, b->p, &len);
 		if (r < 0) {
 			struct cache_key k = h->om.meta.id;
 
@@ -359,8 +402,10 @@ static enum mover_result hit_pump(struct exchange *x, void *state)
 		}
 		end = start + len - 1 < h->last ? start + len - 1 : h->last;
 		n = end - h->pos + 1;
-		if (evbuffer_add(out, h->buf + (h->pos - start), (size_t)n) < 0)
+		if (evbuffer_add_reference(out, b->p + (h->pos - start), (size_t)n, buf_unqueued, b) < 0)
 			return MOVER_CUT;
+		b->is_queued = true;
+		h->queued++;
 		h->pos += n;
 		h->index++;
 		exchange_count_out(x, n);
@@ -375,11 +420,9 @@ static void hit_free(void *state)
 
 	if (!h)
 		return;
-	if (h->buf)
-		buffer_put(h->cp->ssec, h->buf, h->buflen);
-	ssec_wipe(h->ck, sizeof(h->ck));
-	objmeta_free(&h->om);
-	free(h);
+	h->is_ended = true;
+	if (h->queued == 0)
+		hit_release(h);
 }
 
 static const struct mover_ops hit_ops = {hit_pump, hit_free};
@@ -443,13 +486,19 @@ enum route_verdict ssec_serve_hit(struct exchange *x, struct ssecread *o, const 
 
 	if (rh)
 		rr = range_parse(rh->value.p, rh->value.n, m->size, &rg);
-	if (!h || rr == RANGE_UNSATISFIABLE || !ssec_is_sealed(m) || m->extra_len < MARKER_LEN ||
-	    objmeta_copy(&h->om, m) < 0)
+	if (!h || rr == RANGE_UNSATISFIABLE || !ssec_is_sealed(m) || m->extra_len < MARKER_LEN)
+		goto fail;
+	h->cp = o->cp;
+	if (objmeta_copy(&h->om, m) < 0)
 		goto fail;
 	h->cp = o->cp;
 	h->buflen = (size_t)(m->size < m->chunk_size ? m->size : m->chunk_size);
-	if (version_keys(o->cp->ssec, o->key, m, h->verifier, h->ck) < 0 ||
-	    !(h->buf = buffer_get(o->cp->ssec, h->buflen)))
+	for (int i = 0; i < 2; i++) {
+		h->bufs[i].h = h;
+		if (!(h->bufs[i].p = buffer_get(o->cp->ssec, h->buflen)))
+			goto fail;
+	}
+	if (version_keys(o->cp->ssec, o->key, m, h->verifier, h->ck) < 0)
 		goto fail;
 	h->pos = rg.first;
 	h->last = rg.last;

@@ -12,8 +12,8 @@ struct cache_meta;
 struct evbuffer;
 struct http_msg;
 
-/* Chunk buffers (one chunk each) SSE-C reads hold at a time: a read past it is relayed,
- * a 200 past it is not cached. */
+/* Chunk buffers (one chunk each) SSE-C reads hold at a time (a hit two, a 200 being
+ * sealed one): a hit past it is relayed, a 200 past it is not cached. */
 #define SSEC_BUFFERS_MAX 32
 
 /* Is m a version cached sealed (SSE-C)? Only a reader proving the key may have it. */
