@@ -14,11 +14,15 @@
 /* bytes(range(32)) and its MD5, in base64 */
 #define KEY_B64 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 #define MD5_B64 "tP/LI3N87DFaSk0aoqYgzg=="
-#define IDENT "bkt\0dir/obj\0\0\"etag\"\0" "1000\0" "16777216"
+#define IDENT                                                                                      \
+	"bkt\0dir/obj\0\0\"etag\"\0"                                                               \
+	"1000\0"                                                                                   \
+	"16777216"
 #define V_HEX "f0310d452596973d15a6c3fa92bf27deccc480e99bb3c3be8d3eb3919725e1b9"
 #define CK_HEX "4b2b1af066c8f3b8c8e1db360493da7adc1a0eaf938547632408b77230be531f"
 #define PT "The quick brown fox jumps over the lazy dog"
-#define CT_HEX "ddc8e87c181d0d46dec19bfc4327f7e1c9f04f977a35d972b45084dccf0a7e5ff62341154c91885eaf4573"
+#define CT_HEX                                                                                     \
+	"ddc8e87c181d0d46dec19bfc4327f7e1c9f04f977a35d972b45084dccf0a7e5ff62341154c91885eaf4573"
 #define TAG_HEX "c8ccbdb04f01d16b46525d521f9cbb1f"
 
 static uint8_t key[SSEC_KEY_LEN], secret[SSEC_SECRET_LEN];
@@ -46,12 +50,19 @@ static void test_parse_key(void)
 	CU_ASSERT_EQUAL(ssec_parse_key(kb, strlen(kb), md5, strlen(md5), k), 0);
 	CU_ASSERT(memcmp(k, key, sizeof(k)) == 0);
 	/* The MD5 of another key: the origin refuses it, so do we. */
-	CU_ASSERT_EQUAL(ssec_parse_key(kb, strlen(kb), "AAAAAAAAAAAAAAAAAAAAAA==", 24, k), -EBADMSG);
+	CU_ASSERT_EQUAL(ssec_parse_key(kb, strlen(kb), "AAAAAAAAAAAAAAAAAAAAAA==", 24, k),
+			-EBADMSG);
 	/* 31 or 33 bytes, no padding, not base64, empty. */
-	CU_ASSERT_EQUAL(ssec_parse_key("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==", 44, md5, 24, k), -EINVAL);
-	CU_ASSERT_EQUAL(ssec_parse_key("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g", 44, md5, 24, k), -EINVAL);
+	CU_ASSERT_EQUAL(
+	    ssec_parse_key("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==", 44, md5, 24, k),
+	    -EINVAL);
+	CU_ASSERT_EQUAL(
+	    ssec_parse_key("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g", 44, md5, 24, k),
+	    -EINVAL);
 	CU_ASSERT_EQUAL(ssec_parse_key(kb, strlen(kb) - 1, md5, 24, k), -EINVAL);
-	CU_ASSERT_EQUAL(ssec_parse_key("!!!!AwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", 44, md5, 24, k), -EINVAL);
+	CU_ASSERT_EQUAL(
+	    ssec_parse_key("!!!!AwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", 44, md5, 24, k),
+	    -EINVAL);
 	CU_ASSERT_EQUAL(ssec_parse_key("", 0, md5, 24, k), -EINVAL);
 	CU_ASSERT_EQUAL(ssec_parse_key(kb, strlen(kb), md5, strlen(md5) - 2, k), -EINVAL);
 }
@@ -63,7 +74,8 @@ static void test_identity(void)
 
 	CU_ASSERT_EQUAL(n, (int)sizeof(IDENT) - 1);
 	CU_ASSERT(memcmp(id, IDENT, sizeof(IDENT) - 1) == 0);
-	CU_ASSERT_EQUAL(ssec_identity("bkt", "k", "", "e", 1, 1, small, sizeof(small)), -ENAMETOOLONG);
+	CU_ASSERT_EQUAL(ssec_identity("bkt", "k", "", "e", 1, 1, small, sizeof(small)),
+			-ENAMETOOLONG);
 }
 
 /* The verifier is HMAC-SHA256 under the node's secret: never the key, its MD5 or its

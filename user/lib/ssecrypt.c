@@ -100,7 +100,8 @@ int ssec_chunk_key(const uint8_t key[SSEC_KEY_LEN], const char *ident, size_t id
 
 	if (ident_len > INT_MAX)
 		return -EINVAL;
-	if (ctx && EVP_PKEY_derive_init(ctx) > 0 && EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()) > 0 &&
+	if (ctx && EVP_PKEY_derive_init(ctx) > 0 &&
+	    EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()) > 0 &&
 	    EVP_PKEY_CTX_set1_hkdf_salt(ctx, (const unsigned char *)HKDF_SALT,
 					sizeof(HKDF_SALT) - 1) > 0 &&
 	    EVP_PKEY_CTX_set1_hkdf_key(ctx, key, SSEC_KEY_LEN) > 0 &&

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SSEC_KEY_LEN 32	     /* AES256: the only algorithm S3 defines for SSE-C */
+#define SSEC_KEY_LEN 32 /* AES256: the only algorithm S3 defines for SSE-C */
 #define SSEC_MD5_LEN 16
 #define SSEC_SECRET_LEN 32   /* the node's secret */
 #define SSEC_VERIFIER_LEN 32 /* HMAC-SHA256 */

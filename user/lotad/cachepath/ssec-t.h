@@ -30,12 +30,12 @@ struct ssec_marker {
 struct ssecread {
 	struct cachepath *cp;
 	uint8_t key[SSEC_KEY_LEN];
-	bool has_key;			/* it parsed, and its MD5 matched */
-	bool is_ours_inm;		/* we added If-None-Match: <held ETag> */
-	bool redone;			/* sent again as it came */
-	const struct http_header *md5;	/* the client's key-MD5 field, replayed on a hit */
-	struct cache_object *held;	/* the version the store holds for the key, or NULL */
-	struct ssec_tee *tee;		/* the origin's 200 being sealed into chunks */
+	bool has_key;		       /* it parsed, and its MD5 matched */
+	bool is_ours_inm;	       /* we added If-None-Match: <held ETag> */
+	bool redone;		       /* sent again as it came */
+	const struct http_header *md5; /* the client's key-MD5 field, replayed on a hit */
+	struct cache_object *held;     /* the version the store holds for the key, or NULL */
+	struct ssec_tee *tee;	       /* the origin's 200 being sealed into chunks */
 };
 
 #endif

@@ -96,7 +96,8 @@ void ssec_free(struct ssec *s)
 static bool find_ssec_fields(const struct http_msg *m, const struct http_header *f[3])
 {
 	static const char *const names[3] = {OBJMETA_SSEC_PREFIX "algorithm",
-					     OBJMETA_SSEC_PREFIX "key", OBJMETA_SSEC_PREFIX "key-md5"};
+					     OBJMETA_SSEC_PREFIX "key",
+					     OBJMETA_SSEC_PREFIX "key-md5"};
 
 	f[0] = f[1] = f[2] = NULL;
 	for (size_t i = 0; i < m->nheaders; i++) {
@@ -239,7 +240,8 @@ static enum route_verdict ssec_start(struct exchange *x, void *arg)
 	o->cp = arg;
 	x->rt_priv = o;
 	if (!find_ssec_fields(&x->req, f) ||
-	    ssec_parse_key(f[1]->value.p, f[1]->value.n, f[2]->value.p, f[2]->value.n, o->key) < 0) {
+	    ssec_parse_key(f[1]->value.p, f[1]->value.n, f[2]->value.p, f[2]->value.n, o->key) <
+		0) {
 		exchange_label(x, "relay"); /* the origin says what is wrong with the key */
 		return RT_UPSTREAM;
 	}
@@ -306,12 +308,12 @@ static void ssec_end(struct exchange *x)
 void ssec_route(struct cachepath *cp, struct route *rt)
 {
 	*rt = (struct route){
-		.name = "ssec",
-		.arg = cp,
-		.claims = ssec_claims,
-		.start = ssec_start,
-		.on_head = ssec_on_head,
-		.on_body = ssec_on_body,
-		.end = ssec_end,
+	    .name = "ssec",
+	    .arg = cp,
+	    .claims = ssec_claims,
+	    .start = ssec_start,
+	    .on_head = ssec_on_head,
+	    .on_body = ssec_on_body,
+	    .end = ssec_end,
 	};
 }

@@ -65,8 +65,8 @@ struct ssec_hit {
 	uint8_t verifier[SSEC_VERIFIER_LEN];
 	struct hit_buf bufs[2];
 	size_t buflen;
-	unsigned queued;  /* buffers the client's output still references */
-	bool is_ended;	  /* the mover is done with it: freed once nothing is queued */
+	unsigned queued; /* buffers the client's output still references */
+	bool is_ended;	 /* the mover is done with it: freed once nothing is queued */
 	uint64_t pos, last, index;
 	char exbuf[CACHE_EXTRA_MAX];
 };
@@ -98,7 +98,8 @@ static void buffer_put(struct ssec *s, uint8_t *b, size_t len)
 
 bool ssec_is_sealed(const struct cache_meta *m)
 {
-	return m->extra_len >= MARKER_PREFIX_LEN && memcmp(m->extra, MARKER_PREFIX, MARKER_PREFIX_LEN) == 0;
+	return m->extra_len >= MARKER_PREFIX_LEN &&
+	       memcmp(m->extra, MARKER_PREFIX, MARKER_PREFIX_LEN) == 0;
 }
 
 static int unhex(const char *p, uint8_t *out, size_t n)
@@ -119,8 +120,8 @@ int ssec_marker_parse(const void *extra, size_t len, struct ssec_marker *mk)
 	const char *v = p + MARKER_PREFIX_LEN, *t = v + 2 * SSEC_VERIFIER_LEN + 1;
 
 	if (len < MARKER_LEN || memcmp(p, MARKER_PREFIX, MARKER_PREFIX_LEN) != 0 || t[-1] != ' ' ||
-	    memcmp(p + MARKER_LEN - 2, "\r\n", 2) != 0 || unhex(v, mk->verifier, SSEC_VERIFIER_LEN) < 0 ||
-	    unhex(t, mk->tag, SSEC_TAG_LEN) < 0)
+	    memcmp(p + MARKER_LEN - 2, "\r\n", 2) != 0 ||
+	    unhex(v, mk->verifier, SSEC_VERIFIER_LEN) < 0 || unhex(t, mk->tag, SSEC_TAG_LEN) < 0)
 		return -EINVAL;
 	return 0;
 }
@@ -197,8 +198,10 @@ static bool is_teeable(const struct exchange *x, const struct http_msg *m)
 {
 	const struct http_header *alg = http_find(m, OBJMETA_SSEC_PREFIX "algorithm");
 
-	return m->body == HTTP_BODY_LENGTH && m->content_length >= exchange_lotad(x)->cfg.min_object_size &&
-	       m->content_length > 0 && alg && http_str_eq(&alg->value, "AES256") && http_find(m, "etag");
+	return m->body == HTTP_BODY_LENGTH &&
+	       m->content_length >= exchange_lotad(x)->cfg.min_object_size &&
+	       m->content_length > 0 && alg && http_str_eq(&alg->value, "AES256") &&
+	       http_find(m, "etag");
 }
 
 /* A version held that this one must not mix with: another version, a plain one, or one
@@ -213,7 +216,8 @@ static void drop_other(struct exchange *x, struct ssecread *o, const struct ssec
 	if (!h)
 		return;
 	if (ssec_is_sealed(h) && !strcmp(h->etag, t->om.meta.etag) && h->size == t->om.meta.size &&
-	    h->chunk_size == t->om.meta.chunk_size && ssec_marker_parse(h->extra, h->extra_len, &mk) == 0 &&
+	    h->chunk_size == t->om.meta.chunk_size &&
+	    ssec_marker_parse(h->extra, h->extra_len, &mk) == 0 &&
 	    ssec_equal(mk.verifier, t->verifier, sizeof(mk.verifier)))
 		return;
 	cachepath_invalidate(o->cp, &k);
@@ -285,7 +289,8 @@ void ssec_tee_body(struct exchange *x, struct ssecread *o, struct evbuffer *src,
 
 	while (done < n && t->index < t->nchunks) {
 		uint64_t len = chunkmap_len(t->om.meta.size, t->om.meta.chunk_size, t->index);
-		size_t take = (size_t)(len - t->fill) < n - done ? (size_t)(len - t->fill) : n - done;
+		size_t take =
+		    (size_t)(len - t->fill) < n - done ? (size_t)(len - t->fill) : n - done;
 
 		if (evbuffer_ptr_set(src, &p, done, EVBUFFER_PTR_SET) < 0 ||
 		    evbuffer_copyout_from(src, &p, t->buf + t->fill, take) != (ssize_t)take) {
@@ -331,8 +336,9 @@ static int open_chunk(struct ssec_hit *h, uint8_t *buf, uint64_t *len)
 	r = cache_chunk_verify(ch);
 	if (r == 0)
 		r = cache_chunk_extra(ch, h->exbuf, sizeof(h->exbuf), &exlen);
-	if (r == 0 && (ssec_marker_parse(h->exbuf, exlen, &mk) < 0 ||
-		       !ssec_equal(mk.verifier, h->verifier, sizeof(mk.verifier)) || ch->len > h->buflen))
+	if (r == 0 &&
+	    (ssec_marker_parse(h->exbuf, exlen, &mk) < 0 ||
+	     !ssec_equal(mk.verifier, h->verifier, sizeof(mk.verifier)) || ch->len > h->buflen))
 		r = -EBADMSG;
 	while (r == 0 && got < ch->len) {
 		ssize_t n = pread(ch->fd, buf + got, ch->len - got, (off_t)(ch->body_offset + got));
@@ -393,8 +399,8 @@ static enum mover_result hit_pump(struct exchange *x, void *state)
 		if (r < 0) {
 			struct cache_key k = h->om.meta.id;
 
-			log_warn("cache: %s/%s: SSE-C chunk %llu cannot be opened: %s", k.bucket, k.key,
-				 (unsigned long long)h->index, strerror(-r));
+			log_warn("cache: %s/%s: SSE-C chunk %llu cannot be opened: %s", k.bucket,
+				 k.key, (unsigned long long)h->index, strerror(-r));
 			if (r == -EBADMSG)
 				cachepath_invalidate(h->cp, &k);
 			x->cut_why = "a sealed chunk cannot be opened";
@@ -402,7 +408,8 @@ static enum mover_result hit_pump(struct exchange *x, void *state)
 		}
 		end = start + len - 1 < h->last ? start + len - 1 : h->last;
 		n = end - h->pos + 1;
-		if (evbuffer_add_reference(out, b->p + (h->pos - start), (size_t)n, buf_unqueued, b) < 0)
+		if (evbuffer_add_reference(out, b->p + (h->pos - start), (size_t)n, buf_unqueued,
+					   b) < 0)
 			return MOVER_CUT;
 		b->is_queued = true;
 		h->queued++;
@@ -476,7 +483,8 @@ static enum route_verdict redo(struct exchange *x, struct ssecread *o)
 	return RT_REDO;
 }
 
-enum route_verdict ssec_serve_hit(struct exchange *x, struct ssecread *o, const struct http_msg *m304)
+enum route_verdict ssec_serve_hit(struct exchange *x, struct ssecread *o,
+				  const struct http_msg *m304)
 {
 	const struct cache_meta *m = &o->held->meta;
 	const struct http_header *rh = http_find(&x->req, "range");

@@ -25,7 +25,8 @@ int ssec_version_verifier(const struct ssec *s, const uint8_t key[SSEC_KEY_LEN],
 			  const struct cache_meta *m, uint8_t v[SSEC_VERIFIER_LEN]);
 /* The origin confirmed o->held for a reader who proved the key: its range, opened chunk
  * by chunk in user space (no sendfile: the file holds only sealed bytes). */
-enum route_verdict ssec_serve_hit(struct exchange *x, struct ssecread *o, const struct http_msg *m304);
+enum route_verdict ssec_serve_hit(struct exchange *x, struct ssecread *o,
+				  const struct http_msg *m304);
 /* A 200 of the whole SSE-C object to o's request: its relayed body is sealed into chunks
  * (ssec_tee_body), if it may be cached. */
 void ssec_tee_begin(struct exchange *x, struct ssecread *o, const struct http_msg *m);
