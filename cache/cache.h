@@ -134,6 +134,11 @@ int cache_chunk_verify(struct cache_chunk *ch);
 /* Closes the fd and frees the handle; NULL is fine. */
 void cache_chunk_close(struct cache_chunk *ch);
 
+/* The extra field of ch's own header (chunkextra.c), which may differ from chunk to chunk
+ * of a version, into buf: its length in *len. -E2BIG past cap, -EBADMSG if the header is
+ * bad, or a read error. */
+int cache_chunk_extra(const struct cache_chunk *ch, void *buf, size_t cap, size_t *len);
+
 /* ---- filling a chunk -------------------------------------------------------------- */
 
 /* Starts the one fill of chunk index of the version m describes (every field of m is

@@ -3,7 +3,7 @@
  * private buffer (or discarding them in the kernel with MSG_TRUNC, -d), and reports one
  * JSON line: bytes, wall seconds, and per-request latency and time to first byte.
  * curl reads slower than what we measure; this client is checked against the limit
- * server by the suite. Build: cc -O2 -o getload getload.c -lpthread
+ * server by the suite. -H LINE adds a header line to every request (up to 8: SSE-C keys). Build: cc -O2 -o getload getload.c -lpthread
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -35,6 +35,7 @@ struct conn {
 
 static struct sockaddr_in g_addr;
 static const char *g_host, *g_path;
+static char g_extra[4096]; /* -H lines, each ending in CRLF */
 static int g_reqs, g_discard;
 static pthread_barrier_t g_start;
 static double g_t0;
@@ -63,8 +64,8 @@ static int dial(void)
 static int get_one(struct conn *c, int fd, char *buf, double *ttfb, uint64_t *body)
 {
 	char req[16384];
-	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: getload\r\n\r\n",
-			 g_path, g_host);
+	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: getload\r\n%s\r\n",
+			 g_path, g_host, g_extra);
 	double t0 = now();
 	if (n >= (int)sizeof(req) || send(fd, req, n, MSG_NOSIGNAL) != n) {
 		snprintf(c->err, sizeof(c->err), "send: %s", strerror(errno));
@@ -159,10 +160,19 @@ static void print_list(const char *name, struct conn *cs, int n, int is_ttfb)
 int main(int argc, char **argv)
 {
 	int opt;
-	while ((opt = getopt(argc, argv, "d")) != -1)
-		g_discard = 1;
+	size_t extra = 0;
+	while ((opt = getopt(argc, argv, "dH:")) != -1) {
+		if (opt == 'd') {
+			g_discard = 1;
+		} else if (opt == 'H' && extra + strlen(optarg) + 3 < sizeof(g_extra)) {
+			extra += (size_t)snprintf(g_extra + extra, sizeof(g_extra) - extra, "%s\r\n", optarg);
+		} else {
+			fprintf(stderr, "getload: bad option or -H lines too long\n");
+			return 2;
+		}
+	}
 	if (argc - optind != 5) {
-		fprintf(stderr, "usage: getload [-d] IP:PORT HOST-HEADER PATH CONNS REQS-PER-CONN\n"
+		fprintf(stderr, "usage: getload [-d] [-H LINE]... IP:PORT HOST-HEADER PATH CONNS REQS-PER-CONN\n"
 				"  -d  discard bodies in the kernel (recv MSG_TRUNC) instead of copying\n");
 		return 2;
 	}

@@ -15,6 +15,7 @@ struct committer;
 struct event;
 struct fills;
 struct remote_ops;
+struct ssec;
 struct svccreds;
 
 #define CACHEPATH_WORKERS_MAX 256
@@ -43,13 +44,14 @@ struct cachepath {
 	struct herd *herd;
 	struct known *known; /* versions learnt for keys with no chunk here */
 	struct committer *committer;
+	struct ssec *ssec; /* NULL: SSE-C reads are relayed, never cached */
 	struct event *evict_ev, *tick_ev;
 	struct upkeep upkeep; /* the control thread's only */
 	void (*on_inval)(void *arg, struct worker *w, const struct cache_key *k);
 	void *inval_arg;
 	const struct remote_ops *remote; /* the cluster's (remote.h), or NULL */
 	void *remote_arg;
-	struct route read, bypass, prestage, write;
+	struct route read, bypass, prestage, write, ssec_read;
 	struct route location; /* location.c, with region-origins */
 };
 

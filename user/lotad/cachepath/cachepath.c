@@ -18,6 +18,7 @@
 #include "cachepath/upkeep.h"
 #include "cachepath/committer.h"
 #include "cachepath/fills.h"
+#include "cachepath/ssec.h"
 #include "cachepath/svccreds.h"
 #include "log.h"
 #include "lotad.h"
@@ -72,6 +73,15 @@ static void load_service_credentials(struct cachepath *cp)
 	}
 }
 
+/* Without the node's secret SSE-C reads are relayed, as before: never cached. */
+static void ssec_start(struct cachepath *cp)
+{
+	int r = ssec_new(cp->d->cfg.cache_dir, &cp->ssec);
+
+	if (r < 0)
+		log_error("cache: %s/ssec.secret: %s; SSE-C reads are relayed, never cached",
+			  cp->d->cfg.cache_dir, strerror(-r));
+}
 
 int cachepath_new(struct lotad *d, struct cachepath **out, char *err, size_t errlen)
 {
@@ -91,6 +101,7 @@ int cachepath_new(struct lotad *d, struct cachepath **out, char *err, size_t err
 		load_service_credentials(cp); /* to ask where buckets live */
 	if (cp->cache) {
 		load_service_credentials(cp);
+		ssec_start(cp);
 		r = committer_new(cp->cache, &cp->committer);
 		if (r < 0) {
 			snprintf(err, errlen, "cache: cannot start the commit thread: %s", strerror(-r));
@@ -109,9 +120,11 @@ int cachepath_register(struct cachepath *cp)
 	if (cp->cache) {
 		prestage_route(cp, &cp->prestage);
 		objread_route(cp, &cp->read);
+		ssec_route(cp, &cp->ssec_read);
 		bypass_route(&cp->bypass);
 		invalidate_route(cp, &cp->write);
 		if (exchange_route_add(d, &cp->prestage) < 0 || exchange_route_add(d, &cp->read) < 0 ||
+		    exchange_route_add(d, &cp->ssec_read) < 0 ||
 		    exchange_route_add(d, &cp->bypass) < 0 || exchange_route_add(d, &cp->write) < 0)
 			return -ENOSPC;
 	}
@@ -129,6 +142,7 @@ void cachepath_free(struct cachepath *cp)
 	for (int i = 0; i < CACHEPATH_WORKERS_MAX; i++)
 		fills_free(cp->fills[i]);
 	svccreds_free(cp->svc);
+	ssec_free(cp->ssec);
 	committer_free(cp->committer); /* commits what is queued */
 	herd_free(cp->herd);
 	known_free(cp->known);

@@ -25,6 +25,7 @@
 #include "cachepath/fills.h"
 #include "cachepath/objmeta.h"
 #include "cachepath/remote.h"
+#include "cachepath/sseccache.h"
 #include "chunkmap.h"
 #include "http.h"
 #include "log.h"
@@ -142,6 +143,14 @@ static enum route_verdict send_read(struct exchange *x, struct objread *o)
 			o->has_learned = true;
 		else
 			objmeta_free(&o->learned);
+	}
+	if (o->held && ssec_is_sealed(&o->held->meta)) {
+		/* SSE-C, and no key: only the origin may answer (ssec.c), and its answer is
+		 * not stored over the sealed chunks, which may have the same ETag. */
+		drop_version(o);
+		o->no_cache = true;
+		exchange_label(x, "relay");
+		return RT_UPSTREAM;
 	}
 	m = version(o);
 	if (m && is_range_local(x, m->size) && !is_servable_when_confirmed(x, o, m)) {

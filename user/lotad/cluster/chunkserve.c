@@ -17,6 +17,7 @@
 #include "cachepath/cachepath-t.h"
 #include "cachepath/fills.h"
 #include "cachepath/objmeta.h"
+#include "cachepath/sseccache.h"
 #include "chunkmap.h"
 #include "cluster/chunkwire.h"
 #include "cluster/cluster-int.h"
@@ -75,6 +76,20 @@ static bool holds_other(struct cluster *cl, const struct cache_meta *m)
 	return is_other;
 }
 
+/* Is the named version, or the one held for its key, an SSE-C object's (chunks sealed
+ * under its customer key, sseccache.h)? Its chunks go to no other node: they are
+ * ciphertext, and only a reader holding the key may have them opened, here. */
+static bool is_sealed(struct cluster *cl, const struct cache_meta *m)
+{
+	struct cache_object *o = NULL;
+	bool sealed = ssec_is_sealed(m);
+
+	if (!sealed && cache_object_lookup(cl->cp->cache, &m->id, &o) == 0 && o)
+		sealed = ssec_is_sealed(&o->meta);
+	cache_object_release(o);
+	return sealed;
+}
+
 /* HEAD: begin the chunk's fill if it is neither committed nor being filled. */
 static enum route_verdict prefetch(struct exchange *x, struct cluster *cl, const struct objmeta *om,
 				   uint64_t index)
@@ -124,6 +139,8 @@ enum route_verdict chunkserve_chunk(struct exchange *x, struct cluster *cl)
 	peers_count_served(cl->peers);
 	if (!cl->cp->cache)
 		v = cannot(x, "this node has no cache\n");
+	else if (is_sealed(cl, &om.meta))
+		v = cannot(x, "an SSE-C object's chunks are served by no other node\n");
 	else if (holds_other(cl, &om.meta))
 		v = cannot(x, "this node holds another version of the key\n");
 	else if (http_str_eq(&x->req.method, "HEAD"))
