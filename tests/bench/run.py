@@ -37,6 +37,7 @@ MiB = 1 << 20
 GiB = 1 << 30
 BUCKET = "bench"
 HOST = "cwlota.com"  # path-style at radosgw (rgw_dns_name) and at lotad
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 LIBS = ["-levent", "-levent_openssl", "-levent_pthreads", "-lssl", "-lcrypto", "-lbpf",
         "-lelf", "-lz", "-lpthread"]
 
@@ -97,17 +98,24 @@ def proc_tree(pid):
 
 
 def cpu_secs(pids):
-    """CPU time of every thread of pids, in seconds, to the nanosecond (schedstat's time
-    on CPU; /proc/PID/stat's utime and stime count 10 ms ticks, too coarse for a hit)."""
-    total = 0
+    """CPU time of pids, in seconds: per process, its live threads' time on CPU to the
+    nanosecond (schedstat; /proc/PID/stat counts 10 ms ticks, coarse for a hit), or the
+    process's own ticks where those are more (threads that ended, as the limit server's
+    per-connection ones, are in its ticks only)."""
+    total = 0.0
     for p in pids:
+        live = ticks = 0.0
         try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
             for t in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{t}/schedstat") as f:
-                    total += int(f.read().split()[0])
+                    live += int(f.read().split()[0]) / 1e9
         except OSError:
             pass
-    return total / 1e9
+        total += max(live, ticks)
+    return total
 
 
 def rss_kib(pids):
