@@ -22,3 +22,15 @@ void hex_encode(const unsigned char *in, size_t n, char *out)
 	}
 	out[2 * n] = '\0';
 }
+
+int hex_decode(const char *in, unsigned char *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int hi = hex_value(in[2 * i]), lo = hex_value(in[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}

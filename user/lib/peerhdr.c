@@ -63,13 +63,8 @@ static int take_hex(struct cur *c, unsigned char *out, size_t n)
 	for (size_t i = 0; i < 2 * n; i++)
 		if (c->p[i] >= 'A' && c->p[i] <= 'F')
 			return -EBADMSG;
-	for (size_t i = 0; i < n; i++) {
-		int hi = hex_value(c->p[2 * i]), lo = hex_value(c->p[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -EBADMSG;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
+	if (hex_decode(c->p, out, n) < 0)
+		return -EBADMSG;
 	c->p += 2 * n;
 	return 0;
 }

@@ -22,7 +22,7 @@
 
 #define REQUEST_ID_MAX 64
 
-static void request_id(const struct http_msg *m, char *buf, size_t cap)
+void hit_request_id(const struct http_msg *m, char *buf, size_t cap)
 {
 	const struct http_header *h = http_find(m, "x-amz-request-id");
 	size_t n = h ? h->value.n : 0;
@@ -122,7 +122,7 @@ enum route_verdict hit_serve(struct exchange *x, struct cachepath *cp, const str
 	enum range_result rr = RANGE_WHOLE;
 	char reqid[REQUEST_ID_MAX];
 
-	request_id(m304, reqid, sizeof(reqid));
+	hit_request_id(m304, reqid, sizeof(reqid));
 	if (rh)
 		rr = range_parse(rh->value.p, rh->value.n, m->size, &rg);
 	if (rr == RANGE_UNSATISFIABLE)
@@ -155,7 +155,7 @@ enum route_verdict hit_not_modified(struct exchange *x, const struct cache_meta 
 	struct evbuffer *out = exchange_client_out(x);
 	char reqid[REQUEST_ID_MAX];
 
-	request_id(m304, reqid, sizeof(reqid));
+	hit_request_id(m304, reqid, sizeof(reqid));
 	resphead_start(out, 304);
 	if (reqid[0])
 		evbuffer_add_printf(out, "x-amz-request-id: %s\r\n", reqid);

@@ -8,6 +8,9 @@
 
 /* The origin confirmed version m (304 to our If-None-Match): write the head and serve
  * the client's range of it from chunks. is_held: the store held m before this request. */
+/* The origin's x-amz-request-id of m (its 304), for the hit's own head: "" if none,
+ * cut to cap - 1 bytes. */
+void hit_request_id(const struct http_msg *m, char *buf, size_t cap);
 enum route_verdict hit_serve(struct exchange *x, struct cachepath *cp, const struct cache_meta *m,
 			     const struct http_msg *m304, bool is_held);
 /* The client's own If-Modified-Since holds: 304. */

@@ -15,6 +15,7 @@
 #include "cache.h"
 #include "cachepath/cachepath-t.h"
 #include "cachepath/committer.h"
+#include "cachepath/hit.h"
 #include "cachepath/objmeta.h"
 #include "cachepath/request.h"
 #include "cachepath/sseccache.h"
@@ -102,18 +103,6 @@ bool ssec_is_sealed(const struct cache_meta *m)
 	       memcmp(m->extra, MARKER_PREFIX, MARKER_PREFIX_LEN) == 0;
 }
 
-static int unhex(const char *p, uint8_t *out, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		int hi = hex_value(p[2 * i]), lo = hex_value(p[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -EINVAL;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
-}
-
 int ssec_marker_parse(const void *extra, size_t len, struct ssec_marker *mk)
 {
 	const char *p = extra;
@@ -121,7 +110,7 @@ int ssec_marker_parse(const void *extra, size_t len, struct ssec_marker *mk)
 
 	if (len < MARKER_LEN || memcmp(p, MARKER_PREFIX, MARKER_PREFIX_LEN) != 0 || t[-1] != ' ' ||
 	    memcmp(p + MARKER_LEN - 2, "\r\n", 2) != 0 ||
-	    unhex(v, mk->verifier, SSEC_VERIFIER_LEN) < 0 || unhex(t, mk->tag, SSEC_TAG_LEN) < 0)
+	    hex_decode(v, mk->verifier, SSEC_VERIFIER_LEN) < 0 || hex_decode(t, mk->tag, SSEC_TAG_LEN) < 0)
 		return -EINVAL;
 	return 0;
 }
@@ -434,17 +423,6 @@ static void hit_free(void *state)
 
 static const struct mover_ops hit_ops = {hit_pump, hit_free};
 
-static void request_id(const struct http_msg *m, char *buf, size_t cap)
-{
-	const struct http_header *h = http_find(m, "x-amz-request-id");
-	size_t n = h ? h->value.n : 0;
-
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(buf, h ? h->value.p : "", n);
-	buf[n] = '\0';
-}
-
 /* The head the origin would send: the stored one without the marker, and the SSE-C
  * fields the origin answers with, from the reader's own request. */
 static void write_head(struct exchange *x, struct ssecread *o, const struct cache_meta *m,
@@ -453,7 +431,7 @@ static void write_head(struct exchange *x, struct ssecread *o, const struct cach
 	struct evbuffer *out = exchange_client_out(x);
 	char cr[RANGE_CONTENT_RANGE_MAX], reqid[REQUEST_ID_MAX];
 
-	request_id(m304, reqid, sizeof(reqid));
+	hit_request_id(m304, reqid, sizeof(reqid));
 	resphead_start(out, x->status);
 	if (reqid[0])
 		evbuffer_add_printf(out, "x-amz-request-id: %s\r\n", reqid);
