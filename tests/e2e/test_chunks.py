@@ -1172,6 +1172,51 @@ def test_slow_down_on_chunk_fills_is_retried(make_lotad, tmp_path):
         o2.stop()
 
 
+@pytest.mark.parametrize("parallelism", ["4", "1"])
+def test_cold_whole_get_hands_off_to_parallel_fills(origin, bucket, chunk_lotad, relay_to, svc,
+                                                    parallelism):
+    """A cold whole-object GET on one connection (curl, get_object), the origin paced to
+    16 MiB/s per connection. With fill-parallelism 4 the client's own 200 fills the first
+    chunk and ends where lotad's parallel fetches (service credentials, If-Match: <ETag>)
+    have taken the chunks ahead, so the read runs at several connections' pace; with 1 the
+    200 carries the whole object. Either way the client gets every byte in order, the
+    origin sends the object about once, and a second read is served from the cache."""
+    size = 40 * MiB + 3
+    key = f"handoff/{parallelism}"
+    path = f"/{bucket}/{key}"
+    body = put(origin, bucket, key, rand(size))
+    etag = s3c(origin).head_object(Bucket=bucket, Key=key)["ETag"]
+    slow = relay_to(rate=16 * MiB)
+    d = chunk_lotad(origin_url=slow.url, chunk_size="4M", fill_parallelism=parallelism)
+    cs = chunk_size(d)
+    status, got, _ = get(s3c(origin, ep(d)), bucket, key)
+    assert status == 200
+    assert_bytes(got, body, "the cold whole-object read")
+    n = chunks_of(size, cs)
+    wait_until(lambda: d.metrics()["cache_fills_committed"] >= n, 30, "every chunk committed")
+    gets = [x for x in slow.exchanges() if x.method == "GET" and x.path == path]
+    own = [x for x in gets if x.access_key != svc[0]]
+    fills = fills_of(slow, svc[0], bucket, key)
+    assert len(own) == 1 and own[0].status == 200, own
+    assert all(x.req.get("if-match") == etag and x.status == 206 for x in fills), fills
+    sent = sum(x.body_len for x in gets)
+    if parallelism == "1":
+        assert own[0].body_len == size and not fills, gets
+        assert d.metrics()["cache_stream_handoffs"] == 0
+    else:
+        assert d.metrics()["cache_stream_handoffs"] == 1
+        assert own[0].body_len < 3 * cs, f"the 200 went on past its handoff: {own[0]}"
+        assert len(fills) >= n - 2, fills
+        at_once = max_overlap([(x.t_start, x.t_end or time.monotonic()) for x in gets])
+        assert at_once >= 3, f"{at_once} origin GETs at once"
+        # what the origin sent past the handoff is the relay's and the socket's bytes
+        assert sent <= size + 2 * cs, f"origin sent {sent} for {size}: {gets}"
+    mark = len(slow.exchanges())
+    status, got, _ = get(s3c(origin, ep(d)), bucket, key)
+    assert_bytes(got, body, "the warm read")
+    assert not [x for x in slow.exchanges()[mark:] if x.body_len], "warm read pulled a body"
+
+
 # -- pre-staging ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("how", ["head", "lotactl"])

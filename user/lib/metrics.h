@@ -41,6 +41,7 @@
 	X(cache_chunk_misses, counter, "chunks a read needed that were not committed")            \
 	X(cache_chunk_fills, counter, "chunk fills started (lotad's ranged GETs and streams)")    \
 	X(cache_chunk_follows, counter, "chunks a read followed while their fill ran")            \
+	X(cache_stream_handoffs, counter, "adopted 200s ended where parallel fetches took over")  \
 	X(cache_chunk_resumes, counter, "reads resumed from the origin after a fill failed")      \
 	X(cache_fill_retries, counter, "lotad's own fill requests sent again after 5xx or a fault") \
 	X(bytes_from_origin_relay, counter, "origin body bytes relayed to clients (not cached)")  \

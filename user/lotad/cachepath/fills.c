@@ -74,6 +74,9 @@ struct stream {
 	struct cache_fill *win[FILLS_STREAM_WINDOW];
 	bool win_elsewhere[FILLS_STREAM_WINDOW]; /* NULL because another fill has it */
 	uint64_t win_next; /* the next chunk to begin */
+	uint64_t window;   /* chunks begun ahead of pos, at most FILLS_STREAM_WINDOW */
+	bool is_handing_off; /* chunks others fill end the stream (fetches run in parallel) */
+	fills_theirs_fn is_theirs;
 	struct fills_spill *spill;
 	bool is_paused; /* the spill is full: the reader drains it first */
 	int lowat;	/* SO_RCVLOWAT set on bev's socket */
@@ -544,25 +547,56 @@ static void stream_free(struct stream *s)
 	free(s);
 }
 
+/* Whether chunk i is left to another fill: one running or committed here, or, handing
+ * off, a chunk a peer owns and this node does not hold (the reader asks that peer). */
+static bool is_elsewhere(struct stream *s, uint64_t i, struct cache_fill **fill)
+{
+	const struct cache_meta *m = &s->om.meta;
+	enum cache_chunk_state st = CACHE_CHUNK_ABSENT;
+	int r;
+
+	*fill = NULL;
+	if (s->is_handing_off && s->is_theirs && s->is_theirs(s->f->cp, m, i)) {
+		r = cache_chunk_states(s->f->cp->cache, m, (uint32_t)i, 1, &st);
+		if ((r == 0 || r == -ENOENT) && st == CACHE_CHUNK_ABSENT)
+			return true;
+	}
+	r = cache_chunk_begin(s->f->cp->cache, m, (uint32_t)i, fill);
+	if (r == CACHE_BEGIN_FILL) {
+		metric_add(M_cache_chunk_fills, 1);
+		metric_add(M_cache_fills_started, 1);
+		return false;
+	}
+	*fill = NULL;
+	return r == CACHE_BEGIN_FOLLOW || r == CACHE_BEGIN_COMMITTED;
+}
+
 /* Begins the chunks of the window not begun yet, so that readers of the chunks the
  * stream will reach soon follow it instead of fetching them themselves. */
 static void stream_begin_window(struct stream *s)
 {
 	uint64_t n = chunkmap_count(s->om.meta.size, s->om.meta.chunk_size);
 
-	while (s->win_next < n && s->win_next < s->index + FILLS_STREAM_WINDOW) {
-		struct cache_fill *fill = NULL;
-		int r = cache_chunk_begin(s->f->cp->cache, &s->om.meta, (uint32_t)s->win_next, &fill);
+	while (s->win_next < n && s->win_next < s->index + s->window) {
+		struct cache_fill *fill;
+		bool elsewhere = is_elsewhere(s, s->win_next, &fill);
 
-		s->win[s->win_next - s->index] = r == CACHE_BEGIN_FILL ? fill : NULL;
-		s->win_elsewhere[s->win_next - s->index] = r == CACHE_BEGIN_FOLLOW ||
-							   r == CACHE_BEGIN_COMMITTED;
-		if (r == CACHE_BEGIN_FILL) {
-			metric_add(M_cache_chunk_fills, 1);
-			metric_add(M_cache_fills_started, 1);
-		}
+		s->win[s->win_next - s->index] = fill;
+		s->win_elsewhere[s->win_next - s->index] = elsewhere;
 		s->win_next++;
 	}
+}
+
+/* Handing off, the stream ends where the chunk it reaches is another fill's and the
+ * reader takes no byte of it from the stream: the reader's read-ahead runs fetches of
+ * the chunks ahead in parallel, faster than one stream from an origin that paces each
+ * connection. What the origin sent past that point is wasted: its socket's bytes. */
+static bool stream_is_handed_off(const struct stream *s)
+{
+	const struct fills_spill *sp = s->spill;
+
+	return s->is_handing_off && s->pos < s->om.meta.size && !s->win[0] &&
+	       s->win_elsewhere[0] && (!sp || sp->from == UINT64_MAX || sp->is_reader_gone);
 }
 
 /* Chunk index is complete: commit it, and slide the window. */
@@ -652,6 +686,11 @@ static void stream_read_cb(struct bufferevent *bev, void *arg)
 		s->pos += count_bytes(s->f, FILLS_FOR_READ, n);
 		if (s->pos == end)
 			stream_next_chunk(s);
+		if (stream_is_handed_off(s)) {
+			metric_add(M_cache_stream_handoffs, 1);
+			stream_free(s);
+			return;
+		}
 	}
 	if (s->pos == size)
 		stream_free(s);
@@ -673,7 +712,8 @@ static void stream_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 int fills_adopt(struct fills *f, struct bufferevent *bev, const struct cache_meta *m,
-		void (*wake)(void *arg), void *arg, struct fills_spill **spill)
+		fills_theirs_fn is_theirs, void (*wake)(void *arg), void *arg,
+		struct fills_spill **spill)
 {
 	struct lotad *d = f->cp->d;
 	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
@@ -697,6 +737,12 @@ int fills_adopt(struct fills *f, struct bufferevent *bev, const struct cache_met
 	*spill = sp;
 	s->spill = sp;
 	s->f = f;
+	/* With service credentials the reader's read-ahead fetches the chunks after the
+	 * first in parallel: the stream begins only the chunk it is in. Without them nobody
+	 * else can fetch: the stream begins a window ahead for readers to follow. */
+	s->is_handing_off = f->cp->svc && d->cfg.fill_parallelism > 1;
+	s->window = s->is_handing_off ? 1 : FILLS_STREAM_WINDOW;
+	s->is_theirs = is_theirs;
 	s->next = f->streams;
 	f->streams = s;
 	stream_begin_window(s);

@@ -11,6 +11,7 @@
 #ifndef LOTA_FILLS_H
 #define LOTA_FILLS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct bufferevent;
@@ -55,8 +56,14 @@ int fills_want(struct fills *f, const struct cache_meta *m, uint64_t index, enum
  * disk), it hands that reader every byte from there on, paced by it, so that its request
  * completes whatever the store does; wake(arg) tells it bytes arrived or the stream ended. */
 struct fills_spill;
+typedef bool (*fills_theirs_fn)(const struct cachepath *cp, const struct cache_meta *m,
+				uint64_t index);
+/* With service credentials the stream stores only until it reaches a chunk that is
+ * another fill's, or a peer's (is_theirs, may be NULL), and the reader takes no byte from
+ * the spill: there it ends, and the reader's parallel fetches take the rest. */
 int fills_adopt(struct fills *f, struct bufferevent *bev, const struct cache_meta *m,
-		void (*wake)(void *arg), void *arg, struct fills_spill **spill);
+		fills_theirs_fn is_theirs, void (*wake)(void *arg), void *arg,
+		struct fills_spill **spill);
 /* The reader side of a spill: from which object offset it carries bytes (UINT64_MAX: it
  * does not, the stream stores everything), its buffer (bytes from *from on), and whether
  * the stream ended before the object's end. */

@@ -313,7 +313,7 @@ static enum route_verdict adopt_200(struct exchange *x, struct objread *o, const
 	evbuffer_add(exchange_client_out(x), raw, m->head_len);
 	x->resp_head_sent = true; /* from here on a failure cuts the answer */
 	bev = exchange_take_upstream(x, m->head_len);
-	if (!bev || fills_adopt(f, bev, &om.meta, wake_exchange, x, &spill) < 0) {
+	if (!bev || fills_adopt(f, bev, &om.meta, remote_is_remote, wake_exchange, x, &spill) < 0) {
 		if (bev)
 			bufferevent_free(bev);
 		objmeta_free(&om);
