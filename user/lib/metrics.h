@@ -68,7 +68,8 @@
 	X(cache_sync_errors, counter, "failed fsync()s of cache directories (retried)")          \
 	X(peer_refused, counter, "peer-port requests refused (bad or missing signature)")          \
 	X(peer_replayed, counter, "peer-port requests refused as a replayed signature")            \
-	X(peer_replay_full, counter, "peer-port requests refused because the replay cache was full")
+	X(peer_replay_full, counter, "peer-port requests refused because the replay cache was full") \
+	X(peer_bytes_spliced, counter, "chunk bytes from owner nodes moved to clients by splice")
 
 enum metric {
 #define X(name, type, help) M_##name,

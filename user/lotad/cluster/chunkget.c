@@ -1,10 +1,13 @@
 /* This node asking the others for chunks (the cache path's remote.h): a chunk another
  * node owns is asked of it on its peer port, signed, naming the exact version, and its
- * bytes go on to the client as they come. An owner that refuses, dies or freezes is given
+ * bytes go on to the client as they come: once the head is read and nothing is queued for
+ * the client, owner socket -> pipe -> client socket by splice(2), never through user
+ * space. An owner that refuses, dies or freezes is given
  * up at once: the assembler takes the rest of the chunk from the origin at the byte the
  * client gets next, and the owner is marked down, so that the next chunks go to the next
  * HRW owner. A prefetch only asks the owner to begin its fill. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -29,6 +32,10 @@
  * (libevent 2.1's EVBUFFER_MAX_READ) and wake the exchange for each: a sixth of what
  * the link carries. */
 #define PEER_READ_MAX (1024 * 1024)
+/* The pipe of a spliced chunk, and the pipefuls moved per pump before others get a turn. */
+#define PEER_PIPE_SIZE (1024 * 1024)
+#define PEER_SPLICE_TURN 8
+#define PEER_SPLICE_MIN (64 * 1024) /* below this the bytes go through user space */
 /* How often a source whose owner has not finished checks that it is still up. */
 #define OWNER_CHECK_S 1
 
@@ -44,6 +51,11 @@ struct remote_src {
 	struct timeval idle;  /* the longest silence of the owner: the origin timeout */
 	uint64_t want, moved; /* body bytes asked for, and those gone to the client */
 	bool is_sent, is_reading, is_head_done, is_ended, is_given_up;
+	/* splicing: owner -> pr/pw -> client; sr/cw wake the exchange once either is ready */
+	bool is_splicing, is_client_stalled;
+	int pr, pw;
+	size_t pipe_cap, in_pipe;
+	struct event *sr, *cw;
 };
 
 static bool get_is_spread(void *arg)
@@ -79,7 +91,7 @@ static void src_end(struct remote_src *s)
  * made room: the owner's socket is the only backpressure it gets. */
 static void want_read(struct remote_src *s)
 {
-	bool is_room = evbuffer_get_length(s->in) < PEER_QUEUE_MAX;
+	bool is_room = evbuffer_get_length(s->in) < PEER_QUEUE_MAX && !s->is_splicing;
 
 	if (s->is_ended || is_room == s->is_reading)
 		return;
@@ -158,6 +170,14 @@ static void get_close(struct remote_src *s)
 		event_free(s->timer);
 	if (s->rd)
 		event_free(s->rd);
+	if (s->sr)
+		event_free(s->sr);
+	if (s->cw)
+		event_free(s->cw);
+	if (s->pr >= 0)
+		close(s->pr);
+	if (s->pw >= 0)
+		close(s->pw);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	if (s->in)
@@ -211,6 +231,7 @@ static int get_open(void *arg, struct exchange *x, const struct cache_meta *m, u
 	s->cl = cl;
 	s->x = x;
 	s->want = end - pos;
+	s->pr = s->pw = -1;
 	if (pos >= end || owner_of(cl, m, index, &s->owner) != 1) {
 		free(s);
 		return REMOTE_HERE;
@@ -281,20 +302,107 @@ static enum remote_result src_failed(struct remote_src *s, bool is_refusal)
 	return REMOTE_FAILED;
 }
 
+/* -- splicing the body ------------------------------------------------------------------ */
+
+static void splice_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct remote_src *s = arg;
+
+	if ((what & EV_TIMEOUT) && fd == exchange_client_fd(s->x))
+		s->is_client_stalled = true;
+	else if (what & EV_TIMEOUT)
+		s->is_ended = true; /* the owner fell silent */
+	exchange_wake(s->x);
+}
+
+/* From here on the body goes by splice: no more reads into in (what it holds goes out
+ * first). false if splice cannot be used (then the body goes on through in). */
+static bool begin_splice(struct remote_src *s)
+{
+	struct event_base *base = exchange_base(s->x);
+	int fds[2], sz;
+
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+		return false;
+	s->pr = fds[0];
+	s->pw = fds[1];
+	sz = fcntl(s->pw, F_SETPIPE_SZ, PEER_PIPE_SIZE);
+	s->pipe_cap = sz > 0 ? (size_t)sz : 65536;
+	s->sr = event_new(base, bufferevent_getfd(s->bev), EV_READ, splice_ready, s);
+	s->cw = event_new(base, exchange_client_fd(s->x), EV_WRITE, splice_ready, s);
+	if (!s->sr || !s->cw)
+		return false;
+	if (s->is_reading)
+		event_del(s->rd);
+	s->is_reading = false;
+	s->is_splicing = true;
+	return true;
+}
+
+/* Owner socket -> pipe -> client socket, a pipeful at a time, a bounded turn. */
+static enum remote_result splice_body(struct remote_src *s, uint64_t *moved)
+{
+	struct lotad *d = exchange_lotad(s->x);
+	struct timeval ctv = {.tv_sec = (time_t)d->cfg.client_timeout};
+	int cfd = exchange_client_fd(s->x);
+
+	for (int turn = 0; turn < PEER_SPLICE_TURN && s->moved < s->want; turn++) {
+		ssize_t n;
+
+		if (!s->in_pipe) {
+			uint64_t left = s->want - s->moved;
+			size_t ask = left < s->pipe_cap ? (size_t)left : s->pipe_cap;
+
+			n = splice(bufferevent_getfd(s->bev), NULL, s->pw, NULL, ask,
+				   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+			if (n < 0 && errno == EAGAIN) {
+				event_add(s->sr, &s->idle);
+				return REMOTE_WAIT;
+			}
+			if (n <= 0)
+				return src_failed(s, false); /* the owner closed or failed mid-chunk */
+			s->in_pipe = (size_t)n;
+		}
+		n = splice(s->pr, NULL, cfd, NULL, s->in_pipe, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n < 0 && errno == EAGAIN) {
+			event_add(s->cw, &ctv);
+			return REMOTE_WAIT;
+		}
+		if (n <= 0)
+			return REMOTE_CUT;
+		s->in_pipe -= (size_t)n;
+		s->moved += (uint64_t)n;
+		*moved += (uint64_t)n;
+		peers_count(s->cl->peers, PEERS_CHUNK_BYTES, (uint64_t)n);
+		metric_add(M_peer_bytes_spliced, (uint64_t)n);
+	}
+	if (s->moved == s->want)
+		return REMOTE_DONE;
+	exchange_wake(s->x); /* a turn is over: the rest after the worker's other work */
+	return REMOTE_WAIT;
+}
+
+/* Body bytes already read into in go to the client through out; the rest, once out is
+ * empty (woken by the client's write callback), by splice. */
 static enum remote_result get_pump(struct remote_src *s, struct evbuffer *out, uint64_t *moved)
 {
 	struct evbuffer *in = s->in;
 	size_t n;
 	int r;
 
+	*moved = 0;
 	if (s->is_given_up)
 		return src_failed(s, false);
+	if (s->is_client_stalled)
+		return REMOTE_CUT;
 	if (!s->is_head_done) {
 		r = evbuffer_get_length(in) ? src_head(s, in) : -EAGAIN;
 		if (r == -EAGAIN && !s->is_ended)
 			return REMOTE_WAIT;
 		if (r < 0)
 			return src_failed(s, r == -EPROTO);
+		if (exchange_lotad(s->x)->is_splice && s->want - evbuffer_get_length(in) >= PEER_SPLICE_MIN)
+			begin_splice(s);
 	}
 	n = evbuffer_get_length(in);
 	if (n > s->want - s->moved)
@@ -305,9 +413,14 @@ static enum remote_result get_pump(struct remote_src *s, struct evbuffer *out, u
 	s->moved += n;
 	*moved = n;
 	peers_count(s->cl->peers, PEERS_CHUNK_BYTES, n);
-	want_read(s);
 	if (s->moved == s->want)
 		return REMOTE_DONE;
+	if (s->is_splicing) {
+		if (evbuffer_get_length(in) || evbuffer_get_length(out))
+			return REMOTE_WAIT;
+		return s->is_ended && !s->in_pipe ? src_failed(s, false) : splice_body(s, moved);
+	}
+	want_read(s);
 	if (s->is_ended && !evbuffer_get_length(in))
 		return src_failed(s, false);
 	return REMOTE_WAIT;

@@ -33,6 +33,13 @@ static inline struct evbuffer *exchange_client_out(const struct exchange *x)
 	return bufferevent_get_output(x->c->cbev);
 }
 
+/* The client's socket, for a mover that writes to it directly (splice) while nothing is
+ * queued in exchange_client_out(): bytes written there come after everything queued. */
+static inline int exchange_client_fd(const struct exchange *x)
+{
+	return (int)bufferevent_getfd(x->c->cbev);
+}
+
 static inline bool exchange_is_peer_port(const struct exchange *x)
 {
 	return x->c->is_peer_port;
