@@ -1,10 +1,12 @@
 /* delay_relay: the far-away origin of the NET benchmark (net.py). A TCP relay that holds
  * every byte it forwards for half a round trip in each direction, and a connection's first
  * request bytes one more round trip (the TCP handshake a real link would cost), so that
- * clients on a fast veth see the origin RTT_MS away: netem is not in this kernel. Rates
- * are htb's job, not this relay's. One thread, epoll, bounded queues and connections.
+ * clients on a fast veth see the origin RTT_MS away: netem is not in this kernel. Link
+ * rates are htb's job; CONN_RATE (bytes/s, optional) caps what each connection gets from
+ * upstream, as object stores pace a single GET (S3: about 100 MB/s per connection) so
+ * that clients open several. One thread, epoll, bounded queues and connections.
  *
- *   delay_relay LISTEN_IP:PORT UPSTREAM_IP:PORT RTT_MS LIFETIME_S
+ *   delay_relay LISTEN_IP:PORT UPSTREAM_IP:PORT RTT_MS LIFETIME_S [CONN_RATE]
  *
  * Prints "ready" once listening; exits after LIFETIME_S or on SIGTERM/SIGINT, with a
  * line of counters on stderr. Build: cc -O2 -o delay_relay delay_relay.c
@@ -46,6 +48,7 @@ struct dir {
 	bool is_up; /* client -> upstream: the first bytes also wait for the handshake */
 	struct chunk *head, *tail;
 	size_t queued;
+	uint64_t free_ns; /* downstream, capped: when the connection's rate lets bytes go next */
 };
 
 struct relay {
@@ -62,7 +65,7 @@ struct relay {
 
 static struct relay *g_relay[MAX_RELAYS];
 static int g_nrelays, g_epfd;
-static uint64_t g_rtt_ns, g_queued;
+static uint64_t g_rtt_ns, g_queued, g_conn_rate;
 static uint64_t g_accepted, g_refused, g_bytes_up, g_bytes_down;
 static struct sockaddr_in g_upstream;
 static volatile sig_atomic_t g_stop;
@@ -90,14 +93,20 @@ static int parse_addr(const char *s, struct sockaddr_in *a)
 	return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -EINVAL;
 }
 
-/* When a byte read now may leave: half a round trip later, and the first request bytes
- * not before a handshake's round trip after the accept. */
-static uint64_t due_time(const struct relay *r, const struct dir *d, uint64_t now)
+/* When len bytes read now may leave: half a round trip later, the first request bytes
+ * not before a handshake's round trip after the accept, and a capped connection's
+ * downstream bytes not before its rate allows. */
+static uint64_t due_time(const struct relay *r, struct dir *d, uint64_t now, size_t len)
 {
 	uint64_t t = now;
 
 	if (d->is_up && t < r->accepted_ns + g_rtt_ns)
 		t = r->accepted_ns + g_rtt_ns;
+	if (!d->is_up && g_conn_rate) {
+		if (t < d->free_ns)
+			t = d->free_ns;
+		d->free_ns = t + (uint64_t)len * 1000000000u / g_conn_rate;
+	}
 	return t + g_rtt_ns / 2;
 }
 
@@ -125,12 +134,25 @@ static void pop(struct dir *d)
 	free(c);
 }
 
+/* A capped connection holds what its rate sends in two round trips (what a link that
+ * slow has in flight), not more: the bytes a client that hangs up never gets are the
+ * ones the upstream had already sent, as with a real far-away store. */
+static size_t dir_queue_max(const struct dir *d)
+{
+	uint64_t q;
+
+	if (d->is_up || !g_conn_rate)
+		return DIR_QUEUE_MAX;
+	q = g_conn_rate * 2 * g_rtt_ns / 1000000000u;
+	return q < READ_SIZE ? READ_SIZE : q > DIR_QUEUE_MAX ? DIR_QUEUE_MAX : (size_t)q;
+}
+
 /* Reads what the queues may hold; 0, or -1 when the connection must end. */
 static int dir_read(struct relay *r, struct dir *d, uint64_t now)
 {
 	static char buf[READ_SIZE];
 
-	while (d->can_read && !d->is_eof_read && d->queued < DIR_QUEUE_MAX &&
+	while (d->can_read && !d->is_eof_read && d->queued < dir_queue_max(d) &&
 	       g_queued < ALL_QUEUE_MAX) {
 		ssize_t n = recv(d->from, buf, sizeof(buf), 0);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -146,7 +168,7 @@ static int dir_read(struct relay *r, struct dir *d, uint64_t now)
 		c->len = n;
 		c->off = 0;
 		c->is_eof = n == 0;
-		c->due_ns = due_time(r, d, now);
+		c->due_ns = due_time(r, d, now, n);
 		d->is_eof_read = n == 0;
 		push(d, c);
 	}
@@ -333,10 +355,12 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_signal };
 	int lfd;
 
-	if (argc != 5 || parse_addr(argv[1], &la) || parse_addr(argv[2], &g_upstream)) {
-		fprintf(stderr, "usage: delay_relay LISTEN_IP:PORT UPSTREAM_IP:PORT RTT_MS LIFETIME_S\n");
+	if ((argc != 5 && argc != 6) || parse_addr(argv[1], &la) || parse_addr(argv[2], &g_upstream)) {
+		fprintf(stderr, "usage: delay_relay LISTEN_IP:PORT UPSTREAM_IP:PORT RTT_MS LIFETIME_S "
+				"[CONN_RATE]\n");
 		return 2;
 	}
+	g_conn_rate = argc == 6 ? strtoull(argv[5], NULL, 10) : 0;
 	g_rtt_ns = (uint64_t)atoi(argv[3]) * 1000000u;
 	uint64_t end = now_ns() + (uint64_t)atoi(argv[4]) * 1000000000u;
 	sigaction(SIGTERM, &sa, NULL);

@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.parse
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,6 +52,7 @@ BUCKET = "bench"
 ORIGIN_RATE = 200e6  # bytes/s out of the origin, shared by every node
 LINK_RATE = 600e6  # bytes/s each way on every node's link
 RTT_MS = 20
+CONN_RATE = 100e6  # bytes/s one origin connection gets at most (S3 paces a GET near this)
 S3_PORT = 80  # the CRT client dials port 80 whatever the Host says
 PEER_PORT = 8081
 ADMIN_PORT = 9090
@@ -61,7 +63,7 @@ ORIGIN_URL = f"http://{IP['or']}:{S3_PORT}"
 CLIENTS = ("boto3", "aws-cli", "crt")
 WHO_EPOCH = ("direct", "epoch 1 (cold)", "epoch 2 (warm)")
 CONSTS = {"clients": CLIENTS, "who_epoch": WHO_EPOCH, "origin_rate": ORIGIN_RATE,
-          "link_rate": LINK_RATE, "rtt_ms": RTT_MS}
+          "link_rate": LINK_RATE, "rtt_ms": RTT_MS, "conn_rate": CONN_RATE}
 
 
 class Plan:
@@ -163,7 +165,8 @@ class NetBench:
         self.rig.on_exit(lambda: self.keep and shutil.copy(o.log_path, self.work))
         self.relay = self.rig.spawn("or", [self.relay_bin, f"{IP['or']}:{S3_PORT}",
                                            f"127.0.0.1:{RGW_PORT}", str(RTT_MS),
-                                           str(self.plan.limit_s + 60)])
+                                           str(self.plan.limit_s + 60),
+                                           str(int(CONN_RATE))])
         self.creds = os.path.join(self.work, "service-credentials")
         with open(self.creds, "w") as f:
             f.write(f"[default]\naws_access_key_id = {o.access_key}\n"
@@ -651,10 +654,45 @@ class NetBench:
                 self.res.add(case, "throughput", who, "MB/s", d["bytes"] / d["secs"] / 1e6)
                 self.add_origin_rows(case, who, o, d["bytes"])
 
+    # ---- case 7: one stream -------------------------------------------------------------
+
+    def case_stream(self):
+        """One client, one connection, one whole-object GET (what curl or a plain
+        get_object does) of an object no node has seen (a new key each round, so lotad
+        knows no version of it: the client's own 200 is the first contact). Direct it
+        runs at one origin connection's pace; through lotad the 200 fills the first chunk
+        and hands off to parallel chunk fills."""
+        case = "7 one-stream GET, first contact"
+        size = self.model_size
+        log(f"case 7: one GET of a new {size // MiB} MiB object on one connection from "
+            f"{CLIENT_NODE}: direct, cold, warm")
+        data = os.urandom(size)
+        for r in range(self.plan.rounds):
+            key = f"stream/round-{r}"
+            self.in_origin_ns(self.put, key, data)
+            paths = {w: self.presigned_path(key, self.host(w)) for w in ("direct", "cold")}
+            seq = ["cold", "warm"]
+            seq.insert(r % 3, "direct")
+            for who in seq:
+                mark = self.origin_mark()
+                ep = urllib.parse.urlsplit(self.endpoint(who))
+                t0 = time.monotonic()
+                d = self.getload(CLIENT_NODE, ep.netloc, self.host(who),
+                                 paths["direct" if who == "direct" else "cold"], 1, 1)
+                secs = time.monotonic() - t0
+                if d["bytes"] != size:
+                    raise ClientError(f"one-stream GET through {who}: {d['bytes']} bytes, "
+                                      f"want {size}")
+                if who != "direct":
+                    self.wait_fills_idle()
+                o = self.origin_since(mark)
+                self.res.add(case, "throughput", who, "MB/s", size / secs / 1e6)
+                self.add_origin_rows(case, who, o, size)
+
     # ---- report ----------------------------------------------------------------------------
 
     def ref_of(self, case, who):
-        if case.startswith(("1 ", "2 ", "3 ", "6 ")) and who != "direct":
+        if case.startswith(("1 ", "2 ", "3 ", "6 ", "7 ")) and who != "direct":
             return "direct"
         if case.startswith("4 ") and who.endswith("prestaged"):
             return "epoch 1, cold"
@@ -691,6 +729,9 @@ class NetBench:
         c = "5 hot object fan-out, 3 nodes"
         f = R.med(c, "aggregate / one link's rate", "warm")
         g("fan-out (warm) >= 2.5x one link", f, f >= 2.5, f"{f:.2f}x")
+        c = "7 one-stream GET, first contact"
+        k = R.med(c, "throughput", "cold") / R.med(c, "throughput", "direct")
+        g("one-stream cold GET >= 1.0x direct (parallel chunk fills)", k, k >= 1.0, f"{k:.2f}x")
         return G
 
     def report(self, started, elapsed):
@@ -699,7 +740,8 @@ class NetBench:
         L.append(f"# lota NET benchmark ({'QUICK' if p.quick else 'full'} run)\n")
         L.append(f"Started {started} UTC, {elapsed:.0f} s. {machine()}\n")
         L.append(f"Origin link {ORIGIN_RATE / 1e6:.0f} MB/s out (shared by the nodes), "
-                 f"{RTT_MS} ms RTT (delay_relay); node links {LINK_RATE / 1e6:.0f} MB/s each "
+                 f"{RTT_MS} ms RTT and at most {CONN_RATE / 1e6:.0f} MB/s per origin connection "
+                 f"(delay_relay); node links {LINK_RATE / 1e6:.0f} MB/s each "
                  f"way; {p.shards} shards of {p.shard_size // MiB} MiB "
                  f"({self.shard_bytes / 1e6:.0f} MB), model / hot object "
                  f"{self.model_size / 1e6:.0f} MB. {p.rounds} interleaved rounds per case "
@@ -851,7 +893,7 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     default=os.environ.get("QUICK", "") not in ("", "0"))
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument("--cases", default="rig,epochs,prestage,fanout,model")
+    ap.add_argument("--cases", default="rig,epochs,prestage,fanout,model,stream")
     ap.add_argument("--clients", default=",".join(CLIENTS), help="epochs: these clients")
     ap.add_argument("--rounds", type=int, help="rounds per case instead of the plan's")
     args = ap.parse_args()

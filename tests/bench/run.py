@@ -525,6 +525,11 @@ class Bench:
 
         ReadCases(self).kv_object()
 
+    def case_paced(self):
+        from paced import Paced
+
+        Paced(self).run()
+
     # ---- case 4: small bypass GETs ----------------------------------------------------
 
     def wrk(self, ep, key):
@@ -683,6 +688,10 @@ class Bench:
         mr = (R.med("3 miss 256 MiB, 1 conn", "throughput", "lotad") /
               R.med("3 miss 256 MiB, 1 conn", "throughput", "origin"))
         t("miss 1 conn >= 1.0x origin direct", mr, mr >= 1.0, f"{mr:.2f}x")
+        c13 = "13 cold GET, origin paced per connection"
+        pr = R.med(c13, "throughput", "lotad") / R.med(c13, "throughput", "origin")
+        t("cold 1-conn GET, origin paced per connection: >= 1.0x origin", pr, pr >= 1.0,
+          f"{pr:.2f}x")
         self._read_targets(t)
         b1, b3 = "12 busy node: warm hit 256 MiB, 1 conn", "12 busy node: miss 256 MiB, 1 conn"
         r = R.med(b1, "throughput", "lotad") / R.med(b1, "throughput", "nginx")
@@ -797,7 +806,7 @@ def main():
                     ("", "0"))
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--cases",
-                    default="warm,verify,herd,miss,awscp,kv,busy,small,idle,restart,steer")
+                    default="warm,verify,herd,miss,paced,awscp,kv,busy,small,idle,restart,steer")
     args = ap.parse_args()
     os.environ["LOTA_BUILD"] = os.path.abspath(args.build)
     for exe in ("nginx", "wrk", "cc"):
