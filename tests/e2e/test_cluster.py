@@ -573,12 +573,19 @@ def test_big_object_spreads_over_three_nodes(cl):
 
     mark = cl.origin.log_mark()
     warm = {}
+    before = {n: cl.nodes[n].metrics() for n in NODES}
     for n in NODES:
         t0 = time.monotonic()
         assert_bytes(cl, key, cl.read(n, key))
         warm[n] = time.monotonic() - t0
     gets = origin_gets(cl, key, mark)
     assert [g.status for g in gets] == [304] * 3, [g.line for g in gets]
+    # each node holds its own chunks and has the rest from their owners: a peer hit,
+    # not a miss (x-lota-cache: peer)
+    for n in NODES:
+        m = cl.nodes[n].metrics()
+        assert m["cache_peer_hits"] - before[n].get("cache_peer_hits", 0) == 1, (n, m)
+        assert m["cache_misses"] == before[n]["cache_misses"], (n, m)
     print("\n512 MiB: chunks %s; cold through n1 %.1fs, warm %s" % (
         held, cold, {n: round(t, 1) for n, t in warm.items()}))
 

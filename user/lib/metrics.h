@@ -31,6 +31,7 @@
 	X(bytes_from_origin, counter, "response body bytes received from the origin")             \
 	X(cache_hits, counter, "object reads served from the cache")                              \
 	X(cache_misses, counter, "object reads filled from the origin")                           \
+	X(cache_peer_hits, counter, "reads whose missing chunks all came from their owner nodes") \
 	X(cache_bypasses, counter, "object reads not cached (size, no-store, no credentials)")     \
 	X(cache_bytes_served, counter, "body bytes served from the cache")                        \
 	X(cache_fills_started, counter, "cache fills started")                                    \

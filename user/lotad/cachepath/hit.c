@@ -12,6 +12,7 @@
 #include "cachepath/assemble.h"
 #include "cachepath/cachepath-t.h"
 #include "cachepath/hit.h"
+#include "cachepath/remote.h"
 #include "exchange/resphead.h"
 #include "http.h"
 #include "log.h"
@@ -95,22 +96,42 @@ static bool is_fill_complete(struct cachepath *cp, const struct cache_meta *m, u
 	return st.state != CACHE_FILL_ABORTED && st.written == st.size;
 }
 
-/* Is every chunk of [first, last] here (a plain hit), or is some still to come? */
-static bool is_all_here(struct cachepath *cp, const struct cache_meta *m, uint64_t first,
-			uint64_t last)
+/* How the read's chunks are had, for x-lota-cache and the counters: all here ("hit"),
+ * the missing ones all from the nodes that own them ("peer": their owners serve or fill
+ * them), or some of this node's own still to be filled ("follow" if the node holds the
+ * version, "miss" if it holds none of it). */
+static const char *read_label(struct cachepath *cp, const struct cache_meta *m, uint64_t first,
+			      uint64_t last, bool is_held)
 {
 	uint64_t from, to;
 	enum cache_chunk_state st;
+	bool is_peer = false;
 
 	chunkmap_span(m->size, m->chunk_size, first, last, &from, &to);
 	for (uint64_t i = from; i <= to; i++) {
-		if (cache_chunk_states(cp->cache, m, (uint32_t)i, 1, &st) < 0 ||
-		    st == CACHE_CHUNK_ABSENT)
-			return false;
-		if (st == CACHE_CHUNK_FILLING && !is_fill_complete(cp, m, i))
-			return false;
+		if (cache_chunk_states(cp->cache, m, (uint32_t)i, 1, &st) < 0)
+			st = CACHE_CHUNK_ABSENT;
+		if (st == CACHE_CHUNK_COMMITTED || (st == CACHE_CHUNK_FILLING && is_fill_complete(cp, m, i)))
+			continue;
+		if (st == CACHE_CHUNK_ABSENT && remote_is_remote(cp, m, i)) {
+			is_peer = true;
+			continue;
+		}
+		return is_held ? "follow" : "miss";
 	}
-	return true;
+	return is_peer ? "peer" : "hit";
+}
+
+static void count_read(const char *label)
+{
+	if (strcmp(label, "hit") == 0)
+		metric_add(M_cache_hits, 1);
+	else if (strcmp(label, "peer") == 0)
+		metric_add(M_cache_peer_hits, 1);
+	else if (strcmp(label, "follow") == 0)
+		metric_add(M_cache_coalesced, 1);
+	else
+		metric_add(M_cache_misses, 1);
 }
 
 enum route_verdict hit_serve(struct exchange *x, struct cachepath *cp, const struct cache_meta *m,
@@ -133,7 +154,7 @@ enum route_verdict hit_serve(struct exchange *x, struct cachepath *cp, const str
 		exchange_set_extra(x, NULL);
 		return RT_REDO;
 	}
-	label = !is_held ? "miss" : is_all_here(cp, m, rg.first, rg.last) ? "hit" : "follow";
+	label = read_label(cp, m, rg.first, rg.last, is_held);
 	if (m->size == 0 || assemble_start(x, cp, m, rg.first, rg.last, NULL) < 0) {
 		/* The 304 answers our If-None-Match, not the client's: if our copy cannot be
 		 * served, the client must not see it either. */
@@ -143,7 +164,7 @@ enum route_verdict hit_serve(struct exchange *x, struct cachepath *cp, const str
 	}
 	x->status = rr == RANGE_PARTIAL ? 206 : 200;
 	exchange_label(x, label);
-	metric_add(!is_held ? M_cache_misses : strcmp(label, "hit") == 0 ? M_cache_hits : M_cache_coalesced, 1);
+	count_read(label);
 	write_head(x, m, x->status, rh ? &rg : NULL, reqid, label);
 	return RT_SERVE;
 }
