@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libevent-dev libssl-dev
 	libcunit1-dev libclang-rt-14-dev pkg-config iproute2 procps psmisc util-linux
-	python3 python3-pytest python3-boto3 awscli s3cmd curl openssl
+	python3 python3-pytest python3-boto3 awscli s3cmd rclone curl openssl
 	radosgw ceph-mon ceph-osd ceph-common nginx wrk python3-awscrt gnuplot-nox "$@")
 
 # The manifest validator runs on node; a machine may already have node and npm from

@@ -511,6 +511,46 @@ def test_client_cold_then_warm(origin, bucket, chunk_lotad, svc, tmp_path, clien
         assert_warm(origin, bucket, key, warm)
 
 
+@pytest.mark.parametrize("streams", [4, 1])
+def test_rclone_upload_then_cold_and_warm_downloads(origin, bucket, chunk_lotad, svc, tmp_path,
+                                                    streams):
+    """rclone 1.60 (Debian) through lotad: a multipart upload, a listing, then a cold and
+    a warm download, with 4 parallel ranged streams or one whole-object GET. Both are
+    byte-exact (rclone also checks the MD5 it stored in the object's metadata); cold, the
+    origin sends at most 1.02x the object; warm, no body at all; then a delete."""
+    size = 48 * MiB + 7
+    d = chunk_lotad(chunk_size="8M")
+    env = clients.rclone_env(origin.access_key, origin.secret_key, ep(d), str(tmp_path))
+    src = tmp_path / "src.bin"
+    body = rand(size)
+    src.write_bytes(body)
+    key = f"rclone/{streams}/obj.bin"
+    clients.rclone(["copyto", "--s3-upload-cutoff", "8M", "--s3-chunk-size", "8M", str(src),
+                    f"lota:{bucket}/{key}"], env)
+    assert s3c(origin).get_object(Bucket=bucket, Key=key)["Body"].read() == body
+    ls = clients.rclone(["lsjson", f"lota:{bucket}/rclone/{streams}/"], env).stdout
+    assert b'"Size":%d' % size in ls, ls
+    par = ["--multi-thread-cutoff", "8M", "--multi-thread-streams", str(streams)]
+    if streams == 1:
+        par = ["--multi-thread-streams", "0"]
+    for n, who in enumerate(("cold", "warm")):
+        out = tmp_path / f"{who}.bin"
+        mark = origin.log_mark()
+        clients.rclone(["copyto", *par, f"lota:{bucket}/{key}", str(out)], env)
+        assert_bytes(out.read_bytes(), body, f"rclone {streams} streams, {who}")
+        reqs = gets(origin, bucket, key, mark)
+        if who == "cold":
+            mine = [r for r in reqs if r.user != svc[2]]
+            assert (len([r for r in mine if r.range]) >= 2) == (streams > 1), reqs
+            assert sent(reqs) <= size * 1.02, f"cold rclone: origin sent {sent(reqs)} of {size}"
+            wait_until(lambda: not running_fills(d), 60, "the fills end")
+        else:
+            assert_warm(origin, bucket, key, mark)
+    clients.rclone(["deletefile", f"lota:{bucket}/{key}"], env)
+    with pytest.raises(Exception):
+        s3c(origin).head_object(Bucket=bucket, Key=key)
+
+
 def part_view(xs):
     """What a CRT download's parts got: sorted (Range, If-Match?, status, Content-Range,
     body length, body SHA-256)."""

@@ -1,5 +1,5 @@
 """Real S3 clients from Debian driven as subprocesses: aws cli v2 (/usr/bin/aws; another
-`aws` may come first on PATH), s3cmd and curl --aws-sigv4. Names such as cwlota.com
+`aws` may come first on PATH), s3cmd, rclone and curl --aws-sigv4. Names such as cwlota.com
 resolve through a hosts file bind-mounted over /etc/hosts in a private mount namespace,
 so the machine's own /etc/hosts is never touched."""
 
@@ -76,3 +76,22 @@ def curl_sigv4(url, access, secret, extra=(), resolve=(), **kw):
     for r in resolve:
         cmd += ["--resolve", r]
     return run(cmd + list(extra) + [url], **kw)
+
+
+def rclone_env(access, secret, endpoint, workdir):
+    """rclone's remote "lota:" from the environment. rclone 1.60 fails to start while
+    AWS_CA_BUNDLE is set (LoadCustomCABundleError): every AWS_ variable is left out."""
+    cfg = os.path.join(workdir, "rclone.conf")
+    open(cfg, "w").close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+    env.update(RCLONE_CONFIG=cfg, RCLONE_CONFIG_LOTA_TYPE="s3",
+               RCLONE_CONFIG_LOTA_PROVIDER="Ceph", RCLONE_CONFIG_LOTA_ACCESS_KEY_ID=access,
+               RCLONE_CONFIG_LOTA_SECRET_ACCESS_KEY=secret,
+               RCLONE_CONFIG_LOTA_ENDPOINT=endpoint, RCLONE_CONFIG_LOTA_REGION=REGION,
+               RCLONE_CONFIG_LOTA_FORCE_PATH_STYLE="true")
+    return env
+
+
+def rclone(args, env, names=("cwlota.com",), **kw):
+    return run(in_private_hosts(["rclone", "--retries", "1", "--low-level-retries", "1",
+                                 *args], names), env=env, **kw)

@@ -739,8 +739,11 @@ int fills_adopt(struct fills *f, struct bufferevent *bev, const struct cache_met
 	s->f = f;
 	/* With service credentials the reader's read-ahead fetches the chunks after the
 	 * first in parallel: the stream begins only the chunk it is in. Without them nobody
-	 * else can fetch: the stream begins a window ahead for readers to follow. */
-	s->is_handing_off = f->cp->svc && d->cfg.fill_parallelism > 1;
+	 * else can fetch: the stream begins a window ahead for readers to follow. A small
+	 * object is not handed off: what the origin sends past the cut (its socket buffers,
+	 * some MiB) would be a large share of it. */
+	s->is_handing_off = f->cp->svc && d->cfg.fill_parallelism > 1 &&
+			    chunkmap_count(m->size, m->chunk_size) >= FILLS_HANDOFF_MIN_CHUNKS;
 	s->window = s->is_handing_off ? 1 : FILLS_STREAM_WINDOW;
 	s->is_theirs = is_theirs;
 	s->next = f->streams;

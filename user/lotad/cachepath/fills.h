@@ -24,6 +24,7 @@ struct fills;
 
 #define FILLS_RUNNING_MAX 32	/* fetches at a time on one worker */
 #define FILLS_STREAM_WINDOW 8	/* chunks a stream begins ahead of its position */
+#define FILLS_HANDOFF_MIN_CHUNKS 8 /* a stream hands off to parallel fetches from this size */
 #define FILLS_RETRY_MAX 5	/* attempts after the first */
 #define FILLS_RETRY_BASE_MS 100 /* back-off: a random delay up to base * 2^attempt ... */
 #define FILLS_RETRY_CAP_MS 5000 /* ... and at most this */
