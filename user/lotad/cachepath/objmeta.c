@@ -7,7 +7,9 @@
 #include "cachepath/objmeta.h"
 
 /* Everything but hop-by-hop headers, the ones a hit writes itself, and per-request
- * identifiers is replayed. */
+ * identifiers is replayed. Not the x-amz-checksum-* fields either: they describe the
+ * whole object and come only to a request with x-amz-checksum-mode, so replayed on a
+ * ranged hit they would make the client reject a good body as corrupt. */
 static bool is_replayed_header(const struct http_str *n)
 {
 	static const char *const skip[] = {
@@ -16,6 +18,8 @@ static bool is_replayed_header(const struct http_str *n)
 		"etag", "last-modified", "content-type", "te", "trailer", "upgrade",
 		"proxy-authenticate", "set-cookie"};
 
+	if (http_name_has_prefix(n, "x-amz-checksum-"))
+		return false;
 	for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
 		if (http_name_eq(n, skip[i]))
 			return false;
