@@ -143,13 +143,14 @@ def bucket(origin):
 # -- the scrubber ------------------------------------------------------------------------
 
 def test_scrubber_finds_a_flipped_byte_in_an_unread_chunk(origin, make_lotad, bucket):
-    """scrub-rate 8M over an 8 MiB cache: a pass a second. A byte flipped in a committed
+    """scrub-rate 8M and scrub-interval 0 over an 8 MiB cache: a pass a second. A byte
+    flipped in a committed
     chunk nobody reads again is found within two passes, the chunk is dropped (file and
     entry), counted, logged by name, and the next read gets the origin's bytes."""
     rate, size = 8 * MiB, 8 * MiB
     key = "scrub/cold8"
     body = put(origin, bucket, key, size)
-    d = make_lotad(scrub_rate=str(rate))
+    d = make_lotad(scrub_rate=str(rate), scrub_interval="0")
     assert get(d, origin, bucket, key)[0] == body
     settled(d)
     wait_for("a scrub pass over the committed chunk",
@@ -181,6 +182,27 @@ def test_scrubber_finds_a_flipped_byte_in_an_unread_chunk(origin, make_lotad, bu
     settled(d)
     got, h = get(d, origin, bucket, key)
     assert got == body and h["x-lota-cache"] == "hit"
+
+
+def test_scrub_interval_rests_between_passes(origin, make_lotad, bucket):
+    """scrub-interval 3600 (the default) over an 8 MiB cache at 8 MiB/s: one pass, then
+    the scrubber rests (a small cache is not re-read over and over at scrub-rate); with
+    0 the passes run back to back."""
+    key = "scrub/rest8"
+    body = put(origin, bucket, key, 8 * MiB)
+    for interval, more in (("3600", False), ("0", True)):
+        d = make_lotad(scrub_rate=str(8 * MiB), scrub_interval=interval)
+        assert get(d, origin, bucket, key)[0] == body
+        settled(d)
+        wait_for("a first scrub pass", lambda: d.metrics()["cache_scrub_passes"] >= 1, 10, d)
+        m1 = d.metrics()
+        time.sleep(3)
+        m2 = d.metrics()
+        assert (m2["cache_scrub_passes"] > m1["cache_scrub_passes"]) == more, (interval, m1, m2)
+        assert (m2["cache_scrub_bytes"] > m1["cache_scrub_bytes"]) == more, (interval, m1, m2)
+        assert status(d)["cache"]["scrub"]["interval"] == int(interval)
+        assert f"a pass every {interval} s at most" in lotactl_status(d)
+        d.stop()
 
 
 def test_scrub_rate_zero_is_off_and_bad_values_refused(origin, make_lotad, bucket):

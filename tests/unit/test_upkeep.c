@@ -38,6 +38,34 @@ static void test_fractions(void)
 	CU_ASSERT_EQUAL(total, 70);
 }
 
+/* scrub-interval: after a pass ends, the next starts interval after the last one
+ * started, and nothing accrues in between (no burst at the restart). */
+static void test_interval(void)
+{
+	struct scrub_pace p;
+
+	scrub_pace_init(&p, 1000, 0);
+	scrub_pace_set_interval(&p, 10000);
+	CU_ASSERT_FALSE(scrub_pace_is_resting(&p, 0, 100));
+	CU_ASSERT_EQUAL(scrub_pace_budget(&p, 100), 100);
+	scrub_pace_spent(&p, 100, 100);
+	/* the first pass ends at 2 s: rest until 10 s after it started (at 0) */
+	CU_ASSERT_TRUE(scrub_pace_is_resting(&p, 1, 2000));
+	CU_ASSERT_TRUE(scrub_pace_is_resting(&p, 1, 9900));
+	CU_ASSERT_FALSE(scrub_pace_is_resting(&p, 1, 10000));
+	CU_ASSERT_EQUAL(scrub_pace_budget(&p, 10100), 100); /* no credit from the rest */
+	scrub_pace_spent(&p, 100, 100);
+	/* the second pass started at 10 s and ends at 11 s: the third starts at 20 s */
+	CU_ASSERT_FALSE(scrub_pace_is_resting(&p, 1, 10900));
+	CU_ASSERT_TRUE(scrub_pace_is_resting(&p, 2, 11000));
+	CU_ASSERT_TRUE(scrub_pace_is_resting(&p, 2, 19999));
+	CU_ASSERT_FALSE(scrub_pace_is_resting(&p, 2, 20000));
+	/* interval 0: passes back to back */
+	scrub_pace_init(&p, 1000, 0);
+	CU_ASSERT_FALSE(scrub_pace_is_resting(&p, 1, 100));
+	CU_ASSERT_FALSE(scrub_pace_is_resting(&p, 2, 200));
+}
+
 static void test_late_and_short(void)
 {
 	struct scrub_pace p;
@@ -79,6 +107,7 @@ int main(void)
 	    {"pace: fractions of a byte are kept", test_fractions},
 	    {"pace: late runs and short runs", test_late_and_short},
 	    {"pace: off, and the largest rate", test_off_and_bounds},
+	    {"pace: scrub-interval rests between passes", test_interval},
 	};
 
 	return UNIT_RUN("upkeep", NULL, NULL, tests);

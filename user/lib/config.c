@@ -40,6 +40,7 @@ static const struct key keys[] = {
 	{"chunk-size", K_SIZE, S(chunk_size), "16M", "the cache unit: objects are cached in chunks of this (1M or more, a multiple of 4K)"},
 	{"fill-parallelism", K_UINT, S(fill_parallelism), "4", "chunk fills of one object at a time (read-ahead for a reader moving forward)"},
 	{"scrub-rate", K_SIZE, S(scrub_rate), "50M", "bytes per second the scrubber re-reads cached chunks to find corruption (0: off)"},
+	{"scrub-interval", K_UINT, S(scrub_interval), "3600", "seconds from the start of one scrub pass to the start of the next, at least (0: back to back)"},
 	{"service-credentials", K_STR, S(service_credentials), "", "AWS shared-credentials file for lotad's own fills"},
 	{"region", K_STR, S(region), "us-east-1", "signing region for lotad's own requests"},
 	{"consistency", K_STR, S(consistency), "strong", "strong: every read's ETag is confirmed by the origin"},

@@ -29,6 +29,7 @@ struct config {
 	uint64_t chunk_size;
 	uint64_t fill_parallelism;
 	uint64_t scrub_rate; /* bytes per second the scrubber re-verifies; 0: off */
+	uint64_t scrub_interval; /* seconds from a pass's start to the next's, at least */
 	char service_credentials[CONFIG_STR_MAX];
 	char region[CONFIG_STR_MAX];
 	char consistency[CONFIG_STR_MAX];

@@ -286,9 +286,10 @@ static void print_cache(const char *b)
 	       num(b, "cache.verified_chunks"), verified, num(b, "cache.corrupt_chunks"),
 	       num(b, "cache.lost_chunks"));
 	if (num(b, "cache.scrub.rate") > 0)
-		printf("scrubber:  %.1f MiB/s, %.0f passes, %.0f chunks (%s) re-verified\n",
-		       num(b, "cache.scrub.rate") / (1024.0 * 1024), num(b, "cache.scrub.passes"),
-		       num(b, "cache.scrub.chunks"), scrubbed);
+		printf("scrubber:  %.1f MiB/s, a pass every %.0f s at most; %.0f passes, %.0f "
+		       "chunks (%s) re-verified\n",
+		       num(b, "cache.scrub.rate") / (1024.0 * 1024), num(b, "cache.scrub.interval"),
+		       num(b, "cache.scrub.passes"), num(b, "cache.scrub.chunks"), scrubbed);
 	else
 		printf("scrubber:  off (scrub-rate 0)\n");
 }

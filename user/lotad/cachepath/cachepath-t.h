@@ -27,6 +27,8 @@ struct scrub_pace {
 	uint64_t rate; /* bytes per second, at most CONFIG_SCRUB_RATE_MAX; 0: off */
 	uint64_t last_ms;
 	uint64_t credit; /* in bytes * 1000: no fraction of a byte is lost between runs */
+	/* scrub-interval: a pass starts at least interval_ms after the one before started */
+	uint64_t interval_ms, pass_start_ms, passes, resume_ms;
 };
 
 /* The control thread's upkeep of the store (upkeep.c). */

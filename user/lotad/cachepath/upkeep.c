@@ -124,7 +124,33 @@ void upkeep_refresh(void *arg)
 
 void scrub_pace_init(struct scrub_pace *p, uint64_t rate, uint64_t now_ms)
 {
-	*p = (struct scrub_pace){.rate = rate, .last_ms = now_ms};
+	*p = (struct scrub_pace){.rate = rate, .last_ms = now_ms, .pass_start_ms = now_ms};
+}
+
+void scrub_pace_set_interval(struct scrub_pace *p, uint64_t interval_ms)
+{
+	p->interval_ms = interval_ms;
+}
+
+/* A small cache is re-read in seconds: without a rest between passes the scrubber would
+ * read it over and over at scrub-rate, a core's share spent for nothing new. */
+bool scrub_pace_is_resting(struct scrub_pace *p, uint64_t passes, uint64_t now_ms)
+{
+	if (passes != p->passes) {
+		p->passes = passes;
+		p->resume_ms = p->pass_start_ms + p->interval_ms;
+	}
+	if (now_ms < p->resume_ms) {
+		p->credit = 0;
+		p->last_ms = now_ms;
+		return true;
+	}
+	if (p->resume_ms) {
+		p->pass_start_ms = now_ms; /* the next pass starts now, its budget from now */
+		p->last_ms = now_ms;
+		p->resume_ms = 0;
+	}
+	return false;
 }
 
 uint64_t scrub_pace_budget(struct scrub_pace *p, uint64_t now_ms)
@@ -161,9 +187,16 @@ static uint64_t now_ms(void)
  * (and logged) by the store, and fetched again by the next read that needs it. */
 static void scrub_now(struct cachepath *cp, uint64_t now)
 {
-	uint64_t budget = scrub_pace_budget(&cp->upkeep.pace, now);
+	struct cache_stats st;
+	uint64_t budget;
 	int64_t n;
 
+	if (!cp->upkeep.pace.rate)
+		return;
+	cache_stats(cp->cache, &st);
+	if (scrub_pace_is_resting(&cp->upkeep.pace, st.scrub_passes, now))
+		return;
+	budget = scrub_pace_budget(&cp->upkeep.pace, now);
 	if (!budget)
 		return;
 	n = cache_scrub(cp->cache, budget);
@@ -198,14 +231,17 @@ static int start_timers(struct cachepath *cp)
 
 	cp->upkeep.last_slow_ms = now_ms();
 	scrub_pace_init(&cp->upkeep.pace, rate, cp->upkeep.last_slow_ms);
+	scrub_pace_set_interval(&cp->upkeep.pace, (cp->d->cfg.scrub_interval > UINT32_MAX
+							   ? UINT32_MAX
+							   : cp->d->cfg.scrub_interval) * 1000);
 	cp->evict_ev = event_new(cp->d->control_base, -1, 0, evict_cb, cp);
 	cp->tick_ev = event_new(cp->d->control_base, -1, EV_PERSIST, tick_cb, cp);
 	if (!cp->evict_ev || !cp->tick_ev || event_add(cp->tick_ev, &tv) < 0)
 		return -ENOMEM;
 	if (rate)
 		log_info("cache: the scrubber re-verifies every cached chunk at %.1f MiB/s "
-			 "(scrub-rate)",
-			 (double)rate / (1 << 20));
+			 "(scrub-rate), a pass every %llu s at most (scrub-interval)",
+			 (double)rate / (1 << 20), (unsigned long long)cp->d->cfg.scrub_interval);
 	else
 		log_warn("cache: scrub-rate is 0: cold chunks are verified only when read");
 	return 0;
@@ -292,13 +328,14 @@ static void integrity_status(struct cachepath *cp, const struct cache_stats *st,
 	evbuffer_add_printf(b,
 			    ",\"corrupt_chunks\":%llu,\"lost_chunks\":%llu,"
 			    "\"verified_chunks\":%llu,\"verified_bytes\":%llu,"
-			    "\"scrub\":{\"rate\":%llu,\"chunks\":%llu,\"bytes\":%llu,"
-			    "\"passes\":%llu}",
+			    "\"scrub\":{\"rate\":%llu,\"interval\":%llu,\"chunks\":%llu,"
+			    "\"bytes\":%llu,\"passes\":%llu}",
 			    (unsigned long long)st->corrupt_chunks,
 			    (unsigned long long)st->lost_chunks,
 			    (unsigned long long)st->verified_chunks,
 			    (unsigned long long)st->verified_bytes,
 			    (unsigned long long)cp->d->cfg.scrub_rate,
+			    (unsigned long long)cp->d->cfg.scrub_interval,
 			    (unsigned long long)st->scrub_chunks,
 			    (unsigned long long)st->scrub_bytes,
 			    (unsigned long long)st->scrub_passes);

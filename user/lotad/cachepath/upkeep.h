@@ -36,6 +36,10 @@ int upkeep_start(struct cachepath *cp);
 /* The pacing (struct scrub_pace, in cachepath-t.h) is pure, so that it is unit-tested
  * alone. */
 void scrub_pace_init(struct scrub_pace *p, uint64_t rate, uint64_t now_ms);
+/* scrub-interval (ms; 0: passes back to back). passes: the store's count of passes
+ * ended; true while the next pass must wait (then no budget accrues). */
+void scrub_pace_set_interval(struct scrub_pace *p, uint64_t interval_ms);
+bool scrub_pace_is_resting(struct scrub_pace *p, uint64_t passes, uint64_t now_ms);
 /* Bytes the scrubber may read now (0: none yet, or off). */
 uint64_t scrub_pace_budget(struct scrub_pace *p, uint64_t now_ms);
 /* The run read n of its budget bytes. Less than the budget means its pass ended or there
