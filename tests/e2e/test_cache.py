@@ -343,7 +343,10 @@ def test_prestage_during_a_client_fill_answers_once_committed(origin, make_lotad
     r = origin.s3(endpoint=ep(d)).head_object(Bucket=bucket, Key=key, Range="bytes=0-0")
     assert r["ResponseMetadata"]["HTTPHeaders"]["x-lota-prestage"] == "cached"
     assert d.metrics()["cache_fills_committed"] == chunks(2 * BIG)
-    assert bodies_sent(origin, bucket, key, mark) == 2 * BIG  # the client's 200, once
+    # once: the client's 200 for the first chunk, lotad's fills for the rest (the 200
+    # hands off to them: what the origin had in flight when it was closed is extra)
+    sent = bodies_sent(origin, bucket, key, mark)
+    assert 2 * BIG <= sent <= 2 * BIG + 8 * MiB, sent
     rest = resp.read()
     conn.close()
     assert body[:MiB] + rest == body

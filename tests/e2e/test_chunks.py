@@ -1002,6 +1002,77 @@ def test_full_disk_mid_fill_costs_no_client(origin, bucket, chunk_lotad, relay_t
     assert_bytes(got, body, "a read after the full disk")
 
 
+def test_reader_behind_a_spilling_stream_is_not_stuck(origin, bucket, chunk_lotad, small_disk):
+    """The disk fills up mid-chunk while the adopted 200's reader is stalled behind it (the
+    stream then hands its bytes to that reader from mid-chunk on): the reader, reaching the
+    chunk whose fill died, gets its bytes from lotad's own fetch, and a second reader of a
+    chunk the stream had begun ahead is not left following a stream paced by the first.
+    Both byte-exact (before: both hung with no timeout)."""
+    size = 40 * MiB
+    key = "disk/spill-behind"
+    body = put(origin, bucket, key, rand(size))
+    d = chunk_lotad(chunk_size="4M", capacity="1G", fill_parallelism="1",
+                    cache_dir=str(small_disk / "cache"))
+    g = RawGet(origin, d, bucket, key, timeout=30)
+    assert g.read_head() == 200
+    time.sleep(3)  # the stream runs ahead of the stalled reader and fills the disk
+    lo, hi = 33 * MiB, 34 * MiB
+    g2 = RawGet(origin, d, bucket, key, headers={"Range": f"bytes={lo}-{hi}"}, timeout=30)
+    assert g2.read_head() == 206
+    g2.read()
+    assert not g2.timed_out and bytes(g2.body) == body[lo:hi + 1], (len(g2.body), g2.timed_out)
+    g.read()
+    assert not g.timed_out, f"stuck at byte {len(g.body)}"
+    assert_bytes(bytes(g.body), body, "the stalled whole-object reader")
+    assert "No space left" in d.log_text(), "the disk was expected to fill up"
+
+
+def test_orphan_stream_that_stores_nothing_ends(origin, bucket, chunk_lotad, tmp_path):
+    """A full store (1 MiB filesystem) and a client that leaves after 1 MiB of a 200 MiB
+    object: the adopted 200, which can store nothing and has no reader, ends; the origin
+    does not send the rest (before: all 200 MiB)."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "lota-tiny", str(mnt)], check=True)
+    try:
+        size = 200 * MiB
+        key = "disk/orphan"
+        put(origin, bucket, key, rand(size))
+        d = chunk_lotad(chunk_size="4M", capacity="1G", cache_dir=str(mnt / "cache"))
+        mark = origin.log_mark()
+        g = RawGet(origin, d, bucket, key, timeout=30)
+        assert g.read_head() == 200
+        g.read(MiB)
+        g.close()
+        time.sleep(4)
+        d.stop()  # the origin logs what the 200 sent once its connection ends
+        sent200 = [r.bytes for r in gets(origin, bucket, key, mark) if r.status == 200]
+        assert sent200 and sent200[0] <= 64 * MiB, sent200
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_service_credentials_refused_cost_no_client(origin, chunk_lotad, tag):
+    """A bucket whose policy does not let lotad's service user read it: whole and ranged
+    GETs of a 24-chunk object by a client that may read it are byte-exact, cold and warm
+    (before: the cold 200 handed off to lotad's fetches, which got 403, and the client was
+    cut after the first chunk); lotad says once that its credentials are refused there."""
+    b2 = "chunks-nosvc-" + tag
+    origin.create_bucket(b2)
+    size = 24 * MiB + 5
+    d = chunk_lotad(chunk_size="1M", min_object_size="1M")
+    s3 = s3c(origin, ep(d))
+    for i in range(2):
+        key = f"refused/{i}"
+        body = put(origin, b2, key, rand(size))
+        for who in ("cold", "warm"):
+            status, got, _ = get(s3, b2, key)
+            assert_bytes(got, body, f"{key} whole, {who}")
+        status, got, _ = get(s3, b2, key, Range=f"bytes={3 * MiB - 7}-{9 * MiB}")
+        assert_bytes(got, body[3 * MiB - 7:9 * MiB + 1], f"{key} ranged")
+    assert d.log_text().count("service credentials are refused on bucket " + b2) >= 1
+
+
 def test_reset_fill_connection_readers_resume(origin, bucket, chunk_lotad, relay_to, svc):
     """The connection of a running chunk fill is reset (the origin stays reachable): its
     readers resume from their offset with a new ranged GET (service credentials,

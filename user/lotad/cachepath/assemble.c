@@ -25,6 +25,7 @@
 #include "cachepath/objmeta.h"
 #include "cachepath/remote.h"
 #include "cachepath/svccreds.h"
+#include "cachepath/svcdenied.h"
 #include "chunkmap.h"
 #include "exchange/origin.h"
 #include "exchange/origins.h"
@@ -36,6 +37,14 @@
 
 /* File bytes queued on the client's output at once: segments cost no memory. */
 #define QUEUE_MAX (8 * 1024 * 1024)
+/* Bytes of a resume (SRC_PASS) read ahead of the client at most, and bytes held in
+ * memory (a resume's, a spill's, a peer's) queued on the client's output at most: a slow
+ * client costs its socket's buffer, not lotad's memory. */
+#define PASS_BUFFER_MAX (1024 * 1024)
+#define MEM_QUEUE_MAX (1024 * 1024)
+/* A chunk whose fill failed is looked for again this many times before its rest comes
+ * from the origin (a fill that fails at once, as on a full disk, must not spin). */
+#define REOPENS_MAX 2
 
 enum source {
 	SRC_NONE,   /* the next chunk is not open yet */
@@ -54,6 +63,7 @@ struct assembler {
 	uint64_t index;	    /* the chunk pos is in */
 	uint64_t asked;	    /* chunks below this were asked for (read-ahead) */
 	uint64_t missed_to; /* chunks below this were counted as misses */
+	unsigned reopens;   /* times the current chunk's source was opened again after a failure */
 	enum source src;
 	struct cache_chunk *ch;
 	struct cache_follower *fl;
@@ -190,7 +200,7 @@ static int open_source(struct assembler *a)
 			count_miss(a);
 			return 0;
 		}
-		if (a->spill && !fills_spill_is_done(a->spill))
+		if (a->spill && fills_spill_may_reach(a->spill, a->pos))
 			return -EAGAIN; /* the stream spills it soon, or stores it: wait */
 		r = a->is_owner ? REMOTE_HERE
 				: remote_open(a->cp, a->x, &a->om.meta, a->index, a->pos, part_end(a),
@@ -246,6 +256,8 @@ static int open_pass(struct assembler *a)
 		return -errno;
 	bufferevent_setcb(a->pass, pass_read_cb, NULL, pass_event_cb, a);
 	bufferevent_set_timeouts(a->pass, &tv, &tv);
+	/* a slow client: the origin's socket waits, not lotad's memory */
+	bufferevent_setwatermark(a->pass, EV_READ, 0, PASS_BUFFER_MAX);
 	metric_add(M_origin_requests, 1);
 	metric_add(M_cache_chunk_resumes, 1);
 	a->is_pass_head_done = a->is_pass_ended = false;
@@ -268,8 +280,10 @@ static int pass_head(struct assembler *a, struct evbuffer *in)
 		return -ENOMEM;
 	r = http_parse_response((const char *)evbuffer_pullup(in, (ssize_t)want), want, &get, m);
 	if (r == 0 && (m->status != 206 || m->body != HTTP_BODY_LENGTH ||
-		       m->content_length != a->pass_end - a->pos))
+		       m->content_length != a->pass_end - a->pos)) {
+		svcdenied_note(a->cp->denied, a->om.meta.id.bucket, m->status);
 		r = m->status == 412 ? -ESTALE : -EPROTO;
+	}
 	if (r == 0) {
 		evbuffer_drain(in, m->head_len);
 		a->is_pass_head_done = true;
@@ -299,8 +313,10 @@ static enum mover_result pump_pass(struct assembler *a, struct evbuffer *out)
 	n = evbuffer_get_length(in);
 	if (n > a->pass_end - a->pos)
 		n = (size_t)(a->pass_end - a->pos);
-	if (n > QUEUE_MAX - evbuffer_get_length(out))
-		n = QUEUE_MAX - evbuffer_get_length(out);
+	if (evbuffer_get_length(out) >= MEM_QUEUE_MAX)
+		return MOVER_WAIT;
+	if (n > MEM_QUEUE_MAX - evbuffer_get_length(out))
+		n = MEM_QUEUE_MAX - evbuffer_get_length(out);
 	evbuffer_remove_buffer(in, out, n);
 	a->pos += n;
 	spill_skip(a);
@@ -348,8 +364,10 @@ static enum mover_result pump_spill(struct assembler *a, struct evbuffer *out, u
 	n = evbuffer_get_length(buf);
 	if (n > end - a->pos)
 		n = (size_t)(end - a->pos);
-	if (n > QUEUE_MAX - evbuffer_get_length(out))
-		n = QUEUE_MAX - evbuffer_get_length(out);
+	if (evbuffer_get_length(out) >= MEM_QUEUE_MAX)
+		return MOVER_WAIT;
+	if (n > MEM_QUEUE_MAX - evbuffer_get_length(out))
+		n = MEM_QUEUE_MAX - evbuffer_get_length(out);
 	evbuffer_remove_buffer(buf, out, n);
 	fills_spill_consumed(a->spill, n);
 	a->pos += n;
@@ -368,7 +386,11 @@ static enum mover_result pump_spill(struct assembler *a, struct evbuffer *out, u
 static enum mover_result pump_peer(struct assembler *a, struct evbuffer *out)
 {
 	uint64_t n = 0;
-	enum remote_result r = remote_pump(a->cp, a->rs, out, &n);
+	enum remote_result r;
+
+	if (evbuffer_get_length(out) >= MEM_QUEUE_MAX)
+		return MOVER_WAIT; /* the client's write callback runs us again */
+	r = remote_pump(a->cp, a->rs, out, &n);
 
 	a->pos += n;
 	exchange_count_out(a->x, n);
@@ -458,8 +480,14 @@ static enum mover_result pump_chunk(struct assembler *a, struct evbuffer *out)
 			a->src = SRC_SPILL; /* it holds pos, even once the stream has ended */
 			return pump_spill(a, out, end);
 		}
-		if (a->spill && !fills_spill_is_done(a->spill))
+		if (a->spill && fills_spill_may_reach(a->spill, a->pos))
 			return MOVER_WAIT; /* open_source takes the spill once it holds pos */
+		if (a->reopens++ < REOPENS_MAX) {
+			/* another fill may hold the chunk now (the stream took it back): open it
+			 * again; open_source falls back to the origin if nothing has it */
+			exchange_wake(a->x);
+			return MOVER_WAIT;
+		}
 		return open_pass(a) == 0 ? MOVER_WAIT : MOVER_CUT;
 	}
 	return MOVER_WAIT;
@@ -490,6 +518,7 @@ static enum mover_result assemble_pump(struct exchange *x, void *state)
 			return r;
 		close_source(a);
 		a->index++;
+		a->reopens = 0;
 	}
 	return MOVER_DONE;
 }
@@ -551,7 +580,7 @@ bool assemble_can_serve(struct cachepath *cp, const struct cache_meta *m, uint64
 	uint64_t from, to;
 	enum cache_chunk_state st;
 
-	if (cp->svc)
+	if (cp->svc && !svcdenied_has(cp->denied, m->id.bucket))
 		return true;
 	chunkmap_span(m->size, m->chunk_size, first, last, &from, &to);
 	for (uint64_t i = from; i <= to; i++)

@@ -42,6 +42,7 @@ struct cachepath {
 	struct lotad *d;
 	struct cache *cache;   /* NULL: relay only */
 	struct svccreds *svc;  /* NULL: no service credentials: lotad fills no chunk itself */
+	struct svcdenied *denied; /* buckets svc was refused on, for a while */
 	struct fills *fills[CACHEPATH_WORKERS_MAX]; /* each worker's, made on its first use */
 	struct herd *herd;
 	struct known *known; /* versions learnt for keys with no chunk here */

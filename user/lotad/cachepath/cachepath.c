@@ -19,6 +19,7 @@
 #include "cachepath/committer.h"
 #include "cachepath/fills.h"
 #include "cachepath/ssec.h"
+#include "cachepath/svcdenied.h"
 #include "cachepath/svccreds.h"
 #include "log.h"
 #include "lotad.h"
@@ -69,6 +70,10 @@ static void load_service_credentials(struct cachepath *cp)
 	}
 	if (svccreds_new(cfg->service_credentials, cfg->region, &cp->svc, err, sizeof(err)) < 0) {
 		log_error("service-credentials: %s; ranged reads and pre-staging are not cached", err);
+		cp->svc = NULL;
+	} else if (svcdenied_new(&cp->denied) < 0) {
+		log_error("service-credentials: out of memory; ranged reads are not cached");
+		svccreds_free(cp->svc);
 		cp->svc = NULL;
 	}
 }
@@ -142,6 +147,7 @@ void cachepath_free(struct cachepath *cp)
 	for (int i = 0; i < CACHEPATH_WORKERS_MAX; i++)
 		fills_free(cp->fills[i]);
 	svccreds_free(cp->svc);
+	svcdenied_free(cp->denied);
 	ssec_free(cp->ssec);
 	committer_free(cp->committer); /* commits what is queued */
 	herd_free(cp->herd);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -20,6 +21,7 @@
 #include "cachepath/fills.h"
 #include "cachepath/objmeta.h"
 #include "cachepath/svccreds.h"
+#include "cachepath/svcdenied.h"
 #include "chunkmap.h"
 #include "exchange/origin.h"
 #include "exchange/originpool.h"
@@ -76,6 +78,9 @@ struct stream {
 	uint64_t win_next; /* the next chunk to begin */
 	uint64_t window;   /* chunks begun ahead of pos, at most FILLS_STREAM_WINDOW */
 	bool is_handing_off; /* chunks others fill end the stream (fetches run in parallel) */
+	bool is_waiting;     /* at a chunk another fill has not shown it can get yet */
+	struct event *recheck; /* while waiting: look again */
+	unsigned rechecks;
 	fills_theirs_fn is_theirs;
 	struct fills_spill *spill;
 	bool is_paused; /* the spill is full: the reader drains it first */
@@ -119,11 +124,29 @@ static void pace_reads(struct bufferevent *bev, uint64_t left, int *cur)
 {
 	int v = left < FILLS_LOWAT ? (int)left : FILLS_LOWAT;
 
+	if (*cur < 0)
+		return; /* a slow origin: every byte wakes us (is_slow_not_silent) */
+
 	if (v < 1)
 		v = 1;
 	if (v != *cur && setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_RCVLOWAT, &v,
 				    sizeof(v)) == 0)
 		*cur = v;
+}
+
+/* A read timeout with bytes waiting below SO_RCVLOWAT is an origin that is slow, not
+ * silent: from here on bev wakes for every byte, and reading goes on. */
+static bool is_slow_not_silent(struct bufferevent *bev, short what, int *lowat)
+{
+	int queued = 0, one = 1;
+
+	if (!(what & BEV_EVENT_TIMEOUT) || !(what & BEV_EVENT_READING) || *lowat <= 1 ||
+	    ioctl(bufferevent_getfd(bev), FIONREAD, &queued) < 0 || queued <= 0)
+		return false;
+	if (setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one)) == 0)
+		*lowat = -1; /* and it stays so */
+	bufferevent_enable(bev, EV_READ);
+	return true;
 }
 
 /* Bytes read from a fill's socket per wake at most (beyond libevent's 4 KiB): enough to
@@ -287,7 +310,7 @@ static int fetch_head(struct fetch *ft, struct evbuffer *in)
 	if (r == 0 && m->status >= 100 && m->status < 200) {
 		evbuffer_drain(in, m->head_len);
 		free(m);
-		return -EAGAIN;
+		return evbuffer_get_length(in) ? -EINPROGRESS : -EAGAIN; /* the next head may be in */
 	}
 	if (r < 0 || m->status != 206) {
 		r = r < 0 ? r : m->status;
@@ -339,8 +362,9 @@ static void fetch_read_cb(struct bufferevent *bev, void *arg)
 				 read_more_now(ft->done, ft->len, in));
 
 	if (!ft->is_head_done) {
-		r = fetch_head(ft, in);
-		if (r == -EAGAIN)
+		for (int i = 0; i < 8 && (r = fetch_head(ft, in)) == -EINPROGRESS; i++)
+			;
+		if (r == -EAGAIN || r == -EINPROGRESS)
 			return;
 		if (r == 412 || r == 404) {
 			version_gone(ft, r);
@@ -353,6 +377,7 @@ static void fetch_read_cb(struct bufferevent *bev, void *arg)
 		if (r != 0) {
 			log_warn("cache: lotad's GET of %s/%s got %d%s", ft->bucket, ft->key, r,
 				 r == 403 ? " (do the service credentials allow it?)" : "");
+			svcdenied_note(ft->f->cp->denied, ft->bucket, r);
 			fetch_end(ft, r == 403 ? -EACCES : r < 0 ? r : -EPROTO);
 			return;
 		}
@@ -377,7 +402,7 @@ static void fetch_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct fetch *ft = arg;
 
-	if (what & BEV_EVENT_CONNECTED)
+	if (what & BEV_EVENT_CONNECTED || is_slow_not_silent(bev, what, &ft->lowat))
 		return;
 	if (ft->is_reused && !ft->is_head_done && !evbuffer_get_length(bufferevent_get_input(bev))) {
 		/* An idle connection the origin had closed: a new one, at once, no retry. */
@@ -487,6 +512,8 @@ int fills_want(struct fills *f, const struct cache_meta *m, uint64_t index, enum
 
 	if (!f->cp->svc)
 		return -ENOKEY;
+	if (svcdenied_has(f->cp->denied, m->id.bucket))
+		return -EACCES;
 	r = cache_chunk_begin(f->cp->cache, m, (uint32_t)index, &fill);
 	if (r == CACHE_BEGIN_COMMITTED)
 		return FILLS_COMMITTED;
@@ -541,14 +568,23 @@ static void stream_free(struct stream *s)
 			s->spill->wake(s->spill->arg);
 		spill_unref(s->spill);
 	}
+	if (s->recheck)
+		event_free(s->recheck);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	objmeta_free(&s->om);
 	free(s);
 }
 
+static void wake_reader(struct stream *s)
+{
+	if (s->spill && !s->spill->is_reader_gone)
+		s->spill->wake(s->spill->arg);
+}
+
 /* Whether chunk i is left to another fill: one running or committed here, or, handing
- * off, a chunk a peer owns and this node does not hold (the reader asks that peer). */
+ * off, a chunk a peer owns and this node does not hold (the reader asks that peer). A
+ * chunk begun here wakes the reader: it may wait for the stream to reach it. */
 static bool is_elsewhere(struct stream *s, uint64_t i, struct cache_fill **fill)
 {
 	const struct cache_meta *m = &s->om.meta;
@@ -565,6 +601,7 @@ static bool is_elsewhere(struct stream *s, uint64_t i, struct cache_fill **fill)
 	if (r == CACHE_BEGIN_FILL) {
 		metric_add(M_cache_chunk_fills, 1);
 		metric_add(M_cache_fills_started, 1);
+		wake_reader(s);
 		return false;
 	}
 	*fill = NULL;
@@ -587,16 +624,61 @@ static void stream_begin_window(struct stream *s)
 	}
 }
 
-/* Handing off, the stream ends where the chunk it reaches is another fill's and the
- * reader takes no byte of it from the stream: the reader's read-ahead runs fetches of
- * the chunks ahead in parallel, faster than one stream from an origin that paces each
- * connection. What the origin sent past that point is wasted: its socket's bytes. */
-static bool stream_is_handed_off(const struct stream *s)
+/* What the stream does at the start of a chunk. */
+enum handoff {
+	HANDOFF_NO,   /* go on: the chunk is the stream's, or the stream does not hand off */
+	HANDOFF_NOW,  /* end here: another fill has it and has shown it can get it */
+	HANDOFF_WAIT, /* another fill has it but has not got a byte yet: wait, reading nothing */
+};
+
+/* Has the fill of chunk i that is not the stream's shown it gets the chunk: committed,
+ * bytes written, or a peer's (its owner fills it)? 1 yes, 0 not yet, -1 no fill at all
+ * (it failed and is gone). */
+static int other_fill_proof(struct stream *s, uint64_t i)
+{
+	const struct cache_meta *m = &s->om.meta;
+	enum cache_chunk_state st = CACHE_CHUNK_ABSENT;
+	struct cache_follower *fl;
+	struct cache_fill_status fs;
+	int r = cache_chunk_states(s->f->cp->cache, m, (uint32_t)i, 1, &st);
+
+	if (r < 0 && r != -ENOENT)
+		return 1;
+	if (st == CACHE_CHUNK_COMMITTED)
+		return 1;
+	if (st == CACHE_CHUNK_ABSENT)
+		return s->is_theirs && s->is_theirs(s->f->cp, m, i) ? 1 : -1;
+	if (cache_chunk_follow(s->f->cp->cache, m, (uint32_t)i, NULL, NULL, &fl) < 0)
+		return -1;
+	cache_follower_status(fl, &fs);
+	cache_follower_close(fl);
+	if (fs.state == CACHE_FILL_ABORTED)
+		return -1;
+	return fs.written > 0 || fs.state != CACHE_FILL_RUNNING ? 1 : 0;
+}
+
+/* Handing off, the stream ends where the chunk it reaches is another fill's that has
+ * shown it gets it, and the reader takes no byte from the stream: the reader's
+ * read-ahead runs fetches of the chunks ahead in parallel, faster than one stream from
+ * an origin that paces each connection. What the origin sent past that point is wasted
+ * (its socket's bytes). A fill that has not got a byte yet (its answer may be a refusal)
+ * is waited for; one that failed leaves the chunk to the stream again. */
+static enum handoff stream_handoff(struct stream *s)
 {
 	const struct fills_spill *sp = s->spill;
+	uint64_t start = chunkmap_start(s->om.meta.chunk_size, s->index);
+	int proof;
 
-	return s->is_handing_off && s->pos < s->om.meta.size && !s->win[0] &&
-	       s->win_elsewhere[0] && (!sp || sp->from == UINT64_MAX || sp->is_reader_gone);
+	if (!s->is_handing_off || s->pos >= s->om.meta.size || s->pos != start || s->win[0] ||
+	    !s->win_elsewhere[0] || (sp && sp->from != UINT64_MAX && !sp->is_reader_gone))
+		return HANDOFF_NO;
+	proof = other_fill_proof(s, s->index);
+	if (proof > 0)
+		return HANDOFF_NOW;
+	if (proof == 0)
+		return HANDOFF_WAIT;
+	s->win_elsewhere[0] = is_elsewhere(s, s->index, &s->win[0]); /* take it back */
+	return s->win[0] || !s->win_elsewhere[0] ? HANDOFF_NO : HANDOFF_WAIT;
 }
 
 /* Chunk index is complete: commit it, and slide the window. */
@@ -618,6 +700,21 @@ static void stream_next_chunk(struct stream *s)
 	stream_begin_window(s);
 }
 
+/* The spill begins: the chunks begun ahead go (their followers take them from the
+ * origin), so that no reader follows a stream now paced by one client. */
+static void spill_begins(struct stream *s)
+{
+	s->spill->from = s->pos;
+	for (int i = 1; i < FILLS_STREAM_WINDOW; i++) {
+		if (s->win[i]) {
+			cache_fill_abort(s->win[i], -ECONNRESET);
+			metric_add(M_cache_fills_aborted, 1);
+		}
+		s->win[i] = NULL;
+		s->win_elsewhere[i] = false;
+	}
+}
+
 /* From the first byte the store would not take, the adopting reader gets every byte
  * (moved out of in); true if it took them. */
 static bool stream_spill(struct stream *s, struct evbuffer *in, size_t n)
@@ -629,7 +726,7 @@ static bool stream_spill(struct stream *s, struct evbuffer *in, size_t n)
 	if (sp->from == UINT64_MAX) {
 		if (s->win[0] || s->win_elsewhere[0])
 			return false; /* stored here or elsewhere: nothing to spill yet */
-		sp->from = s->pos;
+		spill_begins(s);
 	}
 	evbuffer_remove_buffer(in, sp->buf, n);
 	if (evbuffer_get_length(sp->buf) >= SPILL_MAX && !s->is_paused) {
@@ -640,18 +737,34 @@ static bool stream_spill(struct stream *s, struct evbuffer *in, size_t n)
 	return true;
 }
 
-static void stream_write(struct stream *s, struct evbuffer *in, size_t n)
+/* n bytes of in into the current chunk's fill (every segment of them). */
+static int write_fill(struct stream *s, struct evbuffer *in, size_t n)
 {
 	struct evbuffer_iovec v[16];
-	int nv = evbuffer_peek(in, (ssize_t)n, NULL, v, 16), r = 0;
-	size_t left = n;
+	struct evbuffer_ptr p;
+	int r = 0;
 
-	for (int i = 0; i < nv && i < 16 && left && r == 0 && s->win[0]; i++) {
-		size_t len = v[i].iov_len < left ? v[i].iov_len : left;
+	evbuffer_ptr_set(in, &p, 0, EVBUFFER_PTR_SET);
+	while (n && r == 0) {
+		int nv = evbuffer_peek(in, (ssize_t)n, &p, v, 16);
 
-		r = cache_fill_write(s->win[0], v[i].iov_base, len);
-		left -= len;
+		if (nv < 1)
+			return -EIO;
+		for (int i = 0; i < nv && i < 16 && n && r == 0; i++) {
+			size_t len = v[i].iov_len < n ? v[i].iov_len : n;
+
+			r = cache_fill_write(s->win[0], v[i].iov_base, len);
+			n -= len;
+			evbuffer_ptr_set(in, &p, len, EVBUFFER_PTR_ADD);
+		}
 	}
+	return r;
+}
+
+static void stream_write(struct stream *s, struct evbuffer *in, size_t n)
+{
+	int r = s->win[0] ? write_fill(s, in, n) : 0;
+
 	if (r < 0 && s->win[0]) {
 		log_warn("cache: fill of %s/%s chunk %llu abandoned: %s (its readers get the "
 			 "origin's bytes)", s->om.bucket, s->om.key, (unsigned long long)s->index,
@@ -666,31 +779,81 @@ static void stream_write(struct stream *s, struct evbuffer *in, size_t n)
 		evbuffer_drain(in, n);
 }
 
+/* Nobody wants what the stream would read: its reader is gone and no chunk of its
+ * window is stored here. */
+static bool stream_is_idle(const struct stream *s)
+{
+	if (!s->spill || !s->spill->is_reader_gone)
+		return false;
+	for (int i = 0; i < FILLS_STREAM_WINDOW; i++)
+		if (s->win[i])
+			return false;
+	return true;
+}
+
+#define RECHECK_MS 10
+
+static void stream_read_cb(struct bufferevent *bev, void *arg);
+
+static void recheck_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+
+	s->is_waiting = false;
+	if (!s->is_paused)
+		bufferevent_enable(s->bev, EV_READ);
+	stream_read_cb(s->bev, s);
+}
+
+/* Reads nothing for a while and looks again; after origin-timeout of it, hands off. */
+static bool stream_wait(struct stream *s)
+{
+	struct timeval tv = {0, RECHECK_MS * 1000};
+	uint64_t most = s->f->cp->d->cfg.origin_timeout * 1000 / RECHECK_MS;
+
+	if (s->rechecks++ >= most)
+		return false;
+	if (!s->recheck && !(s->recheck = evtimer_new(s->f->w->base, recheck_cb, s)))
+		return false;
+	s->is_waiting = true;
+	bufferevent_disable(s->bev, EV_READ);
+	return evtimer_add(s->recheck, &tv) == 0;
+}
+
 static void stream_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct stream *s = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	uint64_t size = s->om.meta.size, cs = s->om.meta.chunk_size;
 
+	if (s->is_waiting)
+		return;
 	if (!s->is_paused)
 		origin_read_more(origins_for(s->f->cp->d, s->om.meta.id.bucket), bev,
 				 read_more_now(s->pos, size, in));
 
-	while (evbuffer_get_length(in) && s->pos < size) {
+	while (s->pos < size) {
 		uint64_t end = chunkmap_start(cs, s->index) + chunkmap_len(size, cs, s->index);
+		enum handoff h = stream_handoff(s);
 		size_t n = evbuffer_get_length(in);
 
+		if (h == HANDOFF_WAIT && stream_wait(s))
+			return;
+		if (h != HANDOFF_NO || stream_is_idle(s)) {
+			if (h != HANDOFF_NO)
+				metric_add(M_cache_stream_handoffs, 1);
+			stream_free(s);
+			return;
+		}
+		s->rechecks = 0;
+		if (!n)
+			break;
 		if (n > end - s->pos)
 			n = (size_t)(end - s->pos);
 		stream_write(s, in, n);
 		s->pos += count_bytes(s->f, FILLS_FOR_READ, n);
 		if (s->pos == end)
 			stream_next_chunk(s);
-		if (stream_is_handed_off(s)) {
-			metric_add(M_cache_stream_handoffs, 1);
-			stream_free(s);
-			return;
-		}
 	}
 	if (s->pos == size)
 		stream_free(s);
@@ -702,7 +865,7 @@ static void stream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct stream *s = arg;
 
-	if (what & BEV_EVENT_CONNECTED)
+	if (what & BEV_EVENT_CONNECTED || is_slow_not_silent(bev, what, &s->lowat))
 		return;
 	log_warn("cache: %s/%s: the origin's body ended at byte %llu of %llu (%s); readers go on "
 		 "from the origin", s->om.bucket, s->om.key, (unsigned long long)s->pos,
@@ -738,12 +901,13 @@ int fills_adopt(struct fills *f, struct bufferevent *bev, const struct cache_met
 	s->spill = sp;
 	s->f = f;
 	/* With service credentials the reader's read-ahead fetches the chunks after the
-	 * first in parallel: the stream begins only the chunk it is in. Without them nobody
-	 * else can fetch: the stream begins a window ahead for readers to follow. A small
-	 * object is not handed off: what the origin sends past the cut (its socket buffers,
-	 * some MiB) would be a large share of it. */
+	 * first in parallel: the stream begins only the chunk it is in. Without them (or
+	 * where they are refused) nobody else can fetch: the stream begins a window ahead
+	 * for readers to follow. A small object is not handed off: what the origin sends
+	 * past the cut (its socket buffers, some MiB) would be a large share of it. */
 	s->is_handing_off = f->cp->svc && d->cfg.fill_parallelism > 1 &&
-			    chunkmap_count(m->size, m->chunk_size) >= FILLS_HANDOFF_MIN_CHUNKS;
+			    chunkmap_count(m->size, m->chunk_size) >= FILLS_HANDOFF_MIN_CHUNKS &&
+			    !svcdenied_has(f->cp->denied, m->id.bucket);
 	s->window = s->is_handing_off ? 1 : FILLS_STREAM_WINDOW;
 	s->is_theirs = is_theirs;
 	s->next = f->streams;
@@ -789,6 +953,11 @@ bool fills_spill_is_done(const struct fills_spill *sp)
 	return sp->s == NULL;
 }
 
+bool fills_spill_may_reach(const struct fills_spill *sp, uint64_t pos)
+{
+	return sp->s && sp->from == UINT64_MAX && sp->s->pos <= pos;
+}
+
 void fills_spill_release(struct fills_spill *sp)
 {
 	if (!sp)
@@ -827,6 +996,7 @@ static void head_done(struct fills_head *h, int status, const struct http_msg *m
 	bool is_reusable = h->bev && m && status == 200 && m->keep_alive &&
 			   evbuffer_get_length(bufferevent_get_input(h->bev)) == m->head_len;
 
+	svcdenied_note(h->f->cp->denied, h->bucket, status);
 	if (h->done)
 		h->done(h->arg, status, m);
 	if (is_reusable) {
@@ -844,7 +1014,6 @@ static void head_read_cb(struct bufferevent *bev, void *arg)
 	static const struct http_str head = {"HEAD", 4};
 	struct fills_head *h = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t len = evbuffer_get_length(in), want = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
 	struct http_msg *m = malloc(sizeof(*m));
 	int r;
 
@@ -852,13 +1021,21 @@ static void head_read_cb(struct bufferevent *bev, void *arg)
 		head_done(h, 0, NULL);
 		return;
 	}
-	r = http_parse_response((const char *)evbuffer_pullup(in, (ssize_t)want), want, &head, m);
-	if (r == 0 && m->status >= 200)
-		head_done(h, m->status, m);
-	else if (r == 0)
-		evbuffer_drain(in, m->head_len); /* an interim 1xx */
-	else if (r != -EAGAIN)
-		head_done(h, 0, NULL);
+	for (int i = 0; i < 8; i++) {
+		size_t len = evbuffer_get_length(in), want = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
+
+		r = http_parse_response((const char *)evbuffer_pullup(in, (ssize_t)want), want,
+					&head, m);
+		if (r == 0 && m->status < 200) {
+			evbuffer_drain(in, m->head_len); /* an interim 1xx: the next head may be in */
+			continue;
+		}
+		if (r == 0)
+			head_done(h, m->status, m);
+		else if (r != -EAGAIN)
+			head_done(h, 0, NULL);
+		break;
+	}
 	free(m);
 }
 

@@ -74,6 +74,9 @@ void fills_spill_consumed(struct fills_spill *sp, size_t n);
 bool fills_spill_is_broken(const struct fills_spill *sp);
 /* The stream has ended (all of the object read, or broken): no more bytes will come. */
 bool fills_spill_is_done(const struct fills_spill *sp);
+/* May the stream still bring object byte pos (store it, or spill it)? It does not once it
+ * has passed pos or spills from further on: a reader there must get it elsewhere. */
+bool fills_spill_may_reach(const struct fills_spill *sp, uint64_t pos);
 /* The reader is done with it (the stream goes on at the origin's pace). NULL is fine. */
 void fills_spill_release(struct fills_spill *sp);
 
