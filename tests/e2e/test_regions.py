@@ -14,13 +14,17 @@ a zonegroup the cluster does not know gets 301 PermanentRedirect (empty body, no
 for every request but GetBucketLocation, which then answers an empty LocationConstraint:
 S3's spelling of us-east-1. That is how a test moves a bucket to the other region."""
 
+import http.client
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -327,3 +331,133 @@ def test_a_dead_region_fails_only_its_own_buckets(regions, buckets, lotad):
         b.restart_radosgw()
     assert s3.get_object(Bucket=bb, Key="dead/k")["Body"].read() == body_b
     assert f"{b.url} (region {REGION_B}): up" in lotactl_status(lotad)
+
+
+def lotad_for(regions, tmp_path, **cfg):
+    """A lotad of its own in front of both regions (origin = A), keys as Lotad takes them."""
+    a, b = regions
+    d = Lotad(tmp_path / "lotad-own", a.url, chunk_size="1M", min_object_size="1M",
+              service_credentials=write_creds(tmp_path / "svc-own", a),
+              region_origins=f"{REGION_A}={a.url},{REGION_B}={b.url}", **cfg)
+    return d.start()
+
+
+def open_get(o, d, bucket, key, rcvbuf=64 * 1024):
+    """A signed GET through d on a socket with a small receive buffer, so that lotad's
+    sending (and the chunk fills it paces) stops while the caller does not read: the
+    response, whose body the caller reads."""
+    url, h = o.signed_headers("GET", bucket, key, endpoint=ep(d))
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(60)
+    s.connect(("127.0.0.1", d.port))
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
+    conn.sock = s
+    u = urllib.parse.urlsplit(url)
+    conn.putrequest("GET", u.path, skip_host=True, skip_accept_encoding=True)
+    conn.putheader("Host", u.netloc)
+    for k, v in h.items():
+        conn.putheader(k, v)
+    conn.endheaders()
+    return conn, conn.getresponse()
+
+
+def wait_for_301(o, bucket, key, timeout=30):
+    """Until o answers 301 for bucket/key (radosgw takes the new bucket info at once or
+    nearly)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        url, h = o.signed_headers("HEAD", bucket, key)
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, headers=h, method="HEAD"),
+                                   timeout=10).close()
+        except urllib.error.HTTPError as e:
+            if e.code == 301:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"{bucket} still not redirected by {o.url}")
+
+
+def test_fills_follow_a_bucket_that_moved_mid_read(regions, tmp_path):
+    """A read under way when its bucket moves from A to B (the same object on both, as a
+    migration leaves it): the client was authorized by A, then A answers lotad's next
+    chunk fill with 301. lotad learns the bucket's location again and fills the rest from
+    B: the read completes byte-exact and each byte came from an origin once."""
+    a, b = regions
+    bucket = "mvf-" + uuid.uuid4().hex[:8]
+    body = rand(40 * MiB + 5, 31)
+    for o in (a, b):
+        o.create_bucket(bucket)
+        o.s3().put_object(Bucket=bucket, Key="big", Body=body)
+    d = lotad_for(regions, tmp_path, fill_parallelism=1)  # a fill only when the read is there
+    try:
+        s3 = a.s3(endpoint=ep(d))
+        ma, mb = a.log_mark(), b.log_mark()
+        # first contact: the location (A, asked first) and, with lotad's HEAD, the version
+        assert s3.get_object(Bucket=bucket, Key="big", Range="bytes=0-0")["Body"].read() == \
+            body[:1]
+        conn, r = open_get(a, d, bucket, "big")
+        try:
+            assert r.status == 200 and r.getheader("x-lota-cache") != "hit"
+            got = r.read(MiB)  # lotad has sent what the sockets hold, and stops
+            move_to_unknown_zonegroup(a, bucket)
+            wait_for_301(a, bucket, "big")
+            moved = a.log_mark()
+            got += r.read()
+        finally:
+            conn.close()
+        assert len(got) == len(body) and got == body
+        path = f"/{bucket}/big"
+        fill = lambda q: q.range and q.range != "bytes=0-0"  # not the client's own range
+        from_a = [q for q in a.log_requests(ma, "GET", path) if fill(q)]
+        after_a = [q for q in a.log_requests(moved, "GET", path) if fill(q)]
+        from_b = [q for q in b.log_requests(mb, "GET", path) if fill(q)]
+        # A filled chunks until it answered one fill with 301; B filled every chunk after
+        assert [q.status for q in after_a] == [301], [q.line for q in after_a]
+        assert len(from_a) > 1 and [q.status for q in from_a] == \
+            [206] * (len(from_a) - 1) + [301], [q.line for q in from_a]
+        assert from_b and all(q.status == 206 for q in from_b), [q.line for q in from_b]
+        assert sum(q.bytes for q in from_a + from_b if q.status == 206) == len(body)
+        assert f"to lotad's request for bucket {bucket}: its location is learned again" in \
+            d.log_text()
+        lines = location_lines(d, bucket)
+        assert len(lines) == 2 and f"in region '{REGION_B}'" in lines[1], lines
+    finally:
+        d.stop()
+
+
+def test_list_buckets_goes_to_the_default_origin(regions, buckets, lotad):
+    """GET / names no bucket: the default origin answers it, the other is not asked."""
+    a, b = regions
+    ba, bb = buckets
+    direct = [x["Name"] for x in a.s3().list_buckets()["Buckets"]]
+    ma, mb = a.log_mark(), b.log_mark()
+    names = [x["Name"] for x in a.s3(endpoint=ep(lotad)).list_buckets()["Buckets"]]
+    assert ba in names and bb not in names and names == direct
+    assert [(q.method, q.path, q.status) for q in a.log_requests(ma)] == [("GET", "/", 200)]
+    assert b.log_requests(mb) == []
+    assert not location_lines(lotad, "")
+
+
+def test_an_origins_own_400_is_relayed_and_moves_nothing(regions, buckets, lotad):
+    """radosgw's 400s carry an XML error body but never a region (it takes any region in a
+    client's credential scope, and never answers AuthorizationHeaderMalformed): the body
+    reaches the client as it is, and the bucket stays where it is."""
+    a, b = regions
+    _, bb = buckets
+    s3 = a.s3(endpoint=ep(lotad))
+    s3.list_objects_v2(Bucket=bb)  # learned: B
+    url, h = b.signed_headers("GET", bb, endpoint=ep(lotad), query="list-type=2&max-keys=abc")
+    direct_url, dh = b.signed_headers("GET", bb, query="list-type=2&max-keys=abc")
+    got, want = [], []
+    for u, hh, out in ((url, h, got), (direct_url, dh, want)):
+        try:
+            urllib.request.urlopen(urllib.request.Request(u, headers=hh), timeout=30)
+        except urllib.error.HTTPError as e:
+            out.append((e.code, e.read()))
+    assert got and got[0][0] == 400 and b"<Error>" in got[0][1], got
+    # the same error as the origin's own (but for its request id)
+    strip = lambda x: re.sub(rb"<(RequestId|HostId)>[^<]*</\1>", b"", x)
+    assert strip(got[0][1]) == strip(want[0][1])
+    assert "its location is learned again" not in lotad.log_text()
+    assert len(location_lines(lotad, bb)) == 1
