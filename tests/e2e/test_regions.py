@@ -318,9 +318,11 @@ def test_a_dead_region_fails_only_its_own_buckets(regions, buckets, lotad):
         assert status in (502, 504)
         assert time.monotonic() - t0 < 10
         for _ in range(3):
-            status, _, got = signed_get(a, lotad, ba, "dead/k")
-            assert status == 200 and got == body_a
+            status, got, took = timed_get(a, lotad, ba, "dead/k")
+            assert status == 200 and got == body_a and took < 1.5, (status, took)
+            t0 = time.monotonic()
             assert s3.get_object(Bucket=ba, Key="dead/k")["Body"].read() == body_a
+            assert time.monotonic() - t0 < 1.5
         out = lotactl_status(lotad)
         assert f"{b.url} (region {REGION_B}): DOWN" in out, out
         assert f"{a.url} (region {REGION_A}): up" in out, out
@@ -461,3 +463,79 @@ def test_an_origins_own_400_is_relayed_and_moves_nothing(regions, buckets, lotad
     assert strip(got[0][1]) == strip(want[0][1])
     assert "its location is learned again" not in lotad.log_text()
     assert len(location_lines(lotad, bb)) == 1
+
+
+def timed_get(o, d, bucket, key):
+    t0 = time.monotonic()
+    status, _, body = signed_get(o, d, bucket, key)
+    return status, body, time.monotonic() - t0
+
+
+def test_a_silent_region_fails_its_buckets_on_its_own_timeout(regions, buckets, tmp_path):
+    """A region whose origin takes connections but answers nothing (radosgw stopped, the
+    kernel still completing handshakes): with origin-timeouts giving it a 3 s read
+    timeout (origin-timeout stays 30 s), its buckets' clients get 504 after about 3 s,
+    while the other region's clients, asking at the same time, are served at once."""
+    a, b = regions
+    ba, bb = buckets
+    body_a, body_b = rand(50_000, 41), rand(50_000, 42)
+    a.s3().put_object(Bucket=ba, Key="silent/k", Body=body_a)
+    b.s3().put_object(Bucket=bb, Key="silent/k", Body=body_b)
+    d = lotad_for(regions, tmp_path, origin_timeout=30, origin_timeouts=f"{REGION_B}=1s/3s")
+    rgw = b.pids()["radosgw"]
+    try:
+        assert signed_get(a, d, bb, "silent/k")[2] == body_b  # learned, and a pooled conn
+        assert signed_get(a, d, ba, "silent/k")[2] == body_a
+        os.kill(rgw, signal.SIGSTOP)
+        with ThreadPoolExecutor(1) as ex:
+            stuck = ex.submit(timed_get, a, d, bb, "silent/k")
+            time.sleep(0.2)
+            others = [timed_get(a, d, ba, "silent/k") for _ in range(5)]
+            assert not stuck.done(), "B's client was answered before its timeout"
+            status, _, took = stuck.result()
+        assert status == 504 and 2.5 < took < 8, (status, took)
+        for status, got, t in others:
+            assert status == 200 and got == body_a and t < 1.5, (status, t)
+        out = lotactl_status(d)
+        assert f"{b.url} (region {REGION_B}): DOWN" in out and "(connect 1000 ms, read 3000 ms)" \
+            in out, out
+        assert f"{a.url} (region {REGION_A}): up" in out and \
+            "(connect 30000 ms, read 30000 ms)" in out, out
+    finally:
+        os.kill(rgw, signal.SIGCONT)
+        d.stop()
+
+
+def test_a_region_that_drops_connects_fails_on_its_connect_timeout(regions, buckets,
+                                                                    tmp_path):
+    """A region whose address takes no connection at all (a listening socket whose
+    backlog is full: the kernel drops every SYN, as a dead network does; it never speaks
+    HTTP): its pinned bucket's clients get 504 after its 1 s connect timeout, not its
+    10 s read timeout, and the other regions' clients are not held up."""
+    a, b = regions
+    ba, _ = buckets
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead.listen(0)
+    filler = socket.create_connection(dead.getsockname(), timeout=2)  # the backlog: full
+    url = "http://127.0.0.1:%d" % dead.getsockname()[1]
+    body_a = rand(30_000, 43)
+    a.s3().put_object(Bucket=ba, Key="dead/k", Body=body_a)
+    d = Lotad(tmp_path / "lotad-dead", a.url, chunk_size="1M", min_object_size="1M",
+              service_credentials=write_creds(tmp_path / "svc-dead", a),
+              region_origins=f"{REGION_A}={a.url},{REGION_B}={b.url},ap-dead-1={url}",
+              bucket_origins=f"pinned-dead={url}", origin_timeouts="ap-dead-1=1s/10s")
+    d.start()
+    try:
+        with ThreadPoolExecutor(1) as ex:
+            stuck = ex.submit(timed_get, a, d, "pinned-dead", "k")
+            time.sleep(0.2)
+            status, got, t = timed_get(a, d, ba, "dead/k")
+            assert status == 200 and got == body_a and t < 1.5, (status, t)
+            status, _, took = stuck.result()
+        assert status == 504 and 0.8 < took < 4, (status, took)
+        assert f"{url} (region ap-dead-1): DOWN" in lotactl_status(d)
+    finally:
+        d.stop()
+        filler.close()
+        dead.close()

@@ -435,7 +435,6 @@ static int fetch_send(struct fetch *ft)
 {
 	struct lotad *d = ft->f->cp->d;
 	struct cache_key k = {ft->bucket, ft->key, ft->version};
-	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
 	char range[64];
 	struct svccreds_header h[2] = {{"Range", range}, {"If-Match", ft->etag}};
 	struct origin *o = ft->o = origins_for(d, ft->bucket);
@@ -450,7 +449,7 @@ static int fetch_send(struct fetch *ft)
 	if (ft->is_reused)
 		metric_add(M_origin_connections_reused, 1);
 	bufferevent_setcb(ft->bev, fetch_read_cb, NULL, fetch_event_cb, ft);
-	bufferevent_set_timeouts(ft->bev, &tv, &tv);
+	origin_set_timeouts(o, ft->bev);
 	bufferevent_set_max_single_read(ft->bev, 256 * 1024);
 	metric_add(M_origin_requests, 1);
 	if (svccreds_request(ft->f->cp->svc, "GET", o, &k, h, 2,
@@ -721,8 +720,7 @@ static void stream_event_cb(struct bufferevent *bev, short what, void *arg)
 int fills_adopt(struct fills *f, struct bufferevent *bev, const struct cache_meta *m,
 		void (*wake)(void *arg), void *arg, struct fills_spill **spill)
 {
-	struct lotad *d = f->cp->d;
-	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
+	struct timeval tv = origin_tv(origins_for(f->cp->d, m->id.bucket)->read_ms);
 	struct stream *s = calloc(1, sizeof(*s));
 	struct fills_spill *sp = calloc(1, sizeof(*sp));
 
@@ -905,7 +903,6 @@ static void head_event_cb(struct bufferevent *bev, short what, void *arg)
 static int head_send(struct fills_head *h)
 {
 	struct lotad *d = h->f->cp->d;
-	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
 	struct cache_key k = {h->bucket, h->key, h->version[0] ? h->version : NULL};
 	struct origin *o = h->o = origins_for(d, h->bucket);
 
@@ -915,7 +912,7 @@ static int head_send(struct fills_head *h)
 	if (h->is_reused)
 		metric_add(M_origin_connections_reused, 1);
 	bufferevent_setcb(h->bev, head_read_cb, NULL, head_event_cb, h);
-	bufferevent_set_timeouts(h->bev, &tv, &tv);
+	origin_set_timeouts(o, h->bev);
 	metric_add(M_origin_requests, 1);
 	if (svccreds_request(h->f->cp->svc, "HEAD", o, &k, NULL, 0,
 			     bufferevent_get_output(h->bev)) < 0 ||

@@ -202,13 +202,11 @@ static void ask_event_cb(struct bufferevent *bev, short what, void *arg)
 
 static int ask_send(struct ask *a)
 {
-	struct timeval tv = {.tv_sec = (time_t)a->cp->d->cfg.origin_timeout};
-
 	a->bev = origin_connect(a->o, a->base);
 	if (!a->bev)
 		return -errno;
 	bufferevent_setcb(a->bev, ask_read_cb, NULL, ask_event_cb, a);
-	bufferevent_set_timeouts(a->bev, &tv, &tv);
+	origin_set_timeouts(a->o, a->bev);
 	origin_note(a->o, ORIGIN_SENT);
 	a->asked++;
 	if (svccreds_bucket_request(a->cp->svc, "GET", a->o, a->bucket, "location",
@@ -423,11 +421,12 @@ static void origins_status(void *arg, struct evbuffer *b)
 		evbuffer_add_printf(
 		    b,
 		    ",\"default\":%s,\"up\":%s,\"requests\":%llu,\"errors\":%llu,"
-		    "\"timeouts\":%llu}",
+		    "\"timeouts\":%llu,\"connect_timeout_ms\":%u,\"read_timeout_ms\":%u}",
 		    i == 0 ? "true" : "false", origin_is_down(o) ? "false" : "true",
 		    (unsigned long long)__atomic_load_n(&o->n_requests, __ATOMIC_RELAXED),
 		    (unsigned long long)__atomic_load_n(&o->n_errors, __ATOMIC_RELAXED),
-		    (unsigned long long)__atomic_load_n(&o->n_timeouts, __ATOMIC_RELAXED));
+		    (unsigned long long)__atomic_load_n(&o->n_timeouts, __ATOMIC_RELAXED),
+		    o->connect_ms, o->read_ms);
 	}
 	evbuffer_add_printf(b, "]}");
 }
