@@ -53,6 +53,9 @@ static void test_config_keys(void)
 	CU_ASSERT_STRING_EQUAL(c.region_origins, "eu-1=" A ",us-east-1=" B);
 	CU_ASSERT_EQUAL(config_set(&c, "bucket-origins", "logs=" C, err, sizeof(err)), 0);
 	CU_ASSERT_STRING_EQUAL(c.bucket_origins, "logs=" C);
+	CU_ASSERT_STRING_EQUAL(c.origin_timeouts, "");
+	CU_ASSERT_EQUAL(config_set(&c, "origin-timeouts", "eu-1=1s/5s", err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(c.origin_timeouts, "eu-1=1s/5s");
 }
 
 static void test_parse(void)
@@ -102,6 +105,60 @@ static void test_parse_errors(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "bucket-origins: bucket 'b' is named twice"));
 	CU_ASSERT_EQUAL(make("", "b/c=" B, &t), -EINVAL);
 	CU_ASSERT_PTR_NULL(t);
+}
+
+static void test_timeouts(void)
+{
+	struct origins *t;
+	struct origin *b, *c;
+
+	def.connect_ms = def.read_ms = 30000; /* origin-timeout's, as main.c sets them */
+	CU_ASSERT_EQUAL_FATAL(make("eu-1=" A ",us-east-1=" B ",ap-1=" C, "", &t), 0);
+	b = origins_of_region(t, "us-east-1");
+	c = origins_of_region(t, "ap-1");
+	CU_ASSERT_EQUAL(b->connect_ms, 30000); /* the default's until named */
+	CU_ASSERT_EQUAL(b->read_ms, 30000);
+	CU_ASSERT_EQUAL(origins_set_timeouts(t, "us-east-1=500ms/2s, default = 3/10", err,
+					     sizeof(err)),
+			0);
+	CU_ASSERT_EQUAL(b->connect_ms, 500);
+	CU_ASSERT_EQUAL(b->read_ms, 2000);
+	CU_ASSERT_EQUAL(def.connect_ms, 3000);
+	CU_ASSERT_EQUAL(def.read_ms, 10000);
+	CU_ASSERT_EQUAL(c->connect_ms, 30000); /* not named: as it was */
+	CU_ASSERT_EQUAL(origins_set_timeouts(t, "ap-1=1ms/86400s", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c->connect_ms, 1);
+	CU_ASSERT_EQUAL(c->read_ms, 86400000);
+	CU_ASSERT_EQUAL(origins_set_timeouts(t, "", err, sizeof(err)), 0);
+	origins_free(t);
+	def.connect_ms = def.read_ms = 30000;
+}
+
+static void test_timeout_errors(void)
+{
+	static const char *const bad[] = {
+	    "us-east-1=2s",	    "us-east-1=/2s",	    "us-east-1=2s/",	"us-east-1=0/2s",
+	    "us-east-1=2m/3m",	    "us-east-1=2s/1s",	    "us-east-1=1/86401", "us-east-1=-1/2",
+	    "us-east-1=1.5s/2s",    "us-east-1=1 s/2s",	    "=1s/2s",		"us-east-1",
+	    "us-east-1=99999999999999999999/1",
+	};
+	struct origins *t;
+
+	CU_ASSERT_EQUAL_FATAL(make("eu-1=" A ",us-east-1=" B, "", &t), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		CU_ASSERT_EQUAL(origins_set_timeouts(t, bad[i], err, sizeof(err)), -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "origin-timeouts: "));
+	}
+	CU_ASSERT_EQUAL(origins_set_timeouts(t, "ap-9=1s/2s", err, sizeof(err)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "'ap-9' is neither default nor a region"));
+	/* eu-1's origin is the default's: naming both is naming one twice */
+	CU_ASSERT_EQUAL(origins_set_timeouts(t, "eu-1=1s/2s,default=1s/3s", err, sizeof(err)),
+			-EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "named twice"));
+	CU_ASSERT_EQUAL(origins_of_region(t, "us-east-1")->read_ms, 30000);
+	origins_free(t);
+	def.connect_ms = def.read_ms = 30000;
 }
 
 static void test_learning(void)
@@ -275,6 +332,8 @@ int main(void)
 	    {"config keys", test_config_keys},
 	    {"parse region-origins and bucket-origins", test_parse},
 	    {"parse errors", test_parse_errors},
+	    {"origin-timeouts: each origin's connect and read timeouts", test_timeouts},
+	    {"origin-timeouts errors", test_timeout_errors},
 	    {"learning, TTLs, us-east-1", test_learning},
 	    {"waiters woken once known or abandoned", test_waiters},
 	    {"redirects", test_moved},

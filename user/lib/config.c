@@ -27,6 +27,7 @@ static const struct key keys[] = {
 	{"origin", K_STR, S(origin), "", "origin URL, http://HOST:PORT or https://HOST:PORT"},
 	{"region-origins", K_STR, S(region_origins), "", "REGION=URL,...: each bucket's requests go to its home region's origin (learned with GetBucketLocation)"},
 	{"bucket-origins", K_STR, S(bucket_origins), "", "BUCKET=URL,...: these buckets' requests go to that origin"},
+	{"origin-timeouts", K_STR, S(origin_timeouts), "", "NAME=CONNECT/READ,...: an origin's own timeouts (NAME: a region of region-origins, or default), e.g. us-west-1=2s/30s or default=500ms/10s"},
 	{"host", K_STR, S(host), "cwlota.com", "intercepted name(s), comma-separated; B.<host> is bucket B"},
 	{"admin", K_STR, S(admin), "127.0.0.1:9090", "admin address: /healthz, /metrics; /admin/* only with admin-token"},
 	{"admin-socket", K_STR, S(admin_socket), "/run/lota/admin.sock", "unix socket (mode 0600) serving the whole admin API to lotactl; empty: none"},

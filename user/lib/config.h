@@ -16,6 +16,7 @@ struct config {
 	char origin[CONFIG_STR_MAX];
 	char region_origins[CONFIG_STR_MAX];
 	char bucket_origins[CONFIG_STR_MAX];
+	char origin_timeouts[CONFIG_STR_MAX];
 	char host[CONFIG_STR_MAX];
 	char admin[CONFIG_STR_MAX];
 	char admin_socket[CONFIG_STR_MAX];

@@ -294,7 +294,8 @@ static void print_cache(const char *b)
 		printf("scrubber:  off (scrub-rate 0)\n");
 }
 
-/* With region-origins or bucket-origins: each origin, its region and its health. */
+/* With region-origins, bucket-origins or origin-timeouts: each origin, its region, its
+ * health and its timeouts. */
 static void print_origins(const char *b)
 {
 	char path[64], url[512], region[80], up[8], dflt[8];
@@ -310,10 +311,12 @@ static void print_origins(const char *b)
 		snprintf(path, sizeof(path), "origins.list.%d.default", i);
 		ctl_json_get(b, path, dflt, sizeof(dflt));
 		snprintf(path, sizeof(path), "origins.list.%d.", i);
-		printf("origin:    %s%s%s%s: %s, %.0f requests, %.0f errors, %.0f timeouts\n", url,
-		       region[0] ? " (region " : "", region, region[0] ? ")" : "",
+		printf("origin:    %s%s%s%s: %s, %.0f requests, %.0f errors, %.0f timeouts (connect "
+		       "%.0f ms, read %.0f ms)\n",
+		       url, region[0] ? " (region " : "", region, region[0] ? ")" : "",
 		       strcmp(up, "true") == 0 ? "up" : "DOWN", num_at(b, path, "requests"),
-		       num_at(b, path, "errors"), num_at(b, path, "timeouts"));
+		       num_at(b, path, "errors"), num_at(b, path, "timeouts"),
+		       num_at(b, path, "connect_timeout_ms"), num_at(b, path, "read_timeout_ms"));
 		if (strcmp(dflt, "true") == 0)
 			printf("           (the default: buckets of no known region go here)\n");
 	}

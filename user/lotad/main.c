@@ -70,6 +70,11 @@ static int config_check(struct lotad *d, char *err, size_t errlen)
 		snprintf(err, errlen, "max-connections, client-timeout and origin-timeout must be > 0");
 		return -EINVAL;
 	}
+	if (d->cfg.origin_timeout > ORIGIN_TIMEOUT_MAX_MS / 1000) {
+		snprintf(err, errlen, "origin-timeout: at most %d seconds",
+			 ORIGIN_TIMEOUT_MAX_MS / 1000);
+		return -EINVAL;
+	}
 	if (d->cfg.peers[0] && (!d->cfg.cluster_secret[0] || !d->cfg.peer_listen[0])) {
 		snprintf(err, errlen, "peers: a cluster also needs cluster-secret and peer-listen");
 		return -EINVAL;
@@ -81,11 +86,14 @@ static int config_check(struct lotad *d, char *err, size_t errlen)
 	}
 	if (origin_init(d->origin, d->cfg.origin, d->cfg.ca_file, err, errlen) < 0)
 		return -EINVAL;
-	/* Without either key there is no table: every request goes to origin, as it did. */
-	if (!d->cfg.region_origins[0] && !d->cfg.bucket_origins[0])
+	d->origin->connect_ms = d->origin->read_ms = (unsigned)(d->cfg.origin_timeout * 1000);
+	/* Without these keys there is no table: every request goes to origin, as it did. */
+	if (!d->cfg.region_origins[0] && !d->cfg.bucket_origins[0] && !d->cfg.origin_timeouts[0])
 		return 0;
-	return origins_new(d->origin, d->cfg.region_origins, d->cfg.bucket_origins,
-			   d->cfg.ca_file, &d->origins, err, errlen);
+	if (origins_new(d->origin, d->cfg.region_origins, d->cfg.bucket_origins, d->cfg.ca_file,
+			&d->origins, err, errlen) < 0)
+		return -EINVAL;
+	return origins_set_timeouts(d->origins, d->cfg.origin_timeouts, err, errlen);
 }
 
 /* Every 100 ms while draining: stop once nothing is in progress, or at the deadline. */

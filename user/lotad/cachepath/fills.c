@@ -19,6 +19,7 @@
 #include "cachepath/request.h"
 #include "cachepath/committer.h"
 #include "cachepath/fills.h"
+#include "cachepath/location.h"
 #include "cachepath/objmeta.h"
 #include "cachepath/svccreds.h"
 #include "cachepath/svcdenied.h"
@@ -48,6 +49,9 @@ struct fetch {
 	bool is_keep_alive; /* the answer leaves bev fit for another request */
 	int lowat;	    /* SO_RCVLOWAT set on bev's socket */
 	enum fills_reason why;
+	struct origin *o;	     /* the origin bev goes to */
+	struct location_wait *moved; /* the bucket lives elsewhere: learning where */
+	bool is_moved;		     /* ... once per fetch */
 	struct fetch *next;
 };
 
@@ -93,6 +97,9 @@ struct fills_head {
 	struct fills *f;
 	struct bufferevent *bev;
 	bool is_reused; /* bev came idle from the pool */
+	struct origin *o;	     /* the origin bev goes to */
+	struct location_wait *moved; /* as for a fetch */
+	bool is_moved;
 	char *bucket, *key, *version;
 	fills_head_fn done;
 	void *arg;
@@ -208,6 +215,7 @@ static void fetch_free(struct fetch *ft)
 		bufferevent_free(ft->bev);
 	if (ft->timer)
 		event_free(ft->timer);
+	location_wait_cancel(ft->moved);
 	free(ft->bucket);
 	free(ft->key);
 	free(ft->version);
@@ -294,23 +302,59 @@ static void fetch_retry(struct fetch *ft, int err)
 		fetch_end(ft, err);
 }
 
+static void fetch_relocated(void *arg)
+{
+	struct fetch *ft = arg;
+
+	ft->moved = NULL;
+	fetch_start(ft);
+}
+
+/* The bucket lives elsewhere (a 301, or a 400 naming another region): once per fetch,
+ * its location is learned again (location.c) and the fetch goes again to the origin then
+ * known. True if the answer is taken care of (or more of it is awaited). */
+static bool fetch_moved(struct fetch *ft, const struct http_msg *m, const char *body, size_t n)
+{
+	if (ft->is_moved)
+		return false;
+	switch (location_redirected(ft->f->cp, ft->f->w->base, ft->bucket, ft->o, m, body, n,
+				    fetch_relocated, ft, &ft->moved)) {
+	case LOCATION_STAY:
+		return false;
+	case LOCATION_MORE:
+		return true;
+	case LOCATION_MOVED:
+		break;
+	}
+	ft->is_moved = true;
+	bufferevent_free(ft->bev);
+	ft->bev = NULL;
+	return true;
+}
+
 /* The answer's head: 206 of our range goes on; what else it may be decides the rest. */
 static int fetch_head(struct fetch *ft, struct evbuffer *in)
 {
 	static const struct http_str get = {"GET", 3};
 	size_t len = evbuffer_get_length(in), want = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
 	struct http_msg *m = malloc(sizeof(*m));
+	const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)want);
 	const struct http_header *h;
 	struct content_range cr;
 	int r;
 
 	if (!m)
 		return -ENOMEM;
-	r = http_parse_response((const char *)evbuffer_pullup(in, (ssize_t)want), want, &get, m);
+	r = http_parse_response(buf, want, &get, m);
 	if (r == 0 && m->status >= 100 && m->status < 200) {
 		evbuffer_drain(in, m->head_len);
 		free(m);
 		return evbuffer_get_length(in) ? -EINPROGRESS : -EAGAIN; /* the next head may be in */
+	}
+	if (r == 0 && (m->status == 301 || m->status == 400) &&
+	    fetch_moved(ft, m, buf + m->head_len, want - m->head_len)) {
+		free(m);
+		return -EAGAIN;
 	}
 	if (r < 0 || m->status != 206) {
 		r = r < 0 ? r : m->status;
@@ -358,8 +402,7 @@ static void fetch_read_cb(struct bufferevent *bev, void *arg)
 	int r = 0;
 
 	if (ft->is_head_done)
-		origin_read_more(origins_for(ft->f->cp->d, ft->bucket), bev,
-				 read_more_now(ft->done, ft->len, in));
+		origin_read_more(ft->o, bev, read_more_now(ft->done, ft->len, in));
 
 	if (!ft->is_head_done) {
 		for (int i = 0; i < 8 && (r = fetch_head(ft, in)) == -EINPROGRESS; i++)
@@ -388,7 +431,7 @@ static void fetch_read_cb(struct bufferevent *bev, void *arg)
 	} else if (ft->done == ft->len) {
 		if (ft->is_keep_alive) {
 			/* for the next fetch */
-			originpool_put(ft->f->pool, origins_for(ft->f->cp->d, ft->bucket), bev);
+			originpool_put(ft->f->pool, ft->o, bev);
 			ft->bev = NULL;
 		}
 		fetch_end(ft, 0);
@@ -420,10 +463,9 @@ static int fetch_send(struct fetch *ft)
 {
 	struct lotad *d = ft->f->cp->d;
 	struct cache_key k = {ft->bucket, ft->key, ft->version};
-	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
 	char range[64];
 	struct svccreds_header h[2] = {{"Range", range}, {"If-Match", ft->etag}};
-	struct origin *o = origins_for(d, ft->bucket);
+	struct origin *o = ft->o = origins_for(d, ft->bucket);
 
 	snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)(ft->first + ft->done),
 		 (unsigned long long)(ft->first + ft->len - 1));
@@ -435,7 +477,7 @@ static int fetch_send(struct fetch *ft)
 	if (ft->is_reused)
 		metric_add(M_origin_connections_reused, 1);
 	bufferevent_setcb(ft->bev, fetch_read_cb, NULL, fetch_event_cb, ft);
-	bufferevent_set_timeouts(ft->bev, &tv, &tv);
+	origin_set_timeouts(o, ft->bev);
 	bufferevent_set_max_single_read(ft->bev, 256 * 1024);
 	metric_add(M_origin_requests, 1);
 	if (svccreds_request(ft->f->cp->svc, "GET", o, &k, h, 2,
@@ -477,7 +519,10 @@ again:
 		ft->is_running = true;
 		f->nrunning++;
 		ft->started = time(NULL);
-		fetch_start(ft);
+		/* a bucket of another region this node has not seen: its origin first */
+		if (!location_learn_first(f->cp, f->w->base, ft->bucket, fetch_relocated, ft,
+					  &ft->moved))
+			fetch_start(ft);
 		goto again;
 	}
 }
@@ -879,7 +924,7 @@ int fills_adopt(struct fills *f, struct bufferevent *bev, const struct cache_met
 		struct fills_spill **spill)
 {
 	struct lotad *d = f->cp->d;
-	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
+	struct timeval tv = origin_tv(origins_for(d, m->id.bucket)->read_ms);
 	struct stream *s = calloc(1, sizeof(*s));
 	struct fills_spill *sp = calloc(1, sizeof(*sp));
 
@@ -983,6 +1028,7 @@ static void head_free(struct fills_head *h)
 	}
 	if (h->bev)
 		bufferevent_free(h->bev);
+	location_wait_cancel(h->moved);
 	free(h->bucket);
 	free(h->key);
 	free(h->version);
@@ -1001,13 +1047,35 @@ static void head_done(struct fills_head *h, int status, const struct http_msg *m
 		h->done(h->arg, status, m);
 	if (is_reusable) {
 		evbuffer_drain(bufferevent_get_input(h->bev), m->head_len);
-		originpool_put(h->f->pool, origins_for(h->f->cp->d, h->bucket), h->bev);
+		originpool_put(h->f->pool, h->o, h->bev);
 		h->bev = NULL;
 	}
 	head_free(h);
 }
 
 static int head_send(struct fills_head *h);
+
+static void head_relocated(void *arg)
+{
+	struct fills_head *h = arg;
+
+	h->moved = NULL;
+	if (head_send(h) < 0)
+		head_done(h, 0, NULL);
+}
+
+/* As fetch_moved(), for a HEAD (whose answer has no body). */
+static bool head_moved(struct fills_head *h, const struct http_msg *m)
+{
+	if (h->is_moved || location_redirected(h->f->cp, h->f->w->base, h->bucket, h->o, m, NULL,
+					       0, head_relocated, h,
+					       &h->moved) != LOCATION_MOVED)
+		return false;
+	h->is_moved = true;
+	bufferevent_free(h->bev);
+	h->bev = NULL;
+	return true;
+}
 
 static void head_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -1030,7 +1098,9 @@ static void head_read_cb(struct bufferevent *bev, void *arg)
 			evbuffer_drain(in, m->head_len); /* an interim 1xx: the next head may be in */
 			continue;
 		}
-		if (r == 0)
+		if (r == 0 && (m->status == 301 || m->status == 400) && head_moved(h, m))
+			; /* sent again once the bucket's origin is known */
+		else if (r == 0)
 			head_done(h, m->status, m);
 		else if (r != -EAGAIN)
 			head_done(h, 0, NULL);
@@ -1060,9 +1130,8 @@ static void head_event_cb(struct bufferevent *bev, short what, void *arg)
 static int head_send(struct fills_head *h)
 {
 	struct lotad *d = h->f->cp->d;
-	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
 	struct cache_key k = {h->bucket, h->key, h->version[0] ? h->version : NULL};
-	struct origin *o = origins_for(d, h->bucket);
+	struct origin *o = h->o = origins_for(d, h->bucket);
 
 	h->bev = originpool_get(h->f->pool, o, &h->is_reused);
 	if (!h->bev)
@@ -1070,7 +1139,7 @@ static int head_send(struct fills_head *h)
 	if (h->is_reused)
 		metric_add(M_origin_connections_reused, 1);
 	bufferevent_setcb(h->bev, head_read_cb, NULL, head_event_cb, h);
-	bufferevent_set_timeouts(h->bev, &tv, &tv);
+	origin_set_timeouts(o, h->bev);
 	metric_add(M_origin_requests, 1);
 	if (svccreds_request(h->f->cp->svc, "HEAD", o, &k, NULL, 0,
 			     bufferevent_get_output(h->bev)) < 0 ||
@@ -1102,7 +1171,8 @@ int fills_head(struct fills *f, const struct cache_key *k, fills_head_fn done, v
 		head_free(h);
 		return -ENOMEM;
 	}
-	if ((r = head_send(h)) < 0) {
+	if (!location_learn_first(f->cp, f->w->base, h->bucket, head_relocated, h, &h->moved) &&
+	    (r = head_send(h)) < 0) {
 		head_free(h);
 		return r;
 	}

@@ -2,8 +2,9 @@
  * once with GetBucketLocation, signed with the service credentials, while the bucket's
  * requests wait; the exchange core then sends them to that region's origin (origins.h).
  * The origins are asked in turn, the default first: one that does not hold the bucket
- * answers 404, one that does names its region. Also the "origins" part of lotactl status
- * and /metrics. */
+ * answers 404, one that does names its region. lotad's own requests told that the bucket
+ * lives elsewhere learn it the same way and go again. Also the "origins" part of lotactl
+ * status and /metrics. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,18 +24,21 @@
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
+#include "s3region.h"
 
 #define LOCATION_BODY_MAX 4096 /* a GetBucketLocation answer is ~150 bytes */
 #define ASK_MAX (HTTP_HEAD_MAX + LOCATION_BODY_MAX)
 
-/* One request's wait for its bucket's location (x->rt_priv). */
+/* One wait for a bucket's location: a request's (x->rt_priv), or one of lotad's own
+ * requests' (struct location_wait). */
 struct ask {
 	struct cachepath *cp;
-	struct exchange *x;
+	struct event_base *base;
+	struct event *ev; /* made active once the location is known, or to claim again */
 	char bucket[S3_BUCKET_MAX];
-	bool is_learner;	 /* this request asks; the others wait for it */
+	bool is_learner;	 /* this one asks; the others wait for it */
 	bool is_waiting;	 /* registered as a waiter */
-	bool is_done;		 /* the location is known: reroute */
+	bool is_done;		 /* the location is known */
 	bool is_in_claim;	 /* in ask_claim(): its verdict says it, no wake */
 	size_t next;		 /* the next origin to ask (origins_at) */
 	size_t asked;		 /* origins asked so far */
@@ -42,15 +46,37 @@ struct ask {
 	struct origin *o;	 /* ... to this origin */
 };
 
+/* lotad's own request (a chunk fill, a HEAD) waiting for its bucket's location. */
+struct location_wait {
+	struct ask a;
+	void (*done)(void *arg);
+	void *arg;
+};
+
+/* What a claim or a wake leaves an ask with. */
+enum ask_state {
+	ASK_KNOWN, /* origins_for() names the bucket's origin */
+	ASK_WAIT,  /* a->ev is made active when that changes */
+};
+
 static struct origins *table_of(const struct ask *a)
 {
 	return a->cp->d->origins;
 }
 
+/* The cluster's own requests on the peer port (/_lota/chunk, /_lota/invalidate:
+ * chunkwire.h) name no bucket in their path; the owner learns the location of the one
+ * they name when it fills (location_learn_first). */
+#define CLUSTER_PATH "/_lota/"
+
 static bool location_claims(struct exchange *x, void *arg)
 {
 	struct cachepath *cp = arg;
+	size_t n = strlen(CLUSTER_PATH);
 
+	if (exchange_is_peer_port(x) && x->req.target.n >= n &&
+	    memcmp(x->req.target.p, CLUSTER_PATH, n) == 0)
+		return false;
 	return cp->svc && origins_is_learning(cp->d->origins) &&
 	       origins_needs_learning(cp->d->origins, x->s3.bucket, time(NULL));
 }
@@ -78,7 +104,7 @@ static void ask_finish(struct ask *a, const char *region)
 			 "%s for %ds",
 			 a->bucket, a->asked, o->label, ORIGINS_UNKNOWN_TTL_S);
 	if (!a->is_in_claim)
-		exchange_wake(a->x);
+		event_active(a->ev, EV_READ, 0);
 }
 
 /* The text of <LocationConstraint>...</LocationConstraint> ("" if empty or self-closed). */
@@ -176,13 +202,11 @@ static void ask_event_cb(struct bufferevent *bev, short what, void *arg)
 
 static int ask_send(struct ask *a)
 {
-	struct timeval tv = {.tv_sec = (time_t)a->cp->d->cfg.origin_timeout};
-
-	a->bev = origin_connect(a->o, exchange_base(a->x));
+	a->bev = origin_connect(a->o, a->base);
 	if (!a->bev)
 		return -errno;
 	bufferevent_setcb(a->bev, ask_read_cb, NULL, ask_event_cb, a);
-	bufferevent_set_timeouts(a->bev, &tv, &tv);
+	origin_set_timeouts(a->o, a->bev);
 	origin_note(a->o, ORIGIN_SENT);
 	a->asked++;
 	if (svccreds_bucket_request(a->cp->svc, "GET", a->o, a->bucket, "location",
@@ -205,17 +229,15 @@ static void ask_next(struct ask *a)
 	ask_finish(a, NULL);
 }
 
-/* What the table says decides: reroute (known), ask, or wait for whoever asks. */
-static enum route_verdict ask_claim(struct ask *a)
+/* What the table says decides: known, ask, or wait for whoever asks. */
+static enum ask_state ask_claim(struct ask *a)
 {
-	struct event *ev = exchange_wake_event(a->x);
-
-	switch (origins_claim(table_of(a), a->bucket, time(NULL), ev)) {
+	switch (origins_claim(table_of(a), a->bucket, time(NULL), a->ev)) {
 	case ORIGINS_KNOWN:
-		return RT_REROUTE;
+		return ASK_KNOWN;
 	case ORIGINS_WAIT:
 		a->is_waiting = true;
-		return RT_WAIT;
+		return ASK_WAIT;
 	case ORIGINS_LEARN:
 		break;
 	}
@@ -224,7 +246,29 @@ static enum route_verdict ask_claim(struct ask *a)
 	a->is_in_claim = true;
 	ask_next(a);
 	a->is_in_claim = false;
-	return a->is_done ? RT_REROUTE : RT_WAIT;
+	return a->is_done ? ASK_KNOWN : ASK_WAIT;
+}
+
+/* a->ev fired: the location is known, or the learner answered or went away. */
+static enum ask_state ask_woken(struct ask *a)
+{
+	if (a->is_done)
+		return ASK_KNOWN;
+	if (a->is_learner)
+		return ASK_WAIT; /* a wake of our own from before */
+	a->is_waiting = false;
+	return ask_claim(a);
+}
+
+/* The waiter goes away, known or not: nothing of the table points to it after this. */
+static void ask_release(struct ask *a)
+{
+	if (a->is_waiting)
+		origins_unwait(table_of(a), a->bucket, a->ev);
+	if (a->is_learner)
+		origins_abandon(table_of(a), a->bucket);
+	a->is_waiting = a->is_learner = false;
+	ask_drop_bev(a);
 }
 
 static enum route_verdict location_start(struct exchange *x, void *arg)
@@ -236,22 +280,16 @@ static enum route_verdict location_start(struct exchange *x, void *arg)
 		return RT_REROUTE; /* the default origin, as without region-origins */
 	}
 	a->cp = arg;
-	a->x = x;
+	a->base = exchange_base(x);
+	a->ev = exchange_wake_event(x);
 	snprintf(a->bucket, sizeof(a->bucket), "%s", x->s3.bucket);
 	x->rt_priv = a;
-	return ask_claim(a);
+	return ask_claim(a) == ASK_KNOWN ? RT_REROUTE : RT_WAIT;
 }
 
 static enum route_verdict location_on_wake(struct exchange *x)
 {
-	struct ask *a = x->rt_priv;
-
-	if (a->is_done)
-		return RT_REROUTE;
-	if (a->is_learner)
-		return RT_WAIT; /* a wake of our own from before */
-	a->is_waiting = false;
-	return ask_claim(a); /* the learner answered, or went away */
+	return ask_woken(x->rt_priv) == ASK_KNOWN ? RT_REROUTE : RT_WAIT;
 }
 
 static void location_end(struct exchange *x)
@@ -260,13 +298,109 @@ static void location_end(struct exchange *x)
 
 	if (!a)
 		return;
-	if (a->is_waiting)
-		origins_unwait(table_of(a), a->bucket, exchange_wake_event(x));
-	if (a->is_learner)
-		origins_abandon(table_of(a), a->bucket);
-	ask_drop_bev(a);
+	ask_release(a);
 	free(a);
 	x->rt_priv = NULL;
+}
+
+/* -- lotad's own requests ---------------------------------------------------------- */
+
+void location_wait_cancel(struct location_wait *w)
+{
+	if (!w)
+		return;
+	ask_release(&w->a);
+	if (w->a.ev)
+		event_free(w->a.ev);
+	free(w);
+}
+
+static void wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct location_wait *w = arg;
+	void (*done)(void *arg) = w->done;
+	void *done_arg = w->arg;
+
+	if (ask_woken(&w->a) == ASK_WAIT)
+		return;
+	location_wait_cancel(w);
+	done(done_arg);
+}
+
+static int wait_begin(struct cachepath *cp, struct event_base *base, const char *bucket,
+		      void (*done)(void *arg), void *arg, struct location_wait **out)
+{
+	struct location_wait *w = calloc(1, sizeof(*w));
+
+	if (!w || !(w->a.ev = event_new(base, -1, 0, wait_cb, w))) {
+		free(w);
+		return -ENOMEM;
+	}
+	w->a.cp = cp;
+	w->a.base = base;
+	snprintf(w->a.bucket, sizeof(w->a.bucket), "%s", bucket);
+	w->done = done;
+	w->arg = arg;
+	/* Told from the event loop even when known at once: the caller is in a callback of
+	 * the connection it is about to drop. */
+	if (ask_claim(&w->a) == ASK_KNOWN) {
+		w->a.is_done = true;
+		event_active(w->a.ev, EV_READ, 0);
+	}
+	*out = w;
+	return 0;
+}
+
+bool location_learn_first(struct cachepath *cp, struct event_base *base, const char *bucket,
+			  void (*done)(void *arg), void *arg, struct location_wait **out)
+{
+	*out = NULL;
+	if (!cp->svc || !origins_is_learning(cp->d->origins) ||
+	    !origins_needs_learning(cp->d->origins, bucket, time(NULL)))
+		return false;
+	return wait_begin(cp, base, bucket, done, arg, out) == 0;
+}
+
+/* What the answer says: the region named (region set), elsewhere unnamed (MOVED), or
+ * nothing; MORE while a body that may name it is not all here. */
+static enum location_verdict answer_says(const struct http_msg *m, const char *body, size_t n,
+					 char *region, size_t cap, enum s3region_verdict *v)
+{
+	*v = s3region_of_head(m, region, cap);
+	if (*v != S3REGION_BODY)
+		return LOCATION_MOVED;
+	if (m->body != HTTP_BODY_LENGTH)
+		return LOCATION_STAY; /* a chunked error body: not read on this path */
+	if (n < m->content_length)
+		return LOCATION_MORE;
+	*v = s3region_of_body(body, (size_t)m->content_length, region, cap);
+	return LOCATION_MOVED;
+}
+
+enum location_verdict location_redirected(struct cachepath *cp, struct event_base *base,
+					  const char *bucket, const struct origin *from,
+					  const struct http_msg *m, const char *body, size_t n,
+					  void (*done)(void *arg), void *arg,
+					  struct location_wait **out)
+{
+	char region[S3REGION_MAX];
+	enum s3region_verdict v;
+	enum location_verdict lv;
+
+	*out = NULL;
+	if (!cp->d->origins || !cp->svc || !bucket[0])
+		return LOCATION_STAY;
+	lv = answer_says(m, body, n, region, sizeof(region), &v);
+	if (lv != LOCATION_MOVED)
+		return lv;
+	if (v == S3REGION_NONE || v == S3REGION_BODY ||
+	    (v == S3REGION_NAMED && strcmp(region, from->region) == 0))
+		return LOCATION_STAY;
+	log_info("location: origin %s: %d to lotad's request for bucket %s%s%s: its location is "
+		 "learned again",
+		 from->label, m->status, bucket, v == S3REGION_NAMED ? " in region " : "", region);
+	origins_moved(cp->d->origins, bucket, v == S3REGION_NAMED ? region : NULL, time(NULL));
+	return wait_begin(cp, base, bucket, done, arg, out) == 0 ? LOCATION_MOVED : LOCATION_STAY;
 }
 
 /* -- lotactl status and /metrics ------------------------------------------------------ */
@@ -287,11 +421,12 @@ static void origins_status(void *arg, struct evbuffer *b)
 		evbuffer_add_printf(
 		    b,
 		    ",\"default\":%s,\"up\":%s,\"requests\":%llu,\"errors\":%llu,"
-		    "\"timeouts\":%llu}",
+		    "\"timeouts\":%llu,\"connect_timeout_ms\":%u,\"read_timeout_ms\":%u}",
 		    i == 0 ? "true" : "false", origin_is_down(o) ? "false" : "true",
 		    (unsigned long long)__atomic_load_n(&o->n_requests, __ATOMIC_RELAXED),
 		    (unsigned long long)__atomic_load_n(&o->n_errors, __ATOMIC_RELAXED),
-		    (unsigned long long)__atomic_load_n(&o->n_timeouts, __ATOMIC_RELAXED));
+		    (unsigned long long)__atomic_load_n(&o->n_timeouts, __ATOMIC_RELAXED),
+		    o->connect_ms, o->read_ms);
 	}
 	evbuffer_add_printf(b, "]}");
 }

@@ -20,6 +20,7 @@ struct worker;
 struct exchange;
 struct origin;
 struct http_msg;
+struct s3region_tap;
 
 /* Bytes queued towards a slow side before we stop reading from the fast side. */
 #define CONN_PIPE_HIGH (1024 * 1024)
@@ -158,6 +159,8 @@ struct exchange {
 	bool is_flushing; /* the body is queued: done once the client's socket took it */
 	uint64_t bytes_out;
 	const char *label; /* how the request was served, for the log: "hit", "miss", ... */
+	/* the start of a 400's body, looked at for the bucket's region once relayed */
+	struct s3region_tap *region_tap;
 
 	/* an error answer of lotad's own (RT_FAIL, XS_REPLY) */
 	int fail_status;

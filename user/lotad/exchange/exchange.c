@@ -22,6 +22,7 @@
 #include "exchange/origins.h"
 #include "lotad.h"
 #include "metrics.h"
+#include "s3region.h"
 
 typedef enum xinput (*step_fn)(struct exchange *x);
 
@@ -207,25 +208,53 @@ static enum xinput upstream_failed(struct exchange *x)
 	return XI_FAIL;
 }
 
+/* The bucket's origin said it lives elsewhere: in region, or (NULL) it did not say
+ * where. The answer goes to the client as it is; the bucket's next requests go where it
+ * lives. An answer naming the origin's own region says nothing new. */
+static void bucket_moved(struct exchange *x, const char *region)
+{
+	if (region && strcmp(region, x->origin->region) == 0)
+		return;
+	log_info("origin %s: %d for bucket %s%s%s: its location is learned again", x->origin->label,
+		 x->status, x->s3.bucket, region ? " in region " : "", region ? region : "");
+	origins_moved(exchange_lotad(x)->origins, x->s3.bucket, region, time(NULL));
+}
+
 /* An origin's answer says whether the bucket lives elsewhere: a 301 (PermanentRedirect),
- * or a 400 naming the bucket's region (AuthorizationHeaderMalformed). The answer goes
- * to the client as it is; the bucket's next requests go where it lives. */
+ * or a 400 naming the bucket's region (AuthorizationHeaderMalformed) in a header or, as
+ * AWS S3 sends it, only in its body, which is then looked at as it is relayed. */
 static void origin_answered(struct exchange *x, const struct http_msg *m)
 {
-	struct lotad *d = exchange_lotad(x);
-	const struct http_header *h = http_find(m, "x-amz-bucket-region");
-	char region[ORIGINS_REGION_MAX] = "";
+	char region[S3REGION_MAX];
 
 	origin_note(x->origin, ORIGIN_ANSWERED);
-	if (!d->origins || !x->s3.bucket[0] || (m->status != 301 && !(m->status == 400 && h)))
+	if (!exchange_lotad(x)->origins || !x->s3.bucket[0])
 		return;
-	if (h && h->value.n < sizeof(region)) {
-		memcpy(region, h->value.p, h->value.n);
-		region[h->value.n] = '\0';
+	switch (s3region_of_head(m, region, sizeof(region))) {
+	case S3REGION_NONE:
+		break;
+	case S3REGION_NAMED:
+		bucket_moved(x, region);
+		break;
+	case S3REGION_MOVED:
+		bucket_moved(x, NULL);
+		break;
+	case S3REGION_BODY:
+		x->region_tap = calloc(1, sizeof(*x->region_tap)); /* none: nothing learned */
+		break;
 	}
-	log_info("origin %s: %d for bucket %s%s%s: its location is learned again", x->origin->label,
-		 m->status, x->s3.bucket, region[0] ? " in region " : "", region);
-	origins_moved(d->origins, x->s3.bucket, region, time(NULL));
+}
+
+/* The relayed body is complete: what its start said of the bucket's region counts. */
+static void region_tap_end(struct exchange *x)
+{
+	char region[S3REGION_MAX];
+
+	if (x->region_tap && s3region_of_body(x->region_tap->buf, x->region_tap->n, region,
+					      sizeof(region)) == S3REGION_NAMED)
+		bucket_moved(x, region);
+	free(x->region_tap);
+	x->region_tap = NULL;
 }
 
 /* The answer's head is here: the route decides what becomes of it. */
@@ -235,6 +264,8 @@ static enum xinput answer_head(struct exchange *x, const struct http_msg *m, con
 
 	x->status = m->status;
 	x->resp_body = m->body;
+	free(x->region_tap); /* a tap of an earlier answer (a redo) */
+	x->region_tap = NULL;
 	x->resp_left = m->content_length;
 	x->resp_keep_alive = m->keep_alive;
 	x->upstream_spent = !upstream_is_reusable_after(x);
@@ -303,6 +334,8 @@ static enum xinput flushed(struct exchange *x, enum xinput in)
 
 static enum xinput body_ended(struct exchange *x, enum xinput in)
 {
+	if (in == XI_DONE)
+		region_tap_end(x);
 	if (in == XI_DONE && x->rt->on_body_end)
 		x->rt->on_body_end(x);
 	return flushed(x, in);
@@ -405,6 +438,7 @@ void exchange_free(struct exchange *x)
 	if (x->mover && x->mover->free)
 		x->mover->free(x->mover_state);
 	splice_free(x->sp);
+	free(x->region_tap);
 	if (x->req_copy)
 		evbuffer_free(x->req_copy);
 	if (x->wake_ev)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include <event2/bufferevent.h>
@@ -48,6 +49,7 @@ int origin_init(struct origin *o, const char *url, const char *ca_file, char *er
 	size_t n;
 
 	memset(o, 0, sizeof(*o));
+	o->connect_ms = o->read_ms = ORIGIN_TIMEOUT_MS;
 	if (strncasecmp(url, "http://", 7) == 0) {
 		rest = url + 7;
 	} else if (strncasecmp(url, "https://", 8) == 0) {
@@ -138,6 +140,20 @@ struct bufferevent *origin_connect(struct origin *o, struct event_base *base)
 	}
 	setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return bev;
+}
+
+struct timeval origin_tv(unsigned ms)
+{
+	return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+}
+
+/* libevent's connect waits for the socket to be writable, under the write timeout; the
+ * read timeout runs during it too, so the connect ends after the shorter of the two. */
+void origin_set_timeouts(const struct origin *o, struct bufferevent *bev)
+{
+	struct timeval rd = origin_tv(o->read_ms), wr = origin_tv(o->connect_ms);
+
+	bufferevent_set_timeouts(bev, &rd, &wr);
 }
 
 size_t origin_read_more(const struct origin *o, struct bufferevent *bev, size_t max)

@@ -12,6 +12,7 @@
 
 struct event_base;
 struct bufferevent;
+struct timeval;
 typedef struct ssl_ctx_st SSL_CTX;
 
 struct origin {
@@ -23,12 +24,17 @@ struct origin {
 	socklen_t addrlen;
 	SSL_CTX *ssl_ctx;
 	char region[64]; /* the region it serves (region-origins), or "" */
+	/* How long a connect may take, and a read wait (origin-timeout, origin-timeouts). */
+	unsigned connect_ms, read_ms;
 	char url[300];	 /* as configured, for status and to share one origin per URL */
 	/* Counted and set by any thread (relaxed atomics): the origin label of /metrics. */
 	uint64_t n_requests, n_errors, n_timeouts;
 	unsigned fails;	     /* failures in a row: > 0 is "down" for lotactl status */
 	time_t last_failure; /* when the last one was */
 };
+
+#define ORIGIN_TIMEOUT_MS 30000	       /* connect_ms and read_ms until set */
+#define ORIGIN_TIMEOUT_MAX_MS 86400000 /* a day: more is a typo */
 
 /* What became of a request to an origin, for its counters and health. */
 enum origin_outcome {
@@ -44,6 +50,11 @@ int origin_init(struct origin *o, const char *url, const char *ca_file, char *er
 void origin_free(struct origin *o);
 void origin_note(struct origin *o, enum origin_outcome what);
 bool origin_is_down(const struct origin *o);
+/* ms as a struct timeval. */
+struct timeval origin_tv(unsigned ms);
+/* The timeouts of a connection to o that lotad's own request (a small head, no body) goes
+ * on: writes, the connect among them, wait connect_ms; reads read_ms. */
+void origin_set_timeouts(const struct origin *o, struct bufferevent *bev);
 /* A bufferevent connecting to the origin (TLS if https); NULL with errno on failure. */
 struct bufferevent *origin_connect(struct origin *o, struct event_base *base);
 /* readmore() (exchange/readmore.h) on a connection to o; 0 for a TLS one, whose reads

@@ -83,6 +83,8 @@ static struct origin *origin_of_url(struct origins *t, const char *url, const ch
 		free(o);
 		return NULL;
 	}
+	o->connect_ms = t->all[0]->connect_ms; /* origin-timeout's, until origin-timeouts */
+	o->read_ms = t->all[0]->read_ms;
 	t->all[t->n++] = o;
 	return o;
 }
@@ -177,6 +179,90 @@ static int parse_list(struct origins *t, const char *key, const char *list, bool
 		}
 		if ((is_region ? add_region : add_pin)(t, name, o, err, errlen) < 0)
 			return -EINVAL;
+	}
+	return 0;
+}
+
+/* A duration: N (seconds, as origin-timeout), Ns or Nms, 1 ms to a day. */
+static int parse_ms(const char *s, const char *end, unsigned *out)
+{
+	uint64_t v = 0, mult = 1000;
+	const char *p = s;
+
+	for (; p < end && *p >= '0' && *p <= '9'; p++)
+		if ((v = v * 10 + (uint64_t)(*p - '0')) > ORIGIN_TIMEOUT_MAX_MS)
+			return -EINVAL;
+	if (p == s)
+		return -EINVAL;
+	if (end - p == 2 && memcmp(p, "ms", 2) == 0)
+		mult = 1;
+	else if (!(end - p == 1 && *p == 's') && p != end)
+		return -EINVAL;
+	v *= mult;
+	if (v == 0 || v > ORIGIN_TIMEOUT_MAX_MS)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* "CONNECT/READ" into o's timeouts; a connect longer than a read wait could not be one. */
+static int parse_timeouts(const char *v, unsigned *connect_ms, unsigned *read_ms)
+{
+	const char *slash = strchr(v, '/');
+
+	if (!slash || parse_ms(v, slash, connect_ms) < 0 ||
+	    parse_ms(slash + 1, slash + 1 + strlen(slash + 1), read_ms) < 0 ||
+	    *connect_ms > *read_ms)
+		return -EINVAL;
+	return 0;
+}
+
+/* The origin an origin-timeouts entry names: "default", or a region's. */
+static struct origin *origin_named(struct origins *t, const char *name)
+{
+	return strcmp(name, "default") == 0 ? t->all[0] : origins_of_region(t, name);
+}
+
+int origins_set_timeouts(struct origins *t, const char *list, char *err, size_t errlen)
+{
+	char item[ITEM_MAX], *name, *value;
+	bool is_set[ORIGINS_MAX] = {false};
+
+	while (*list) {
+		size_t n = strcspn(list, ","), i;
+		struct origin *o;
+		unsigned c, r;
+
+		if (n >= sizeof(item)) {
+			snprintf(err, errlen, "origin-timeouts: entry too long");
+			return -EINVAL;
+		}
+		memcpy(item, list, n);
+		item[n] = '\0';
+		list += n + (list[n] == ',');
+		if (split_item(item, &name, &value) < 0 || parse_timeouts(value, &c, &r) < 0) {
+			snprintf(err, errlen,
+				 "origin-timeouts: '%s' is not NAME=CONNECT/READ (e.g. 2s/30s, "
+				 "500ms/10s; connect at most read, both 1ms to 1d)",
+				 item);
+			return -EINVAL;
+		}
+		if (!(o = origin_named(t, name))) {
+			snprintf(err, errlen,
+				 "origin-timeouts: '%s' is neither default nor a region of "
+				 "region-origins",
+				 name);
+			return -EINVAL;
+		}
+		for (i = 0; t->all[i] != o; i++)
+			;
+		if (is_set[i]) {
+			snprintf(err, errlen, "origin-timeouts: origin %s is named twice", o->url);
+			return -EINVAL;
+		}
+		is_set[i] = true;
+		o->connect_ms = c;
+		o->read_ms = r;
 	}
 	return 0;
 }

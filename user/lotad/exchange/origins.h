@@ -32,6 +32,9 @@ enum origins_verdict {
 int origins_new(struct origin *def, const char *regions, const char *pins, const char *ca_file,
 		struct origins **out, char *err, size_t errlen);
 void origins_free(struct origins *t);
+/* origin-timeouts: "NAME=CONNECT/READ,..." where NAME is default (def) or a region of
+ * region-origins and each duration N (seconds), Ns or Nms. Unnamed origins keep def's. */
+int origins_set_timeouts(struct origins *t, const char *list, char *err, size_t errlen);
 /* Does the table learn locations (region-origins is set)? */
 bool origins_is_learning(const struct origins *t);
 /* The bucket's origin: its pin, its learned region's (stale or not), or the default.

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "lotad.h"
 #include "metrics.h"
+#include "s3region.h"
 
 /* Copies the first n bytes of src to the end of copy (a request body kept for a route). */
 static void keep_copy(struct evbuffer *copy, struct evbuffer *src, size_t n)
@@ -28,6 +29,16 @@ static void keep_copy(struct evbuffer *copy, struct evbuffer *src, size_t n)
 		evbuffer_add(copy, v[i].iov_base, len);
 		n -= len;
 	}
+}
+
+/* The start of a body looked at for a region (exchange.c): copied, never held back. */
+static void tap_copy(struct s3region_tap *t, struct evbuffer *src, size_t n)
+{
+	size_t room = sizeof(t->buf) - t->n;
+	ev_ssize_t got = evbuffer_copyout(src, t->buf + t->n, n < room ? n : room);
+
+	if (got > 0)
+		t->n += (size_t)got;
 }
 
 /* How many of src's bytes belong to the body, and whether they end it: 1 when complete,
@@ -169,6 +180,8 @@ enum xinput relay_response_body(struct exchange *x)
 	}
 	if (take && x->rt->on_body)
 		x->rt->on_body(x, in, take);
+	if (take && x->region_tap)
+		tap_copy(x->region_tap, in, take);
 	evbuffer_remove_buffer(in, out, take);
 	x->bytes_out += take;
 	metric_add(M_bytes_from_origin, take);

@@ -146,9 +146,9 @@ fail:
 	return -EAGAIN;
 }
 
-static void wait_on(struct event *ev, bool *flag, uint64_t secs)
+static void wait_on(struct event *ev, bool *flag, uint64_t ms)
 {
-	struct timeval tv = {(time_t)secs, 0};
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 
 	if (*flag)
 		return;
@@ -237,14 +237,16 @@ enum xinput splice_pump(struct exchange *x)
 			}
 			if (r == 0) {
 				lowat(x, sp);
-				wait_on(sp->up, &sp->waiting_up, c->w->d->cfg.origin_timeout);
+				wait_on(sp->up, &sp->waiting_up,
+					x->origin ? x->origin->read_ms
+						  : c->w->d->cfg.origin_timeout * 1000);
 				return XI_WAIT;
 			}
 		}
 		n = splice(sp->pr, NULL, bufferevent_getfd(c->cbev), NULL, (size_t)sp->in_pipe,
 			   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 		if (n < 0 && errno == EAGAIN) {
-			wait_on(sp->cl, &sp->waiting_cl, c->w->d->cfg.client_timeout);
+			wait_on(sp->cl, &sp->waiting_cl, c->w->d->cfg.client_timeout * 1000);
 			return XI_WAIT;
 		}
 		if (n <= 0) {

@@ -24,9 +24,12 @@ static void up_read_cb(struct bufferevent *bev, void *arg);
 static void up_write_cb(struct bufferevent *bev, void *arg);
 static void up_event_cb(struct bufferevent *bev, short what, void *arg);
 
+/* An origin's own read timeout (origin-timeouts), origin-timeout for a peer's port. */
 void upstream_set_timeout(struct conn *c, bool is_active)
 {
-	struct timeval tv = {.tv_sec = (time_t)c->w->d->cfg.origin_timeout};
+	struct timeval tv = c->obev_origin
+				? origin_tv(c->obev_origin->read_ms)
+				: (struct timeval){(time_t)c->w->d->cfg.origin_timeout, 0};
 
 	bufferevent_set_timeouts(c->obev, is_active ? &tv : NULL, is_active ? &tv : NULL);
 }
@@ -75,6 +78,7 @@ int upstream_send(struct exchange *x)
 	struct conn *c = x->c;
 	struct evbuffer *out;
 	size_t extra = strlen(x->extra);
+	bool is_new;
 	int r;
 
 	/* Each bucket's requests go to its origin (origins.h): looked up for every request,
@@ -82,13 +86,18 @@ int upstream_send(struct exchange *x)
 	x->origin = x->up.id[0] ? NULL : origins_for(c->w->d, x->s3.bucket);
 	if (c->obev && (strcmp(c->obev_id, x->up.id) != 0 || c->obev_origin != x->origin))
 		upstream_drop(c); /* a kept-alive connection to somewhere else */
-	if (!c->obev && (r = upstream_open(c, &x->up, x->origin)) < 0)
+	is_new = !c->obev;
+	if (is_new && (r = upstream_open(c, &x->up, x->origin)) < 0)
 		return r;
 	if (x->origin) {
 		metric_add(M_origin_requests, 1);
 		origin_note(x->origin, ORIGIN_SENT);
 	}
-	upstream_set_timeout(c, true);
+	/* A new connection to an origin gets its connect timeout until it is connected. */
+	if (is_new && x->origin)
+		origin_set_timeouts(x->origin, c->obev);
+	else
+		upstream_set_timeout(c, true);
 	out = bufferevent_get_output(c->obev);
 	/* Exactly the client's bytes, so that its signature holds; ours before the end. */
 	evbuffer_add(out, x->head, x->head_len - (extra ? 2 : 0));
@@ -199,8 +208,11 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct exchange *x = reader(c);
 	char tls[128];
 
-	if (what & BEV_EVENT_CONNECTED)
+	if (what & BEV_EVENT_CONNECTED) {
+		if (x && c->obev_origin)
+			upstream_set_timeout(c, true); /* the connect's timeout is over */
 		return;
+	}
 	if (!x) {
 		upstream_drop(c);
 		return;
