@@ -67,6 +67,19 @@ static void test_parse_key(void)
 	CU_ASSERT_EQUAL(ssec_parse_key(kb, strlen(kb), md5, strlen(md5) - 2, k), -EINVAL);
 }
 
+/* lotad's own requests carry the reader's key as the reader sent it. */
+static void test_key_fields(void)
+{
+	char kb[SSEC_KEY_B64_LEN + 1], mb[SSEC_MD5_B64_LEN + 1];
+	uint8_t back[SSEC_KEY_LEN];
+
+	CU_ASSERT_EQUAL(ssec_key_fields(key, kb, mb), 0);
+	CU_ASSERT_STRING_EQUAL(kb, KEY_B64);
+	CU_ASSERT_STRING_EQUAL(mb, MD5_B64);
+	CU_ASSERT_EQUAL(ssec_parse_key(kb, strlen(kb), mb, strlen(mb), back), 0);
+	CU_ASSERT(memcmp(back, key, sizeof(back)) == 0);
+}
+
 static void test_identity(void)
 {
 	char id[SSEC_IDENT_MAX], small[8];
@@ -170,6 +183,7 @@ int main(void)
 {
 	static const struct unit_test tests[] = {
 	    {"customer key fields as S3 requires them", test_parse_key},
+	    {"the key's fields back from the key", test_key_fields},
 	    {"a version's identity", test_identity},
 	    {"verifier: vector, never K/MD5/SHA-256, bound to secret and version", test_verifier},
 	    {"chunk key (HKDF) and AES-256-GCM vectors", test_chunk_key_and_seal_vectors},

@@ -57,6 +57,22 @@ int ssec_parse_key(const char *key_b64, size_t key_len, const char *md5_b64, siz
 	return 0;
 }
 
+int ssec_key_fields(const uint8_t key[SSEC_KEY_LEN], char key_b64[SSEC_KEY_B64_LEN + 1],
+		    char md5_b64[SSEC_MD5_B64_LEN + 1])
+{
+	uint8_t md5[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (!EVP_Digest(key, SSEC_KEY_LEN, md5, &n, EVP_md5(), NULL) || n != SSEC_MD5_LEN)
+		return -EIO;
+	if (EVP_EncodeBlock((unsigned char *)key_b64, key, SSEC_KEY_LEN) != SSEC_KEY_B64_LEN ||
+	    EVP_EncodeBlock((unsigned char *)md5_b64, md5, SSEC_MD5_LEN) != SSEC_MD5_B64_LEN) {
+		OPENSSL_cleanse(key_b64, SSEC_KEY_B64_LEN + 1);
+		return -EIO;
+	}
+	return 0;
+}
+
 int ssec_identity(const char *bucket, const char *key, const char *version, const char *etag,
 		  uint64_t size, uint64_t chunk_size, char *out, size_t cap)
 {
