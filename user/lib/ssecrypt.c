@@ -137,24 +137,26 @@ static void nonce_of(uint64_t index, uint8_t nonce[SSEC_NONCE_LEN])
 		nonce[4 + i] = (uint8_t)(index >> (56 - 8 * i));
 }
 
-/* GCM over buf in place, in pieces below INT_MAX (EVP's length type). */
-static int gcm_run(EVP_CIPHER_CTX *ctx, uint8_t *buf, size_t len)
+/* GCM of in into out (the same buffer, or apart), in pieces below INT_MAX (EVP's length
+ * type). */
+static int gcm_run(EVP_CIPHER_CTX *ctx, const uint8_t *in, uint8_t *buf, size_t len)
 {
 	int out;
 
 	while (len) {
 		int n = len > (1u << 30) ? 1 << 30 : (int)len;
 
-		if (!EVP_CipherUpdate(ctx, buf, &out, buf, n) || out != n)
+		if (!EVP_CipherUpdate(ctx, buf, &out, in, n) || out != n)
 			return -EIO;
+		in += n;
 		buf += n;
 		len -= (size_t)n;
 	}
 	return 0;
 }
 
-static int gcm(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, size_t len,
-	       uint8_t *tag, int enc)
+static int gcm(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, const uint8_t *in, uint8_t *buf,
+	       size_t len, uint8_t *tag, int enc)
 {
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
 	uint8_t nonce[SSEC_NONCE_LEN];
@@ -164,7 +166,7 @@ static int gcm(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, siz
 		return -ENOMEM;
 	nonce_of(index, nonce);
 	if (!EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, ck, nonce, enc) ||
-	    gcm_run(ctx, buf, len) < 0)
+	    gcm_run(ctx, in, buf, len) < 0)
 		goto out;
 	if (!enc && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SSEC_TAG_LEN, tag))
 		goto out;
@@ -183,7 +185,13 @@ out:
 int ssec_seal(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, size_t len,
 	      uint8_t tag[SSEC_TAG_LEN])
 {
-	return gcm(ck, index, buf, len, tag, 1);
+	return gcm(ck, index, buf, buf, len, tag, 1);
+}
+
+int ssec_seal_copy(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, const uint8_t *in, uint8_t *out,
+		   size_t len, uint8_t tag[SSEC_TAG_LEN])
+{
+	return gcm(ck, index, in, out, len, tag, 1);
 }
 
 int ssec_open(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, size_t len,
@@ -192,7 +200,7 @@ int ssec_open(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, size
 	uint8_t t[SSEC_TAG_LEN];
 
 	memcpy(t, tag, sizeof(t));
-	return gcm(ck, index, buf, len, t, 0);
+	return gcm(ck, index, buf, buf, len, t, 0);
 }
 
 int ssec_random(void *p, size_t n)

@@ -43,6 +43,9 @@ int ssec_chunk_key(const uint8_t key[SSEC_KEY_LEN], const char *ident, size_t id
 /* AES-256-GCM of buf in place, nonce from index; the tag into tag. -ENOMEM, -EIO. */
 int ssec_seal(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, size_t len,
 	      uint8_t tag[SSEC_TAG_LEN]);
+/* The same from in into out (len bytes, apart): in is left as it was. */
+int ssec_seal_copy(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, const uint8_t *in, uint8_t *out,
+		   size_t len, uint8_t tag[SSEC_TAG_LEN]);
 /* The inverse: -EBADMSG if the tag does not match (buf is then garbage: never serve it). */
 int ssec_open(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, size_t len,
 	      const uint8_t tag[SSEC_TAG_LEN]);

@@ -180,11 +180,11 @@ uint8_t *ssec_buffer_get(struct ssec *s, size_t len, unsigned spare)
 	return b;
 }
 
-void ssec_buffer_put(struct ssec *s, uint8_t *b, size_t len)
+void ssec_buffer_put(struct ssec *s, uint8_t *b, size_t wipe)
 {
 	if (!b)
 		return;
-	ssec_wipe(b, len);
+	ssec_wipe(b, wipe);
 	free(b);
 	atomic_fetch_sub(&s->buffers, 1);
 }
@@ -192,8 +192,8 @@ void ssec_buffer_put(struct ssec *s, uint8_t *b, size_t len)
 /* -- into the store ------------------------------------------------------------------- */
 
 int ssec_store_chunk(struct cachepath *cp, const struct cache_meta *m,
-		     const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, size_t len,
-		     uint8_t tag[SSEC_TAG_LEN])
+		     const uint8_t ck[SSEC_KEY_LEN], uint64_t index, const uint8_t *plain,
+		     uint8_t *sealed, size_t len, uint8_t tag[SSEC_TAG_LEN])
 {
 	struct cache_meta meta = *m;
 	struct ssec_marker mk;
@@ -203,7 +203,8 @@ int ssec_store_chunk(struct cachepath *cp, const struct cache_meta *m,
 	int r;
 
 	if (!ex || ssec_marker_parse(m->extra, m->extra_len, &mk) < 0 ||
-	    ssec_seal(ck, index, buf, len, tag) < 0) {
+	    (plain == sealed ? ssec_seal(ck, index, sealed, len, tag)
+			     : ssec_seal_copy(ck, index, plain, sealed, len, tag)) < 0) {
 		free(ex);
 		return -EIO;
 	}
@@ -216,7 +217,7 @@ int ssec_store_chunk(struct cachepath *cp, const struct cache_meta *m,
 		return -EEXIST;
 	if (r < 0)
 		return r;
-	r = cache_fill_write(f, buf, len);
+	r = cache_fill_write(f, sealed, len);
 	if (r < 0) {
 		cache_fill_abort(f, r);
 		return r;

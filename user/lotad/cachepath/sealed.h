@@ -63,16 +63,16 @@ bool ssec_is_committed(struct cachepath *cp, const struct cache_meta *m, uint64_
 /* A chunk buffer of len bytes, or NULL past SSEC_BUFFERS_MAX - spare in use (or without
  * memory): spare is 0 for a fill, SSEC_BUFFERS_FILLS for the others. */
 uint8_t *ssec_buffer_get(struct ssec *s, size_t len, unsigned spare);
-/* Wipes it (it held plaintext) and frees it; NULL is fine. */
-void ssec_buffer_put(struct ssec *s, uint8_t *b, size_t len);
+/* Wipes its first wipe bytes (those that held plaintext) and frees it; NULL is fine. */
+void ssec_buffer_put(struct ssec *s, uint8_t *b, size_t wipe);
 
-/* Seals buf (chunk index of sealed version m, len bytes) in place under ck, its tag into
- * tag, and stores it: begun, written and handed to the commit thread. 0; -EEXIST if the
- * store has the chunk or fills it already; else the store's -errno (the bytes are sealed
- * either way), or -EIO if they could not be sealed. */
+/* Seals plain (chunk index of sealed version m, len bytes) under ck into sealed (plain
+ * itself, or a buffer apart), its tag into tag, and stores it: begun, written and handed
+ * to the commit thread. 0; -EEXIST if the store has the chunk or fills it already; else
+ * the store's -errno (the bytes are sealed either way), or -EIO if they could not be. */
 int ssec_store_chunk(struct cachepath *cp, const struct cache_meta *m,
-		     const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, size_t len,
-		     uint8_t tag[SSEC_TAG_LEN]);
+		     const uint8_t ck[SSEC_KEY_LEN], uint64_t index, const uint8_t *plain,
+		     uint8_t *sealed, size_t len, uint8_t tag[SSEC_TAG_LEN]);
 /* Chunk index of sealed version m (verifier v, chunk key ck) into buf (cap bytes), opened:
  * from its committed file (CRC verified) or from a fill of the store that has written it
  * all (fl); in both its own header must name v and its tag must hold. Its length into

@@ -58,6 +58,7 @@ struct hit_buf {
 	struct ssec_hit *h;
 	uint8_t *p;
 	bool is_queued;
+	bool is_used; /* it held plaintext: wiped at the end (an unused one is never touched) */
 };
 
 struct ssec_hit {
@@ -144,8 +145,8 @@ void ssec_tee_body(struct exchange *x, struct ssecread *o, struct evbuffer *src,
 		if (t->fill == len) {
 			/* Not stored (another fill has it, the store refuses): the client has
 			 * its bytes from the relay either way. */
-			ssec_store_chunk(o->cp, &t->om.meta, t->ck, t->index, t->buf, (size_t)len,
-					 tag);
+			ssec_store_chunk(o->cp, &t->om.meta, t->ck, t->index, t->buf, t->buf,
+					 (size_t)len, tag);
 			t->index++;
 			t->fill = 0;
 		}
@@ -175,30 +176,6 @@ static void wake_cb(void *arg)
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	wake_cb(arg);
-}
-
-/* From lotad's fill, joined: its sealed bytes, opened. -EAGAIN: it runs. */
-static int from_fill(struct ssec_hit *h, uint8_t *buf, uint64_t *len)
-{
-	uint8_t tag[SSEC_TAG_LEN];
-	const uint8_t *sealed;
-	size_t n = 0;
-	int err = 0, r;
-	enum ssecfill_state st = ssecfill_state(h->sf, &sealed, &n, tag, &err);
-
-	if (st == SSECFILL_RUNNING)
-		return -EAGAIN;
-	r = st == SSECFILL_READY ? 0 : err;
-	if (r == 0 && n > h->buflen)
-		r = -EBADMSG;
-	if (r == 0) {
-		memcpy(buf, sealed, n);
-		*len = n;
-		r = ssec_open(h->ck, h->index, buf, n, tag);
-	}
-	ssecfill_leave(h->cp->ssec, h->sf, &h->wt);
-	h->sf = NULL;
-	return r;
 }
 
 /* From the store's fill, followed, once it has written the whole chunk. -ENOENT: it was
@@ -260,16 +237,17 @@ static int find_source(struct ssec_hit *h)
 	return 0;
 }
 
-/* Chunk h->index, opened into buf. -EAGAIN: wait (the read is woken); -EBADMSG: a chunk
- * here is not intact or not ours; -ESTALE: the version changed at the origin. */
+/* Chunk h->index, opened into buf. -EINPROGRESS: it comes from lotad's fill, joined (sent
+ * as it arrives: stream_fill); -EAGAIN: wait (the read is woken); -EBADMSG: a chunk here
+ * is not intact or not ours. */
 static int get_chunk(struct ssec_hit *h, uint8_t *buf, uint64_t *len)
 {
 	for (;;) {
 		int r;
 
 		if (h->sf)
-			r = from_fill(h, buf, len);
-		else if (h->fl)
+			return -EINPROGRESS;
+		if (h->fl)
 			r = from_follower(h, buf, len);
 		else
 			r = ssec_read_committed(h->cp, &h->om.meta, h->verifier, h->ck, h->index,
@@ -308,13 +286,14 @@ static void read_ahead(struct ssec_hit *h)
 	}
 }
 
-/* -- a read served from sealed chunks ------------------------------------------------- */
+/* -- a read served from sealed chunks, and from lotad's fills ------------------------- */
 
 static void hit_release(struct ssec_hit *h)
 {
 	for (int i = 0; i < 2; i++)
 		if (h->bufs[i].p)
-			ssec_buffer_put(h->cp->ssec, h->bufs[i].p, h->buflen);
+			ssec_buffer_put(h->cp->ssec, h->bufs[i].p,
+					h->bufs[i].is_used ? h->buflen : 0);
 	ssec_wipe(h->ck, sizeof(h->ck));
 	ssec_wipe(h->key, sizeof(h->key));
 	objmeta_free(&h->om);
@@ -340,12 +319,22 @@ static struct hit_buf *free_buf(struct ssec_hit *h)
 	return NULL;
 }
 
+/* libevent is done with bytes of a fill (sent, or the connection went away). */
+static void fill_unqueued(const void *data, size_t len, void *arg)
+{
+	ssecfill_release((struct ssecfill *)arg);
+}
+
 static enum mover_result chunk_failed(struct exchange *x, struct ssec_hit *h, int r)
 {
 	struct cache_key k = h->om.meta.id;
 
 	if (r == -ESTALE) {
 		x->cut_why = "the object changed at the origin mid-read";
+		return MOVER_CUT;
+	}
+	if (r == -EACCES) {
+		x->cut_why = "the origin refused lotad's fill with the key";
 		return MOVER_CUT;
 	}
 	log_warn("cache: %s/%s: SSE-C chunk %llu cannot be had: %s", k.bucket, k.key,
@@ -356,6 +345,52 @@ static enum mover_result chunk_failed(struct exchange *x, struct ssec_hit *h, in
 	return MOVER_CUT;
 }
 
+static void next_chunk(struct ssec_hit *h)
+{
+	metric_add(h->is_missed ? M_cache_chunk_misses : M_cache_chunk_hits, 1);
+	h->index++;
+	h->tries = 0;
+	h->buffer_waits = 0;
+	h->is_missed = false;
+}
+
+/* The bytes of the joined fill that are there, up to the end of the read's part of the
+ * chunk, queued by reference (each queued piece holds the fill). MOVER_DONE once the part
+ * is queued; MOVER_WAIT for more bytes or for the client. */
+static enum mover_result stream_fill(struct exchange *x, struct ssec_hit *h, struct evbuffer *out)
+{
+	const struct cache_meta *m = &h->om.meta;
+	uint64_t start = chunkmap_start(m->chunk_size, h->index), avail, upto;
+	uint64_t end = start + chunkmap_len(m->size, m->chunk_size, h->index);
+	int err = 0;
+	enum ssecfill_state st = ssecfill_state(h->sf, &avail, &err);
+
+	if (end > h->last + 1)
+		end = h->last + 1;
+	upto = start + avail < end ? start + avail : end;
+	while (h->pos < upto && evbuffer_get_length(out) < HIT_QUEUE_MAX) {
+		size_t n = (size_t)(upto - h->pos);
+
+		ssecfill_hold(h->sf);
+		if (evbuffer_add_reference(out, ssecfill_bytes(h->sf) + (h->pos - start), n,
+					   fill_unqueued, h->sf) < 0) {
+			ssecfill_release(h->sf);
+			return MOVER_CUT;
+		}
+		h->pos += n;
+		exchange_count_out(x, n);
+		metric_add(M_cache_bytes_served, n);
+	}
+	if (h->pos == end) {
+		ssecfill_leave(h->sf, &h->wt);
+		h->sf = NULL;
+		return MOVER_DONE;
+	}
+	if (st == SSECFILL_FAILED && h->pos == upto)
+		return chunk_failed(x, h, err ? err : -EIO);
+	return MOVER_WAIT; /* woken by the fill's next bytes, or by the client's output */
+}
+
 static enum mover_result hit_pump(struct exchange *x, void *state)
 {
 	struct ssec_hit *h = state;
@@ -364,17 +399,29 @@ static enum mover_result hit_pump(struct exchange *x, void *state)
 
 	while (h->pos <= h->last) {
 		uint64_t start = chunkmap_start(h->om.meta.chunk_size, h->index), len = 0, end, n;
+		enum mover_result v;
 		int r;
 
-		if (evbuffer_get_length(out) >= HIT_QUEUE_MAX || !(b = free_buf(h)))
+		if (evbuffer_get_length(out) >= HIT_QUEUE_MAX)
 			return MOVER_WAIT; /* the client's output wakes us as it drains */
+		if (h->sf) {
+			v = stream_fill(x, h, out);
+			if (v != MOVER_DONE)
+				return v;
+			next_chunk(h);
+			continue;
+		}
+		if (!(b = free_buf(h)))
+			return MOVER_WAIT;
+		b->is_used = true;
 		r = get_chunk(h, b->p, &len);
 		read_ahead(h);
+		if (r == -EINPROGRESS)
+			continue;
 		if (r == -EAGAIN)
 			return MOVER_WAIT;
 		if (r < 0)
 			return chunk_failed(x, h, r);
-		metric_add(h->is_missed ? M_cache_chunk_misses : M_cache_chunk_hits, 1);
 		end = start + len - 1 < h->last ? start + len - 1 : h->last;
 		n = end - h->pos + 1;
 		if (evbuffer_add_reference(out, b->p + (h->pos - start), (size_t)n, buf_unqueued,
@@ -383,12 +430,9 @@ static enum mover_result hit_pump(struct exchange *x, void *state)
 		b->is_queued = true;
 		h->queued++;
 		h->pos += n;
-		h->index++;
-		h->tries = 0;
-		h->buffer_waits = 0;
-		h->is_missed = false;
 		exchange_count_out(x, n);
 		metric_add(M_cache_bytes_served, n);
+		next_chunk(h);
 	}
 	return MOVER_DONE;
 }
@@ -402,7 +446,7 @@ static void hit_free(void *state)
 		free(h);
 		return;
 	}
-	ssecfill_leave(h->cp->ssec, h->sf, &h->wt);
+	ssecfill_leave(h->sf, &h->wt);
 	h->sf = NULL;
 	cache_follower_close(h->fl);
 	h->fl = NULL;

@@ -1,9 +1,10 @@
 /* lotad's own SSE-C requests (ssecfill.h). A fill reads its chunk into a buffer of its own
- * (the GCM tag goes into the chunk's header, so the chunk is stored once it is whole),
- * then seals and stores it; the table of fills is the node's, under one mutex, so that
- * readers on every worker find the one fill of a chunk; each fill's requests run on the
- * thread of the worker that began it, on that worker's idle origin connections. The
- * request heads that carry a key are built in memory of our own and wiped once sent. */
+ * and tells its readers how far it is every SSECFILL_WAKE_BYTES; once the chunk is whole
+ * it is sealed into a second buffer (its readers may still be sending from the first)
+ * and stored. The table of fills is the node's, under one mutex, so that readers on every
+ * worker find the one fill of a chunk; each fill's requests run on the thread of the
+ * worker that began it, on that worker's idle origin connections. The request heads that
+ * carry a key are built in memory of our own and wiped once sent. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ struct ssecfill_worker {
 	struct event_base *base;
 	struct originpool *pool;
 	struct ssecfill_head *heads;
+	uint8_t *sealed; /* where its fills seal a chunk to store it, kept for the next */
+	size_t sealed_len;
 };
 
 struct ssecfill {
@@ -47,15 +50,15 @@ struct ssecfill {
 	struct ssecfill *next;
 	uint8_t verifier[SSEC_VERIFIER_LEN];
 	uint64_t index;
-	unsigned refs; /* the fetch's, and each reader's that joined it */
+	unsigned refs; /* the fetch's, each joined reader's, each of its bytes' queued */
 	bool is_listed;
 	enum ssecfill_state state;
 	int error;
+	uint64_t avail; /* bytes of buf its readers may send */
 	struct ssecfill_waiter *waiters;
-	/* The chunk: written by the fetch alone, read by others once READY. */
+	/* The chunk's plaintext: written by the fetch alone, below avail never again. */
 	uint8_t *buf;
 	size_t len;
-	uint8_t tag[SSEC_TAG_LEN];
 	/* The fetch's, on its worker's thread. */
 	struct cachepath *cp;
 	struct ssecfill_worker *fw;
@@ -205,12 +208,20 @@ static void fetch_release(struct ssecfill *sf)
 static void fill_free(struct ssecfill *sf)
 {
 	fetch_release(sf);
-	ssec_buffer_put(sf->s, sf->buf, sf->len);
+	ssec_buffer_put(sf->s, sf->buf, sf->done);
 	free(sf);
 }
 
-static void unref(struct ssec *s, struct ssecfill *sf)
+void ssecfill_hold(struct ssecfill *sf)
 {
+	pthread_mutex_lock(&sf->s->mu);
+	sf->refs++;
+	pthread_mutex_unlock(&sf->s->mu);
+}
+
+void ssecfill_release(struct ssecfill *sf)
+{
+	struct ssec *s = sf->s;
 	bool is_last;
 
 	pthread_mutex_lock(&s->mu);
@@ -236,27 +247,30 @@ struct ssecfill *ssecfill_join(struct ssec *s, const uint8_t v[SSEC_VERIFIER_LEN
 	return sf;
 }
 
-enum ssecfill_state ssecfill_state(struct ssecfill *sf, const uint8_t **buf, size_t *len,
-				   uint8_t tag[SSEC_TAG_LEN], int *err)
+enum ssecfill_state ssecfill_state(struct ssecfill *sf, uint64_t *avail, int *err)
 {
 	enum ssecfill_state st;
 
 	pthread_mutex_lock(&sf->s->mu);
 	st = sf->state;
 	*err = sf->error;
+	*avail = sf->avail;
 	pthread_mutex_unlock(&sf->s->mu);
-	if (st == SSECFILL_READY) {
-		*buf = sf->buf;
-		*len = sf->len;
-		memcpy(tag, sf->tag, SSEC_TAG_LEN);
-	}
 	return st;
 }
 
-void ssecfill_leave(struct ssec *s, struct ssecfill *sf, struct ssecfill_waiter *wt)
+const uint8_t *ssecfill_bytes(const struct ssecfill *sf)
 {
+	return sf->buf;
+}
+
+void ssecfill_leave(struct ssecfill *sf, struct ssecfill_waiter *wt)
+{
+	struct ssec *s;
+
 	if (!sf)
 		return;
+	s = sf->s;
 	pthread_mutex_lock(&s->mu);
 	for (struct ssecfill_waiter **pp = &sf->waiters; *pp; pp = &(*pp)->next) {
 		if (*pp == wt) {
@@ -265,34 +279,67 @@ void ssecfill_leave(struct ssec *s, struct ssecfill *sf, struct ssecfill_waiter 
 		}
 	}
 	pthread_mutex_unlock(&s->mu);
-	unref(s, sf);
+	ssecfill_release(sf);
 }
 
 /* -- a fill's fetch ------------------------------------------------------------------- */
 
 static void fetch_start(struct ssecfill *sf);
 
-/* The fetch is over: the chunk is whole (r == 0), sealed and stored, or not; its readers
- * are woken either way. A store that will not take it (full, degraded) leaves its sealed
- * bytes to the readers that joined. */
-static void fetch_end(struct ssecfill *sf, int r)
+/* Its bytes up to done go to the readers; with is_end, its state too. Under the lock: a
+ * waiter leaves (under it) before its event goes. */
+static void publish(struct ssecfill *sf, bool is_end, int r)
 {
 	struct ssec *s = sf->s;
 
-	if (r == 0) {
-		int st = ssec_store_chunk(sf->cp, &sf->om.meta, sf->ck, sf->index, sf->buf, sf->len,
-					  sf->tag);
-
-		if (st == -EIO)
-			r = st;
-		else if (st < 0 && st != -EEXIST)
-			log_warn("cache: SSE-C chunk %llu of %s/%s not stored: %s (its readers "
-				 "have it)",
-				 (unsigned long long)sf->index, sf->om.meta.id.bucket,
-				 sf->om.meta.id.key, strerror(-st));
-		if (st == -ENOSPC)
-			cachepath_wake_evict(sf->cp);
+	pthread_mutex_lock(&s->mu);
+	sf->avail = sf->done;
+	if (is_end) {
+		unlist_locked(s, sf);
+		sf->state = r == 0 ? SSECFILL_READY : SSECFILL_FAILED;
+		sf->error = r;
 	}
+	for (struct ssecfill_waiter *wt = sf->waiters; wt; wt = wt->next)
+		event_active(wt->wake, EV_READ, 0);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* The whole chunk, sealed into a buffer apart (readers may be sending the plaintext) and
+ * stored; a store that will not keep it (full, degraded) leaves it to the readers that
+ * joined. -EIO: it could not be sealed. */
+static int store(struct ssecfill *sf)
+{
+	struct ssecfill_worker *fw = sf->fw;
+	uint8_t tag[SSEC_TAG_LEN];
+	int r = 0;
+
+	if (fw->sealed_len < sf->len) {
+		free(fw->sealed);
+		fw->sealed_len = 0;
+		fw->sealed = malloc(sf->len);
+		if (fw->sealed)
+			fw->sealed_len = sf->len;
+		else
+			r = -ENOMEM;
+	}
+	if (r == 0)
+		r = ssec_store_chunk(sf->cp, &sf->om.meta, sf->ck, sf->index, sf->buf, fw->sealed,
+				     sf->len, tag);
+	if (r < 0 && r != -EEXIST && r != -EIO)
+		log_warn("cache: SSE-C chunk %llu of %s/%s not stored: %s (its readers have it)",
+			 (unsigned long long)sf->index, sf->om.meta.id.bucket, sf->om.meta.id.key,
+			 strerror(-r));
+	if (r == -ENOSPC)
+		cachepath_wake_evict(sf->cp);
+	return r == -EIO ? r : 0;
+}
+
+/* The fetch is over: the chunk is whole (r == 0) and stored, or not; its readers are told
+ * either way. */
+static void fetch_end(struct ssecfill *sf, int r)
+{
+	if (r == 0)
+		r = store(sf);
 	if (r < 0)
 		metric_add(M_cache_fills_aborted, 1);
 	if (r < 0 && r != -ESTALE)
@@ -300,15 +347,8 @@ static void fetch_end(struct ssecfill *sf, int r)
 			 sf->om.meta.id.bucket, sf->om.meta.id.key, (unsigned long long)sf->index,
 			 strerror(-r));
 	fetch_release(sf);
-	pthread_mutex_lock(&s->mu);
-	unlist_locked(s, sf);
-	sf->state = r == 0 ? SSECFILL_READY : SSECFILL_FAILED;
-	sf->error = r;
-	/* Under the lock: a waiter leaves (under it) before its event goes. */
-	for (struct ssecfill_waiter *wt = sf->waiters; wt; wt = wt->next)
-		event_active(wt->wake, EV_READ, 0);
-	pthread_mutex_unlock(&s->mu);
-	unref(s, sf);
+	publish(sf, true, r);
+	ssecfill_release(sf);
 }
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -712,6 +752,7 @@ void ssecfill_free_all(struct ssec *s)
 		while (fw->heads)
 			head_free(fw->heads);
 		originpool_free(fw->pool);
+		free(fw->sealed);
 		free(fw);
 		s->workers[i] = NULL;
 	}

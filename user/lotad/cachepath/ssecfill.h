@@ -1,11 +1,13 @@
 /* lotad's own requests for SSE-C objects, made with a reader's customer key: the HEAD that
  * learns a version (and proves the key: the origin checks it on a HEAD), and chunk fills:
  * a ranged GET signed with the service credentials, carrying the reader's three SSE-C
- * fields and If-Match: <ETag>, read into a chunk buffer at the origin's pace, sealed and
- * stored. A fill outlives the read that asked for it and holds its own copy of the key,
- * wiped when it ends. One fill per (version's verifier, chunk) on the node: readers on
- * any worker join it and are woken when it ends; its sealed bytes stay readable to them
- * from memory even if the store would not take them (a full disk). */
+ * fields and If-Match: <ETag>, read into a chunk buffer at the origin's pace, then sealed
+ * and stored whole (its tag goes into the chunk's header). A fill outlives the read that
+ * asked for it and holds its own copy of the key, wiped when it ends. One fill per
+ * (version's verifier, chunk) on the node: readers on any worker join it, are woken as
+ * its bytes arrive, and send them from its buffer, in memory, as they come and after it
+ * ended (even if the store would not keep the chunk: a full disk); the buffer is wiped
+ * once the last of them is done with it. */
 #ifndef LOTA_SSECFILL_H
 #define LOTA_SSECFILL_H
 
@@ -27,9 +29,12 @@ struct ssecfill_waiter {
 	struct ssecfill_waiter *next;
 };
 
+/* A fill's readers are woken once per this many new bytes, and at its end. */
+#define SSECFILL_WAKE_BYTES (256 * 1024)
+
 enum ssecfill_state {
 	SSECFILL_RUNNING,
-	SSECFILL_READY,	 /* its sealed bytes can be read (ssecfill_state) */
+	SSECFILL_READY,	 /* every byte of the chunk is there */
 	SSECFILL_FAILED, /* -ESTALE: the version is not the origin's any more */
 };
 
@@ -40,16 +45,20 @@ enum ssecfill_state {
 int ssecfill_want(struct cachepath *cp, struct worker *w, const struct cache_meta *m,
 		  const uint8_t key[SSEC_KEY_LEN], const uint8_t v[SSEC_VERIFIER_LEN],
 		  const uint8_t ck[SSEC_KEY_LEN], uint64_t index, enum fills_reason why);
-/* The fill of chunk index under verifier v, running or just ended, held for the caller
- * with wt among its waiters (wt->wake set by the caller); NULL if there is none. */
+/* The running fill of chunk index under verifier v, held for the caller with wt among its
+ * waiters (wt->wake set by the caller); NULL if there is none. */
 struct ssecfill *ssecfill_join(struct ssec *s, const uint8_t v[SSEC_VERIFIER_LEN], uint64_t index,
 			       struct ssecfill_waiter *wt);
-/* Its state. READY: its sealed bytes, valid until ssecfill_leave (*buf, *len, tag);
- * FAILED: why (*err). */
-enum ssecfill_state ssecfill_state(struct ssecfill *sf, const uint8_t **buf, size_t *len,
-				   uint8_t tag[SSEC_TAG_LEN], int *err);
-/* The caller is done with sf: wt leaves its waiters. NULL is fine. */
-void ssecfill_leave(struct ssec *s, struct ssecfill *sf, struct ssecfill_waiter *wt);
+/* Its state, and how many of the chunk's bytes (plaintext, from its first) are there:
+ * [0, *avail) of ssecfill_bytes(sf), unchanging while sf is held. FAILED: why (*err); the
+ * bytes there are good still. */
+enum ssecfill_state ssecfill_state(struct ssecfill *sf, uint64_t *avail, int *err);
+const uint8_t *ssecfill_bytes(const struct ssecfill *sf);
+/* One more hold on sf (its bytes queued on a socket, say), and its release (any thread). */
+void ssecfill_hold(struct ssecfill *sf);
+void ssecfill_release(struct ssecfill *sf);
+/* The caller is done with sf: wt leaves its waiters, and its hold goes. NULL is fine. */
+void ssecfill_leave(struct ssecfill *sf, struct ssecfill_waiter *wt);
 
 /* lotad's HEAD of k with key (service credentials): done(arg, status, m) once, on w's
  * thread, m the answer's head (NULL with status 0 if none came); not after cancel. */

@@ -145,7 +145,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void slot_clear(struct ssecstage *p, struct slot *s)
 {
-	ssecfill_leave(p->cp->ssec, s->sf, &s->wt);
+	ssecfill_leave(s->sf, &s->wt);
 	cache_follower_close(s->fl);
 	memset(s, 0, sizeof(*s));
 }
@@ -155,17 +155,15 @@ static bool slot_settled(struct ssecstage *p, struct slot *s)
 {
 	enum cache_chunk_state cs = CACHE_CHUNK_ABSENT;
 	struct cache_fill_status st;
-	uint8_t tag[SSEC_TAG_LEN];
-	const uint8_t *buf;
-	size_t len;
+	uint64_t avail;
 	int err = 0;
 
 	if (s->sf) {
-		enum ssecfill_state fs = ssecfill_state(s->sf, &buf, &len, tag, &err);
+		enum ssecfill_state fs = ssecfill_state(s->sf, &avail, &err);
 
 		if (fs == SSECFILL_RUNNING)
 			return false;
-		ssecfill_leave(p->cp->ssec, s->sf, &s->wt);
+		ssecfill_leave(s->sf, &s->wt);
 		s->sf = NULL;
 		if (fs == SSECFILL_FAILED) {
 			p->result = err ? err : -EIO;
