@@ -391,6 +391,24 @@ static enum mover_result stream_fill(struct exchange *x, struct ssec_hit *h, str
 	return MOVER_WAIT; /* woken by the fill's next bytes, or by the client's output */
 }
 
+/* Chunk h->index, opened into b (len bytes): the read's part of it, queued by reference. */
+static int queue_opened(struct exchange *x, struct ssec_hit *h, struct hit_buf *b, uint64_t len)
+{
+	uint64_t start = chunkmap_start(h->om.meta.chunk_size, h->index);
+	uint64_t end = start + len - 1 < h->last ? start + len - 1 : h->last, n = end - h->pos + 1;
+
+	if (evbuffer_add_reference(exchange_client_out(x), b->p + (h->pos - start), (size_t)n,
+				   buf_unqueued, b) < 0)
+		return -ENOMEM;
+	b->is_queued = true;
+	h->queued++;
+	h->pos += n;
+	exchange_count_out(x, n);
+	metric_add(M_cache_bytes_served, n);
+	next_chunk(h);
+	return 0;
+}
+
 static enum mover_result hit_pump(struct exchange *x, void *state)
 {
 	struct ssec_hit *h = state;
@@ -398,8 +416,8 @@ static enum mover_result hit_pump(struct exchange *x, void *state)
 	struct hit_buf *b;
 
 	while (h->pos <= h->last) {
-		uint64_t start = chunkmap_start(h->om.meta.chunk_size, h->index), len = 0, end, n;
 		enum mover_result v;
+		uint64_t len = 0;
 		int r;
 
 		if (evbuffer_get_length(out) >= HIT_QUEUE_MAX)
@@ -422,17 +440,8 @@ static enum mover_result hit_pump(struct exchange *x, void *state)
 			return MOVER_WAIT;
 		if (r < 0)
 			return chunk_failed(x, h, r);
-		end = start + len - 1 < h->last ? start + len - 1 : h->last;
-		n = end - h->pos + 1;
-		if (evbuffer_add_reference(out, b->p + (h->pos - start), (size_t)n, buf_unqueued,
-					   b) < 0)
+		if (queue_opened(x, h, b, len) < 0)
 			return MOVER_CUT;
-		b->is_queued = true;
-		h->queued++;
-		h->pos += n;
-		exchange_count_out(x, n);
-		metric_add(M_cache_bytes_served, n);
-		next_chunk(h);
 	}
 	return MOVER_DONE;
 }

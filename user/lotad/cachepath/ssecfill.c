@@ -533,8 +533,11 @@ static void fetch_start(struct ssecfill *sf)
 		fetch_retry(sf, r);
 }
 
+/* A fill of chunk index of m with key (v, ck: its version's verifier and chunk key), not
+ * listed yet, holding a chunk buffer. */
 static int fill_new(struct cachepath *cp, struct ssecfill_worker *fw, const struct cache_meta *m,
-		    uint64_t index, struct ssecfill **out)
+		    const uint8_t key[SSEC_KEY_LEN], const uint8_t v[SSEC_VERIFIER_LEN],
+		    const uint8_t ck[SSEC_KEY_LEN], uint64_t index, struct ssecfill **out)
 {
 	struct ssecfill *sf = calloc(1, sizeof(*sf));
 
@@ -545,8 +548,12 @@ static int fill_new(struct cachepath *cp, struct ssecfill_worker *fw, const stru
 	sf->cp = cp;
 	sf->fw = fw;
 	sf->index = index;
+	sf->refs = 1;
 	sf->first = chunkmap_start(m->chunk_size, index);
 	sf->len = (size_t)chunkmap_len(m->size, m->chunk_size, index);
+	memcpy(sf->verifier, v, SSEC_VERIFIER_LEN);
+	memcpy(sf->key, key, SSEC_KEY_LEN);
+	memcpy(sf->ck, ck, SSEC_KEY_LEN);
 	if (objmeta_copy(&sf->om, m) < 0)
 		return -ENOMEM;
 	sf->buf = ssec_buffer_get(cp->ssec, sf->len, 0);
@@ -572,28 +579,23 @@ int ssecfill_want(struct cachepath *cp, struct worker *w, const struct cache_met
 	pthread_mutex_unlock(&s->mu);
 	if (is_running)
 		return 0;
-	r = fill_new(cp, fw, m, index, &sf);
-	if (r < 0) {
+	r = fill_new(cp, fw, m, key, v, ck, index, &sf);
+	if (r == 0) {
+		sf->why = why;
+		pthread_mutex_lock(&s->mu);
+		is_running =
+		    find_locked(s, v, index) != NULL; /* begun by another worker meanwhile */
+		if (!is_running) {
+			sf->next = s->fills;
+			s->fills = sf;
+			sf->is_listed = true;
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
+	if (r < 0 || is_running) {
 		if (sf)
 			fill_free(sf);
 		return r;
-	}
-	memcpy(sf->verifier, v, SSEC_VERIFIER_LEN);
-	memcpy(sf->key, key, SSEC_KEY_LEN);
-	memcpy(sf->ck, ck, SSEC_KEY_LEN);
-	sf->why = why;
-	sf->refs = 1;
-	pthread_mutex_lock(&s->mu);
-	is_running = find_locked(s, v, index) != NULL; /* begun on another worker meanwhile */
-	if (!is_running) {
-		sf->next = s->fills;
-		s->fills = sf;
-		sf->is_listed = true;
-	}
-	pthread_mutex_unlock(&s->mu);
-	if (is_running) {
-		fill_free(sf);
-		return 0;
 	}
 	metric_add(M_cache_chunk_fills, 1);
 	metric_add(M_cache_fills_started, 1);
