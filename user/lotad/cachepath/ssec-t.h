@@ -25,7 +25,7 @@ struct ssec {
 	uint8_t secret[SSEC_SECRET_LEN];
 	atomic_uint buffers;
 	pthread_mutex_t mu;	/* the table, and the shared fields of its fills */
-	struct ssecfill *fills; /* running or just ended, one per (verifier, chunk) */
+	struct ssecfill *fills; /* those running, one per (verifier, chunk) */
 	struct ssecfill_worker *workers[CACHEPATH_WORKERS_MAX]; /* each worker's, on first use */
 };
 
