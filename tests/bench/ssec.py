@@ -3,6 +3,11 @@
 256 MiB object cached plain (sent by sendfile) and one cached sealed (opened in user space,
 AES-256-GCM); getload reads each warm over one connection, in interleaved rounds, and the
 medians (min-max) of GB/s are printed. Every request still asks the origin (a 304).
+Then cold ranged SSE-C reads (the first 64 MiB of the sealed object, nothing of it
+cached): through a lotad with service credentials, which validates the client's request
+(a 304) and serves the range from chunks it fills with the reader's key, against the same
+read relayed by a lotad without them (the origin's 206 streamed through), and against the
+plain object's filled by the first lotad, interleaved.
 
     /usr/bin/python3 tests/bench/ssec.py [--build build] [--rounds 5] [--reqs 4]
 
@@ -58,6 +63,45 @@ def getload(exe, d, url, conns, reqs, extra=()):
     return r["bytes"] / r["secs"] / 1e9, r["bytes"]
 
 
+COLD_RANGE = 64 * MiB
+
+
+def cold_ranged(exe, origin, work, d, urls, hdrs, rounds):
+    """GB/s of a cold ranged read of the sealed object filled by lotad, of the same read
+    relayed (d: the lotad without service credentials), and of the plain object's filled,
+    for each round; lotad's CPU seconds per GiB of each (commits and evictions included)."""
+    from lotad import Lotad
+    creds = os.path.join(work, "service-credentials")
+    with open(creds, "w") as f:
+        f.write(f"[default]\naws_access_key_id = {origin.access_key}\n"
+                f"aws_secret_access_key = {origin.secret_key}\n")
+    f = Lotad(os.path.join(work, "lotad-fill"), origin.url, workers=1,
+              service_credentials=creds).start()
+    rng = f"Range: bytes=0-{COLD_RANGE - 1}"
+    cases = ["filled", "relayed", "plain filled"]
+    res = {k: [] for k in cases}
+    cpu = {k: 0.0 for k in cases}
+    try:
+        for r in range(rounds):
+            for k in cases[r % 3:] + cases[:r % 3]:
+                via = d if k == "relayed" else f
+                if via is f:
+                    f.post("/admin/evict?all=1")
+                    committed = f.metrics().get("cache_fills_committed", 0)
+                    misses = f.metrics().get("cache_misses", 0)
+                c0 = cpu_secs(via.proc.pid)
+                gbs, _ = getload(exe, via, urls["plain" if k == "plain filled" else "sealed"], 1,
+                                 1, [rng] + ([] if k == "plain filled" else hdrs))
+                if via is f:
+                    assert f.metrics()["cache_misses"] == misses + 1, "not served from fills"
+                    wait_committed(f, committed + COLD_RANGE // (16 * MiB))
+                cpu[k] += cpu_secs(via.proc.pid) - c0  # the fills' commits included
+                res[k].append(gbs)
+    finally:
+        f.stop()
+    return res, {k: v / (rounds * COLD_RANGE / (1 << 30)) for k, v in cpu.items()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(TOP, "build"))
@@ -110,6 +154,13 @@ def main():
                   f"lotad CPU {cpu[k][0] / (cpu[k][1] / (1 << 30)):.3f} s/GiB")
         print(f"load average during the run: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
         print(f"sealed/plain: {statistics.median(res['sealed']) / statistics.median(res['plain']):.2f}")
+        cold, cold_cpu = cold_ranged(exe, origin, work, d, urls, hdrs, args.rounds)
+        for k, v in cold.items():
+            what = "plain object, filled" if k == "plain filled" else f"SSE-C, {k}"
+            print(f"cold ranged read, first 64 MiB, 1 conn, {what:20}: "
+                  f"{statistics.median(v):.2f} GB/s ({min(v):.2f}-{max(v):.2f}), "
+                  f"{args.rounds} rounds; lotad CPU {cold_cpu[k]:.3f} s/GiB")
+        print(f"load average during the run: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
     finally:
         if d:
             d.stop()

@@ -67,6 +67,19 @@ static void test_parse_key(void)
 	CU_ASSERT_EQUAL(ssec_parse_key(kb, strlen(kb), md5, strlen(md5) - 2, k), -EINVAL);
 }
 
+/* lotad's own requests carry the reader's key as the reader sent it. */
+static void test_key_fields(void)
+{
+	char kb[SSEC_KEY_B64_LEN + 1], mb[SSEC_MD5_B64_LEN + 1];
+	uint8_t back[SSEC_KEY_LEN];
+
+	CU_ASSERT_EQUAL(ssec_key_fields(key, kb, mb), 0);
+	CU_ASSERT_STRING_EQUAL(kb, KEY_B64);
+	CU_ASSERT_STRING_EQUAL(mb, MD5_B64);
+	CU_ASSERT_EQUAL(ssec_parse_key(kb, strlen(kb), mb, strlen(mb), back), 0);
+	CU_ASSERT(memcmp(back, key, sizeof(back)) == 0);
+}
+
 static void test_identity(void)
 {
 	char id[SSEC_IDENT_MAX], small[8];
@@ -166,15 +179,37 @@ static void test_nonce_per_chunk(void)
 	CU_ASSERT(memcmp(ta, tb, sizeof(ta)) != 0);
 }
 
+/* Sealing into another buffer gives what sealing in place does, and keeps the plaintext. */
+static void test_seal_copy(void)
+{
+	uint8_t ck[SSEC_KEY_LEN], plain[100], a[100], b[100], ta[SSEC_TAG_LEN], tb[SSEC_TAG_LEN];
+
+	for (size_t i = 0; i < sizeof(plain); i++)
+		plain[i] = (uint8_t)(i * 7);
+	memcpy(a, plain, sizeof(a));
+	ssec_chunk_key(key, IDENT, sizeof(IDENT) - 1, ck);
+	CU_ASSERT_EQUAL(ssec_seal(ck, 5, a, sizeof(a), ta), 0);
+	memcpy(b, plain, sizeof(b));
+	CU_ASSERT_EQUAL(ssec_seal_copy(ck, 5, plain, b, sizeof(b), tb), 0);
+	CU_ASSERT(memcmp(a, b, sizeof(a)) == 0);
+	CU_ASSERT(memcmp(ta, tb, sizeof(ta)) == 0);
+	for (size_t i = 0; i < sizeof(plain); i++)
+		CU_ASSERT_EQUAL(plain[i], (uint8_t)(i * 7));
+	CU_ASSERT_EQUAL(ssec_open(ck, 5, b, sizeof(b), tb), 0);
+	CU_ASSERT(memcmp(b, plain, sizeof(b)) == 0);
+}
+
 int main(void)
 {
 	static const struct unit_test tests[] = {
 	    {"customer key fields as S3 requires them", test_parse_key},
+	    {"the key's fields back from the key", test_key_fields},
 	    {"a version's identity", test_identity},
 	    {"verifier: vector, never K/MD5/SHA-256, bound to secret and version", test_verifier},
 	    {"chunk key (HKDF) and AES-256-GCM vectors", test_chunk_key_and_seal_vectors},
 	    {"open refuses flipped bits, tags, indices, keys, lengths", test_open_refuses_changes},
 	    {"one nonce per chunk", test_nonce_per_chunk},
+	    {"sealing into another buffer", test_seal_copy},
 	};
 
 	return UNIT_RUN("ssecrypt", init, NULL, tests);

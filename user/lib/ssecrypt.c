@@ -57,6 +57,22 @@ int ssec_parse_key(const char *key_b64, size_t key_len, const char *md5_b64, siz
 	return 0;
 }
 
+int ssec_key_fields(const uint8_t key[SSEC_KEY_LEN], char key_b64[SSEC_KEY_B64_LEN + 1],
+		    char md5_b64[SSEC_MD5_B64_LEN + 1])
+{
+	uint8_t md5[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (!EVP_Digest(key, SSEC_KEY_LEN, md5, &n, EVP_md5(), NULL) || n != SSEC_MD5_LEN)
+		return -EIO;
+	if (EVP_EncodeBlock((unsigned char *)key_b64, key, SSEC_KEY_LEN) != SSEC_KEY_B64_LEN ||
+	    EVP_EncodeBlock((unsigned char *)md5_b64, md5, SSEC_MD5_LEN) != SSEC_MD5_B64_LEN) {
+		OPENSSL_cleanse(key_b64, SSEC_KEY_B64_LEN + 1);
+		return -EIO;
+	}
+	return 0;
+}
+
 int ssec_identity(const char *bucket, const char *key, const char *version, const char *etag,
 		  uint64_t size, uint64_t chunk_size, char *out, size_t cap)
 {
@@ -121,24 +137,26 @@ static void nonce_of(uint64_t index, uint8_t nonce[SSEC_NONCE_LEN])
 		nonce[4 + i] = (uint8_t)(index >> (56 - 8 * i));
 }
 
-/* GCM over buf in place, in pieces below INT_MAX (EVP's length type). */
-static int gcm_run(EVP_CIPHER_CTX *ctx, uint8_t *buf, size_t len)
+/* GCM of in into out (the same buffer, or apart), in pieces below INT_MAX (EVP's length
+ * type). */
+static int gcm_run(EVP_CIPHER_CTX *ctx, const uint8_t *in, uint8_t *buf, size_t len)
 {
 	int out;
 
 	while (len) {
 		int n = len > (1u << 30) ? 1 << 30 : (int)len;
 
-		if (!EVP_CipherUpdate(ctx, buf, &out, buf, n) || out != n)
+		if (!EVP_CipherUpdate(ctx, buf, &out, in, n) || out != n)
 			return -EIO;
+		in += n;
 		buf += n;
 		len -= (size_t)n;
 	}
 	return 0;
 }
 
-static int gcm(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, size_t len,
-	       uint8_t *tag, int enc)
+static int gcm(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, const uint8_t *in, uint8_t *buf,
+	       size_t len, uint8_t *tag, int enc)
 {
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
 	uint8_t nonce[SSEC_NONCE_LEN];
@@ -148,7 +166,7 @@ static int gcm(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, siz
 		return -ENOMEM;
 	nonce_of(index, nonce);
 	if (!EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, ck, nonce, enc) ||
-	    gcm_run(ctx, buf, len) < 0)
+	    gcm_run(ctx, in, buf, len) < 0)
 		goto out;
 	if (!enc && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SSEC_TAG_LEN, tag))
 		goto out;
@@ -167,7 +185,13 @@ out:
 int ssec_seal(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, size_t len,
 	      uint8_t tag[SSEC_TAG_LEN])
 {
-	return gcm(ck, index, buf, len, tag, 1);
+	return gcm(ck, index, buf, buf, len, tag, 1);
+}
+
+int ssec_seal_copy(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, const uint8_t *in, uint8_t *out,
+		   size_t len, uint8_t tag[SSEC_TAG_LEN])
+{
+	return gcm(ck, index, in, out, len, tag, 1);
 }
 
 int ssec_open(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, size_t len,
@@ -176,7 +200,7 @@ int ssec_open(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, size
 	uint8_t t[SSEC_TAG_LEN];
 
 	memcpy(t, tag, sizeof(t));
-	return gcm(ck, index, buf, len, t, 0);
+	return gcm(ck, index, buf, buf, len, t, 0);
 }
 
 int ssec_random(void *p, size_t n)

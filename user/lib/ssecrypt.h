@@ -17,12 +17,18 @@
 #define SSEC_TAG_LEN 16	     /* GCM */
 #define SSEC_NONCE_LEN 12    /* GCM */
 #define SSEC_IDENT_MAX 4096  /* a version's identity, as ssec_identity() writes it */
+#define SSEC_KEY_B64_LEN 44  /* base64 of the key, as its request field carries it */
+#define SSEC_MD5_B64_LEN 24  /* base64 of its MD5 */
 
 /* The customer key from its two request fields (base64 of 32 bytes; base64 of its MD5),
  * as S3 requires them: -EINVAL if either does not decode to its length, -EBADMSG if the
  * MD5 is not the key's. */
 int ssec_parse_key(const char *key_b64, size_t key_len, const char *md5_b64, size_t md5_len,
 		   uint8_t key[SSEC_KEY_LEN]);
+/* The inverse, for lotad's own requests with a reader's key: the two fields' values,
+ * NUL-terminated. Wipe key_b64 after use. -EIO. */
+int ssec_key_fields(const uint8_t key[SSEC_KEY_LEN], char key_b64[SSEC_KEY_B64_LEN + 1],
+		    char md5_b64[SSEC_MD5_B64_LEN + 1]);
 /* A version's identity as one byte string (NUL-separated fields): what the verifier and
  * the chunk key are bound to, so that neither serves another object or version. Its
  * length, or -ENAMETOOLONG past cap. */
@@ -37,6 +43,9 @@ int ssec_chunk_key(const uint8_t key[SSEC_KEY_LEN], const char *ident, size_t id
 /* AES-256-GCM of buf in place, nonce from index; the tag into tag. -ENOMEM, -EIO. */
 int ssec_seal(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, size_t len,
 	      uint8_t tag[SSEC_TAG_LEN]);
+/* The same from in into out (len bytes, apart): in is left as it was. */
+int ssec_seal_copy(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, const uint8_t *in, uint8_t *out,
+		   size_t len, uint8_t tag[SSEC_TAG_LEN]);
 /* The inverse: -EBADMSG if the tag does not match (buf is then garbage: never serve it). */
 int ssec_open(const uint8_t ck[SSEC_KEY_LEN], uint64_t index, uint8_t *buf, size_t len,
 	      const uint8_t tag[SSEC_TAG_LEN]);

@@ -71,6 +71,7 @@ struct ctl_prestage_opts {
 	const char *bucket;
 	const char *prefix;
 	const char *profile; /* NULL: AWS_PROFILE or "default" */
+	const char *sse_c_key_file; /* NULL: no SSE-C key; else a file of its 32 bytes */
 	int concurrency;
 	int timeout_s;
 	bool is_json;

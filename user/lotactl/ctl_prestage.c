@@ -1,8 +1,9 @@
 /* ctl_prestage: `lotactl prestage s3://bucket/prefix`. Lists the prefix with
  * ListObjectsV2 through lotad (signed with the operator's credentials, found the way the
  * aws cli finds them), then sends every object a signed HEAD with Range: bytes=0-0, which
- * lotad answers only once the object is in its cache. N threads with blocking sockets:
- * lotactl is a CLI and each request mostly waits on lotad's fill. */
+ * lotad answers only once the object is in its cache; with an SSE-C key file the HEADs
+ * carry the key's three fields, so that lotad fills the objects sealed under it. N threads
+ * with blocking sockets: lotactl is a CLI and each request mostly waits on lotad's fill. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -12,10 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include "creds.h"
 #include "json.h"
 #include "ctl.h"
 #include "sigv4.h"
+#include "ssecrypt.h"
 
 #define LIST_PAGE_MAX 10000000 /* objects one prestage takes at most */
 #define ERR_MAX 256
@@ -30,6 +34,8 @@ struct run {
 	const struct ctl_prestage_opts *o;
 	struct ctl_url url;
 	struct creds cr;
+	bool has_key; /* the SSE-C key's fields, for every HEAD */
+	char key_b64[SSEC_KEY_B64_LEN + 1], md5_b64[SSEC_MD5_B64_LEN + 1];
 	struct object *obj;
 	size_t n, cap;
 	uint64_t total_bytes;
@@ -90,21 +96,50 @@ static int load_creds(struct run *r)
 	return 0;
 }
 
-/* One signed request to lotad's S3 port: path and query as they go on the wire. */
+/* The SSE-C key of --sse-c-key-file: exactly 32 bytes. */
+static int load_key(struct run *r)
+{
+	uint8_t key[SSEC_KEY_LEN + 1];
+	int fd = open(r->o->sse_c_key_file, O_RDONLY | O_CLOEXEC), rc = 0;
+	ssize_t n;
+
+	if (fd < 0) {
+		fprintf(stderr, "lotactl: %s: %s\n", r->o->sse_c_key_file, strerror(errno));
+		return -errno;
+	}
+	n = read(fd, key, sizeof(key));
+	close(fd);
+	if (n != SSEC_KEY_LEN) {
+		fprintf(stderr, "lotactl: %s: an SSE-C key file holds exactly 32 bytes\n",
+			r->o->sse_c_key_file);
+		rc = -EINVAL;
+	} else if (ssec_key_fields(key, r->key_b64, r->md5_b64) < 0) {
+		rc = -EIO;
+	}
+	ssec_wipe(key, sizeof(key));
+	r->has_key = rc == 0;
+	return rc;
+}
+
+/* One signed request to lotad's S3 port: path and query as they go on the wire. A
+ * pre-staging HEAD signs its Range and, with a key, the key's fields. */
 static int s3_request(struct run *r, const char *method, const char *path, const char *query,
 		      bool is_prestage, struct ctl_response *resp, char *err, size_t errlen)
 {
-	struct sigv4_header range = {"range", "bytes=0-0"};
+	struct sigv4_header sh[4] = {{"range", "bytes=0-0"},
+				     {"x-amz-server-side-encryption-customer-algorithm", "AES256"},
+				     {"x-amz-server-side-encryption-customer-key", r->key_b64},
+				     {"x-amz-server-side-encryption-customer-key-MD5", r->md5_b64}};
+	size_t nsh = !is_prestage ? 0 : r->has_key ? 4 : 1;
 	struct sigv4_creds c = {r->cr.access_key, r->cr.secret_key, r->cr.session_token};
 	struct sigv4_signed s;
-	struct ctl_header h[5];
+	struct ctl_header h[8];
 	char target[CTL_PATH_MAX * 2];
 	size_t nh = 0;
 	int rc;
 
 	rc = sigv4_sign(&c, r->cr.region, "s3", method, r->url.hostport, path, query,
-			is_prestage ? &range : NULL, is_prestage ? 1 : 0, SIGV4_EMPTY_SHA256,
-			time(NULL), &s);
+			nsh ? sh : NULL, nsh, SIGV4_EMPTY_SHA256, time(NULL), &s);
 	if (rc) {
 		snprintf(err, errlen, "sign %s %s: %s", method, path, strerror(-rc));
 		return rc;
@@ -114,8 +149,8 @@ static int s3_request(struct run *r, const char *method, const char *path, const
 	h[nh++] = (struct ctl_header){"x-amz-content-sha256", s.content_sha256};
 	if (s.security_token)
 		h[nh++] = (struct ctl_header){"x-amz-security-token", s.security_token};
-	if (is_prestage)
-		h[nh++] = (struct ctl_header){"Range", "bytes=0-0"};
+	for (size_t i = 0; i < nsh; i++)
+		h[nh++] = (struct ctl_header){sh[i].name, sh[i].value};
 	snprintf(target, sizeof(target), "%s%s%s", path, *query ? "?" : "", query);
 	return ctl_http(&r->url, method, target, h, nh, r->o->timeout_s * 1000, resp, err, errlen);
 }
@@ -469,7 +504,7 @@ int ctl_prestage(const struct ctl_prestage_opts *o)
 		fprintf(stderr, "lotactl: --endpoint: %s\n", err);
 		return 2;
 	}
-	if (load_creds(&r) || list_prefix(&r))
+	if (load_creds(&r) || (o->sse_c_key_file && load_key(&r)) || list_prefix(&r))
 		goto out;
 	if (r.n == 0) {
 		fprintf(stderr, "lotactl: no objects under s3://%s/%s\n", o->bucket, o->prefix);
@@ -489,5 +524,6 @@ out:
 		free(r.obj[i].key);
 	free(r.obj);
 	creds_clear(&r.cr);
+	ssec_wipe(r.key_b64, sizeof(r.key_b64));
 	return code;
 }

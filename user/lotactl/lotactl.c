@@ -23,6 +23,7 @@ struct opts {
 	const char *token_file; /* NULL: $LOTA_ADMIN_TOKEN_FILE, else TOKEN_DEFAULT if readable */
 	const char *endpoint;
 	const char *profile;
+	const char *sse_c_key_file;
 	int concurrency;
 	int timeout_s;
 	bool is_json;
@@ -59,6 +60,8 @@ static void usage(FILE *f)
 		"  --timeout S         prestage: seconds one object may take (default 900)\n"
 		"  --profile NAME      prestage: credentials profile (default $AWS_PROFILE or "
 		"default)\n"
+		"  --sse-c-key-file F  prestage: objects written with this SSE-C key (F holds its\n"
+		"                      32 bytes, raw): lotad caches them sealed under it\n"
 		"\n"
 		"prestage signs with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY[/AWS_SESSION_TOKEN],\n"
 		"else the profile in AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials.\n"
@@ -94,6 +97,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->endpoint = argv[++i];
 		} else if (strcmp(a, "--profile") == 0 && has_val) {
 			o->profile = argv[++i];
+		} else if (strcmp(a, "--sse-c-key-file") == 0 && has_val) {
+			o->sse_c_key_file = argv[++i];
 		} else if (strcmp(a, "--concurrency") == 0 && has_val) {
 			o->concurrency = atoi(argv[++i]);
 			if (o->concurrency < 1 || o->concurrency > 256)
@@ -470,6 +475,7 @@ static int cmd_prestage(const struct opts *o)
 {
 	struct ctl_prestage_opts p = {.endpoint = o->endpoint,
 				      .profile = o->profile,
+				      .sse_c_key_file = o->sse_c_key_file,
 				      .concurrency = o->concurrency,
 				      .timeout_s = o->timeout_s,
 				      .is_json = o->is_json};

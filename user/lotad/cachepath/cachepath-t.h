@@ -54,7 +54,7 @@ struct cachepath {
 	void *inval_arg;
 	const struct remote_ops *remote; /* the cluster's (remote.h), or NULL */
 	void *remote_arg;
-	struct route read, bypass, prestage, write, ssec_read;
+	struct route read, bypass, prestage, write, ssec_read, ssec_stage;
 	struct route location; /* location.c, with region-origins */
 };
 

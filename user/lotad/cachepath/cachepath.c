@@ -19,6 +19,7 @@
 #include "cachepath/committer.h"
 #include "cachepath/fills.h"
 #include "cachepath/ssec.h"
+#include "cachepath/ssecstage.h"
 #include "cachepath/svcdenied.h"
 #include "cachepath/svccreds.h"
 #include "log.h"
@@ -123,12 +124,14 @@ int cachepath_register(struct cachepath *cp)
 	struct lotad *d = cp->d;
 
 	if (cp->cache) {
+		ssecstage_route(cp, &cp->ssec_stage);
 		prestage_route(cp, &cp->prestage);
 		objread_route(cp, &cp->read);
 		ssec_route(cp, &cp->ssec_read);
 		bypass_route(&cp->bypass);
 		invalidate_route(cp, &cp->write);
-		if (exchange_route_add(d, &cp->prestage) < 0 || exchange_route_add(d, &cp->read) < 0 ||
+		if (exchange_route_add(d, &cp->ssec_stage) < 0 ||
+		    exchange_route_add(d, &cp->prestage) < 0 || exchange_route_add(d, &cp->read) < 0 ||
 		    exchange_route_add(d, &cp->ssec_read) < 0 ||
 		    exchange_route_add(d, &cp->bypass) < 0 || exchange_route_add(d, &cp->write) < 0)
 			return -ENOSPC;

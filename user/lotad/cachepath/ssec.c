@@ -1,10 +1,13 @@
 /* The read route of SSE-C objects (customer-provided keys). The origin's 304 to
  * If-None-Match comes before it checks the key, so it proves authorization only: lotad
  * checks possession itself, against a verifier kept with the cached version (HMAC under
- * the node's secret, never the key or its MD5). A reader whose key matches is validated
- * by the origin like any read and served from chunks sealed under the key
- * (sseccache.c); every other reader's request goes to the origin as it came, so wrong,
- * missing or unauthorized keys get the origin's own answer, never a cached byte. */
+ * the node's secret, never the key or its MD5), or has the origin check it: lotad's own
+ * HEAD with the reader's key, on a ranged read of a version not cached yet (the origin
+ * refuses a wrong key on a HEAD). A reader whose key is proven either way is validated by
+ * the origin like any read and served from chunks sealed under the key (sseccache.c),
+ * filled with the reader's key where missing (ssecfill.c); every other reader's request
+ * goes to the origin as it came, so wrong, missing or unauthorized keys get the origin's
+ * own answer, never a cached byte. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,7 +17,9 @@
 
 #include "cachepath/cachepath-t.h"
 #include "cachepath/request.h"
+#include "cachepath/sealed.h"
 #include "cachepath/ssec.h"
+#include "cachepath/ssecfill.h"
 #include "cachepath/sseccache.h"
 #include "cachepath/upkeep.h"
 #include "chunkmap.h"
@@ -65,6 +70,8 @@ int ssec_new(const char *dir, struct ssec **out)
 	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
 
 	*out = NULL;
+	if (s)
+		pthread_mutex_init(&s->mu, NULL);
 	r = !s ? -ENOMEM : dirfd < 0 ? -errno : read_secret(dirfd, s->secret);
 	if (r == -ENOENT)
 		r = make_secret(dirfd, s->secret);
@@ -84,6 +91,8 @@ void ssec_free(struct ssec *s)
 {
 	if (!s)
 		return;
+	ssecfill_free_all(s);
+	pthread_mutex_destroy(&s->mu);
 	ssec_wipe(s->secret, sizeof(s->secret));
 	free(s);
 }
@@ -93,7 +102,7 @@ void ssec_free(struct ssec *s)
 /* The three SSE-C fields, each once, spelled as S3 spells them (any case); anything else
  * of the SSE-C family (another spelling, a fourth field, a second copy) leaves the
  * request to the relay: only the origin knows what it makes of it. */
-static bool find_ssec_fields(const struct http_msg *m, const struct http_header *f[3])
+bool ssec_find_fields(const struct http_msg *m, const struct http_header *f[3])
 {
 	static const char *const names[3] = {OBJMETA_SSEC_PREFIX "algorithm",
 					     OBJMETA_SSEC_PREFIX "key",
@@ -118,7 +127,7 @@ static bool find_ssec_fields(const struct http_msg *m, const struct http_header 
 
 /* Fields that make a read the origin's alone: If-Range, a second Range, and the client's
  * own conditions (they would have to be combined with ours; the relay keeps them whole). */
-static bool has_other_bypass(const struct http_msg *m)
+bool ssec_has_other_bypass(const struct http_msg *m)
 {
 	static const char *const names[] = {"if-range", "if-match", "if-none-match",
 					    "if-modified-since", "if-unmodified-since"};
@@ -145,7 +154,7 @@ static bool ssec_claims(struct exchange *x, void *arg)
 	return cp->ssec && x->s3.op == S3_OBJECT_READ && !x->s3.is_head && !x->s3.part_number &&
 	       !(cc && (http_has_token(&cc->value, "no-store") ||
 			http_has_token(&cc->value, "no-cache"))) &&
-	       find_ssec_fields(&x->req, f) && !has_other_bypass(&x->req);
+	       ssec_find_fields(&x->req, f) && !ssec_has_other_bypass(&x->req);
 }
 
 static struct ssecread *priv(struct exchange *x)
@@ -166,22 +175,6 @@ static bool is_key_held(struct ssecread *o, const struct cache_meta *m)
 	ok = ssec_equal(v, mk.verifier, sizeof(v));
 	ssec_wipe(v, sizeof(v));
 	return ok;
-}
-
-/* Every chunk of [first, last] committed: a hit needs no fill (a missing chunk would need
- * the customer key at the origin again: the relay's 200 refills it). */
-static bool is_committed(struct cachepath *cp, const struct cache_meta *m, uint64_t first,
-			 uint64_t last)
-{
-	uint64_t from, to;
-	enum cache_chunk_state st;
-
-	chunkmap_span(m->size, m->chunk_size, first, last, &from, &to);
-	for (uint64_t i = from; i <= to; i++)
-		if (cache_chunk_states(cp->cache, m, (uint32_t)i, 1, &st) < 0 ||
-		    st != CACHE_CHUNK_COMMITTED)
-			return false;
-	return true;
 }
 
 /* The range the client asks of m, if lotad answers it exactly as the origin would. */
@@ -209,25 +202,88 @@ static void add_conditions(struct exchange *x, struct ssecread *o, const struct 
 	o->is_ours_inm = exchange_set_extra(x, lines) == 0;
 }
 
-/* What we hold decides: the client's request with our conditions (the key is held and
- * the range is here), or as it came. */
+/* The version this read is about: the store's, or the one lotad's HEAD with the key told. */
+static const struct cache_meta *version(const struct ssecread *o)
+{
+	if (o->held)
+		return &o->held->meta;
+	return o->has_learned ? &o->learned.meta : NULL;
+}
+
+static enum route_verdict ask_head(struct exchange *x, struct ssecread *o);
+
+/* What we hold decides: the client's request with our conditions (the key is proven and
+ * the range is here, or can be filled), lotad's HEAD with the key first (a ranged read of
+ * a version not here), or the request as it came. */
 static enum route_verdict send_read(struct exchange *x, struct ssecread *o)
 {
 	struct cache_key k = cachepath_key(x);
 	const struct cache_meta *m;
 	struct range rg;
 
-	if (cache_object_lookup(o->cp->cache, &k, &o->held) < 0)
+	if (!o->held && !o->has_learned && cache_object_lookup(o->cp->cache, &k, &o->held) < 0)
 		o->held = NULL;
-	m = o->held ? &o->held->meta : NULL;
-	if (m && ssec_is_sealed(m) && is_key_held(o, m) && local_range(x, m, &rg) &&
-	    is_committed(o->cp, m, rg.first, rg.last)) {
+	m = version(o);
+	if (m && (o->has_learned || (ssec_is_sealed(m) && is_key_held(o, m))) &&
+	    local_range(x, m, &rg) &&
+	    (o->cp->svc || ssec_is_committed(o->cp, m, rg.first, rg.last))) {
 		add_conditions(x, o, m);
 		exchange_label(x, o->is_ours_inm ? "validate" : "relay");
 		return RT_UPSTREAM;
 	}
+	/* A whole GET's own 200 is sealed as it is relayed; a ranged one needs the version
+	 * (and the key proven) first. */
+	if (!m && o->cp->svc && http_find(&x->req, "range") && !o->redone)
+		return ask_head(x, o);
 	exchange_label(x, m ? "relay" : "miss");
 	return RT_UPSTREAM;
+}
+
+/* lotad's HEAD with the key answered: a 200 about an SSE-C object proves the key for the
+ * version it names (the origin checks the key on a HEAD), which becomes this read's. */
+static void head_done(void *arg, int status, const struct http_msg *m)
+{
+	struct exchange *x = arg;
+	struct ssecread *o = priv(x);
+	struct cache_key k = cachepath_key(x);
+	uint8_t v[SSEC_VERIFIER_LEN], ck[SSEC_KEY_LEN];
+
+	o->head = NULL;
+	o->is_head_answered = true;
+	if (status == 200 && ssec_is_sealed_answer(m) && m->content_length > 0 &&
+	    m->content_length >= exchange_lotad(x)->cfg.min_object_size &&
+	    ssec_version_from(o->cp->ssec, o->key, &k, m->content_length,
+			      cache_chunk_size(o->cp->cache), m, &o->learned, v, ck) == 0)
+		o->has_learned = true;
+	else
+		objmeta_free(&o->learned);
+	ssec_wipe(ck, sizeof(ck));
+	exchange_wake(x);
+}
+
+static enum route_verdict ask_head(struct exchange *x, struct ssecread *o)
+{
+	struct cache_key k = cachepath_key(x);
+
+	exchange_label(x, "miss");
+	if (!exchange_wake_event(x) ||
+	    ssecfill_head(o->cp, exchange_worker(x), &k, o->key, head_done, x, &o->head) < 0)
+		return RT_UPSTREAM;
+	return RT_WAIT;
+}
+
+static enum route_verdict ssec_on_wake(struct exchange *x)
+{
+	struct ssecread *o = priv(x);
+
+	if (!o || !o->is_head_answered)
+		return RT_WAIT;
+	o->is_head_answered = false;
+	if (!o->has_learned) {
+		exchange_label(x, "relay"); /* the origin says what is wrong, to the client */
+		return RT_UPSTREAM;
+	}
+	return send_read(x, o);
 }
 
 static enum route_verdict ssec_start(struct exchange *x, void *arg)
@@ -239,7 +295,7 @@ static enum route_verdict ssec_start(struct exchange *x, void *arg)
 		return RT_UPSTREAM;
 	o->cp = arg;
 	x->rt_priv = o;
-	if (!find_ssec_fields(&x->req, f) ||
+	if (!ssec_find_fields(&x->req, f) ||
 	    ssec_parse_key(f[1]->value.p, f[1]->value.n, f[2]->value.p, f[2]->value.n, o->key) <
 		0) {
 		exchange_label(x, "relay"); /* the origin says what is wrong with the key */
@@ -263,8 +319,21 @@ static enum route_verdict redo_unconditional(struct exchange *x, struct ssecread
 	exchange_set_extra(x, NULL);
 	cache_object_release(o->held);
 	o->held = NULL;
+	objmeta_free(&o->learned);
+	o->has_learned = false;
 	exchange_label(x, "miss");
 	return RT_REDO;
+}
+
+/* The origin sent the body though we asked If-None-Match: <held ETag>, to a reader whose
+ * key it accepted: the held version is not the origin's any more. */
+static void drop_if_changed(struct exchange *x, struct ssecread *o, const struct http_msg *m)
+{
+	const struct http_header *etag = http_find(m, "etag");
+	struct cache_key k = cachepath_key(x);
+
+	if (o->held && o->is_ours_inm && etag && !http_str_eq(&etag->value, o->held->meta.etag))
+		cachepath_invalidate(o->cp, &k);
 }
 
 static enum route_verdict ssec_on_head(struct exchange *x, const struct http_msg *m,
@@ -274,10 +343,12 @@ static enum route_verdict ssec_on_head(struct exchange *x, const struct http_msg
 
 	if (!o || !o->has_key)
 		return RT_RELAY;
-	if (m->status == 304 && o->is_ours_inm && o->held)
-		return ssec_serve_hit(x, o, m);
+	if (m->status == 304 && o->is_ours_inm && version(o))
+		return ssec_serve_hit(x, o, version(o), m);
 	if (m->status == 412 && o->is_ours_inm && !o->redone)
 		return redo_unconditional(x, o);
+	if (m->status == 200 || m->status == 206)
+		drop_if_changed(x, o, m);
 	if (m->status == 200 && !http_find(&x->req, "range"))
 		ssec_tee_begin(x, o, m);
 	metric_add(M_cache_misses, 1);
@@ -299,7 +370,9 @@ static void ssec_end(struct exchange *x)
 	if (!o)
 		return;
 	ssec_tee_end(o);
+	ssecfill_head_cancel(o->head);
 	cache_object_release(o->held);
+	objmeta_free(&o->learned);
 	ssec_wipe(o->key, sizeof(o->key));
 	free(o);
 	x->rt_priv = NULL;
@@ -314,6 +387,7 @@ void ssec_route(struct cachepath *cp, struct route *rt)
 	    .start = ssec_start,
 	    .on_head = ssec_on_head,
 	    .on_body = ssec_on_body,
+	    .on_wake = ssec_on_wake,
 	    .end = ssec_end,
 	};
 }
