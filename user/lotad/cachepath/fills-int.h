@@ -1,5 +1,6 @@
-/* What the three parts of a worker's fills share (fills.c: fetches and the worker's
- * table; fillstream.c: adopted 200s; fillhead.c: lotad's HEADs). Worker thread only. */
+/* What the parts of a worker's fills share (fills.c: fetches and the worker's table;
+ * fillstream.c: adopted 200s; fillhead.c: lotad's HEADs; fillio.c: reading an origin's
+ * body, below them all). Worker thread only. */
 #ifndef LOTA_FILLS_INT_H
 #define LOTA_FILLS_INT_H
 
