@@ -54,8 +54,7 @@ static enum route_verdict prestage_start(struct exchange *x, void *arg)
 	return RT_UPSTREAM;
 }
 
-/* The whole object's size, from a 206 (Content-Range) or a 200 (Content-Length). */
-static int object_size(const struct http_msg *m, uint64_t *size)
+int prestage_object_size(const struct http_msg *m, uint64_t *size)
 {
 	const struct http_header *h = http_find(m, "content-range");
 	struct content_range cr;
@@ -126,7 +125,7 @@ static enum route_verdict prestage_on_head(struct exchange *x, const struct http
 	struct cache_key k = cachepath_key(x);
 	uint64_t size;
 
-	if (!p || (m->status != 200 && m->status != 206) || object_size(m, &size) < 0 ||
+	if (!p || (m->status != 200 && m->status != 206) || prestage_object_size(m, &size) < 0 ||
 	    size < exchange_lotad(x)->cfg.min_object_size ||
 	    objmeta_from_response(&p->om, &k, size, m) < 0 || !(p->held = malloc(m->head_len)))
 		return RT_RELAY; /* nothing lotad may stage: the plain answer */

@@ -18,6 +18,7 @@
 #include "cachepath/sealed.h"
 #include "cachepath/ssec.h"
 #include "cachepath/ssecfill.h"
+#include "cachepath/prestage.h"
 #include "cachepath/ssecstage.h"
 #include "cachepath/upkeep.h"
 #include "chunkmap.h"
@@ -80,22 +81,6 @@ static enum route_verdict stage_start(struct exchange *x, void *arg)
 	return RT_UPSTREAM;
 }
 
-/* The object's size, from the 206's Content-Range (or a 200's Content-Length). */
-static int object_size(const struct http_msg *m, uint64_t *size)
-{
-	const struct http_header *h = http_find(m, "content-range");
-	struct content_range cr;
-
-	if (m->status == 200) {
-		*size = m->content_length;
-		return 0;
-	}
-	if (!h || range_parse_content_range(h->value.p, h->value.n, &cr) < 0 || !cr.size_known)
-		return -ENODATA;
-	*size = cr.size;
-	return 0;
-}
-
 /* The version the answer names, sealed under the key: chunks of it held under another
  * key, or plain ones, go first (else they would pass for ours). */
 static int learn(struct exchange *x, struct ssecstage *p, const struct http_msg *m)
@@ -106,7 +91,7 @@ static int learn(struct exchange *x, struct ssecstage *p, const struct http_msg 
 	int r;
 
 	if ((m->status != 200 && m->status != 206) || !ssec_is_sealed_answer(m) ||
-	    object_size(m, &size) < 0 || size == 0 || size < exchange_lotad(x)->cfg.min_object_size)
+	    prestage_object_size(m, &size) < 0 || size == 0 || size < exchange_lotad(x)->cfg.min_object_size)
 		return -EPERM;
 	r = ssec_version_from(p->cp->ssec, p->key, &k, size, cache_chunk_size(p->cp->cache), m,
 			      &p->om, p->verifier, p->ck);
