@@ -45,8 +45,6 @@
 /* A chunk whose fill failed is looked for again this many times before its rest comes
  * from the origin (a fill that fails at once, as on a full disk, must not spin). */
 #define REOPENS_MAX 2
-/* Retries of a resume that met a 5xx or a closed connection before its head. */
-#define PASS_TRIES 3
 
 enum source {
 	SRC_NONE,   /* the next chunk is not open yet */
@@ -71,10 +69,8 @@ struct assembler {
 	struct cache_follower *fl;
 	struct evbuffer_file_segment *seg; /* the file of ch or fl, for sendfile */
 	uint64_t body_offset;		    /* where the chunk's body starts in that file */
-	struct bufferevent *pass;	    /* SRC_PASS; NULL while a retry waits */
-	struct event *pass_retry;	    /* the back-off before the next attempt */
-	unsigned pass_tries;		    /* retries of this chunk's resume */
-	bool is_pass_head_done, is_pass_ended, is_pass_failed;
+	struct bufferevent *pass;	    /* SRC_PASS */
+	bool is_pass_head_done, is_pass_ended;
 	uint64_t pass_end; /* the byte after the last the pass asks for */
 	struct fills_spill *spill;
 	struct remote_src *rs; /* SRC_PEER */
@@ -95,8 +91,6 @@ static void close_source(struct assembler *a)
 	if (a->pass)
 		bufferevent_free(a->pass);
 	a->pass = NULL;
-	if (a->pass_retry)
-		event_del(a->pass_retry);
 	remote_close(a->cp, a->rs);
 	a->rs = NULL;
 	a->src = SRC_NONE;
@@ -266,7 +260,7 @@ static int open_pass(struct assembler *a)
 	bufferevent_setwatermark(a->pass, EV_READ, 0, PASS_BUFFER_MAX);
 	metric_add(M_origin_requests, 1);
 	metric_add(M_cache_chunk_resumes, 1);
-	a->is_pass_head_done = a->is_pass_ended = a->is_pass_failed = false;
+	a->is_pass_head_done = a->is_pass_ended = false;
 	a->src = SRC_PASS;
 	if (svccreds_request(a->cp->svc, "GET", origins_for(d, k.bucket), &k, h, 2,
 			     bufferevent_get_output(a->pass)) < 0)
@@ -288,7 +282,7 @@ static int pass_head(struct assembler *a, struct evbuffer *in)
 	if (r == 0 && (m->status != 206 || m->body != HTTP_BODY_LENGTH ||
 		       m->content_length != a->pass_end - a->pos)) {
 		svcdenied_note(a->cp->denied, a->om.meta.id.bucket, m->status);
-		r = m->status == 412 ? -ESTALE : m->status >= 500 ? -EBUSY : -EPROTO;
+		r = m->status == 412 ? -ESTALE : -EPROTO;
 	}
 	if (r == 0) {
 		evbuffer_drain(in, m->head_len);
@@ -296,33 +290,6 @@ static int pass_head(struct assembler *a, struct evbuffer *in)
 	}
 	free(m);
 	return r;
-}
-
-static void pass_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct assembler *a = arg;
-
-	a->is_pass_failed = open_pass(a) < 0;
-	exchange_wake(a->x);
-}
-
-/* A 5xx (503 Slow Down) or a connection that ended before its head: the resume goes
- * again after a random delay (full jitter), a few times, as lotad's own fills do. */
-static bool retry_pass(struct assembler *a)
-{
-	uint64_t ms;
-	struct timeval tv;
-
-	if (a->pass_tries >= PASS_TRIES ||
-	    (!a->pass_retry && !(a->pass_retry = evtimer_new(exchange_base(a->x), pass_retry_cb, a))))
-		return false;
-	ms = (uint64_t)random() % (((uint64_t)FILLS_RETRY_BASE_MS << a->pass_tries) + 1);
-	a->pass_tries++;
-	bufferevent_free(a->pass);
-	a->pass = NULL;
-	metric_add(M_cache_fill_retries, 1);
-	tv = (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-	return evtimer_add(a->pass_retry, &tv) == 0;
 }
 
 static enum mover_result pump_pass(struct assembler *a, struct evbuffer *out)
@@ -336,8 +303,6 @@ static enum mover_result pump_pass(struct assembler *a, struct evbuffer *out)
 		if (r == -EAGAIN && a->is_pass_ended)
 			r = -ECONNRESET;
 		if (r == -EAGAIN)
-			return MOVER_WAIT;
-		if ((r == -EBUSY || r == -ECONNRESET) && retry_pass(a))
 			return MOVER_WAIT;
 		if (r < 0) {
 			a->x->cut_why = r == -ESTALE ? "the object changed at the origin mid-read"
@@ -491,12 +456,6 @@ static enum mover_result pump_chunk(struct assembler *a, struct evbuffer *out)
 	uint64_t upto;
 	int r;
 
-	if (a->src == SRC_PASS && !a->pass) {
-		if (!a->is_pass_failed)
-			return MOVER_WAIT; /* a retry's back-off */
-		a->x->cut_why = "lotad's resume could not be sent again";
-		return MOVER_CUT;
-	}
 	if (a->src == SRC_PASS)
 		return pump_pass(a, out);
 	if (a->src == SRC_SPILL)
@@ -560,7 +519,6 @@ static enum mover_result assemble_pump(struct exchange *x, void *state)
 		close_source(a);
 		a->index++;
 		a->reopens = 0;
-		a->pass_tries = 0;
 	}
 	return MOVER_DONE;
 }
@@ -572,8 +530,6 @@ static void assemble_free(void *state)
 	if (!a)
 		return;
 	close_source(a);
-	if (a->pass_retry)
-		event_free(a->pass_retry);
 	fills_spill_release(a->spill);
 	objmeta_free(&a->om);
 	free(a);
