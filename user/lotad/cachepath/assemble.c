@@ -472,7 +472,9 @@ static enum mover_result pump_chunk(struct assembler *a, struct evbuffer *out)
 		return MOVER_CUT;
 	if (a->pos == end)
 		return MOVER_DONE;
-	if (r < 0 && a->pos == upto) {
+	if (r < 0 && a->pos >= upto) {
+		/* (>=: a fill followed again after another failed may have failed short of
+		 * what the reader had already sent) */
 		/* The fill failed (a full disk, a reset): the rest from the adopted stream's
 		 * spill, or from the origin. */
 		close_source(a);
