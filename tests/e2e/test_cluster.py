@@ -21,7 +21,7 @@ import urllib.parse
 
 import pytest
 
-from cluster import (NsLotad, Net, _sip, as_sent, hrw_hash, in_ns, peer_header,
+from cluster import (NsLotad, Net, as_sent, chunk_owner, in_ns, peer_header,
                      peer_header_v1, request, run_in_ns, sh)
 from origin import Origin
 
@@ -39,18 +39,6 @@ CHUNK = 16 * MiB  # lotad's default chunk-size: the unit the store counts
 def chunks(n):
     return max(1, (n + CHUNK - 1) // CHUNK)
 
-
-def chunk_owner(node_ids, bucket, key, index, version=""):
-    """peers_chunk_owner (user/lotad/cluster/peers.c) in Python: HRW over the placement
-    key "bucket/key\0version\0index" (user/lib/hrw.c)."""
-    kh = hrw_hash(b"%s/%s\0%s\0%d" % (bucket.encode(), key.encode(), version.encode(), index))
-    best = None
-    for nid in node_ids:
-        nh = hrw_hash(nid.encode())
-        w = _sip([kh, nh, 16 << 56])
-        if best is None or (w, nh) > best[0]:
-            best = ((w, nh), nid)
-    return best[1]
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
 

@@ -161,9 +161,8 @@ def hrw_hash(data):
     return _sip(words)
 
 
-def hrw_owner(node_ids, bucket, key):
-    """The member id that owns bucket/key among node_ids (all live)."""
-    kh = hrw_hash(("%s/%s" % (bucket, key)).encode())
+def hrw_pick(kh, node_ids):
+    """The member id of node_ids with the highest weight for the key hash kh."""
     best = None
     for nid in node_ids:
         nh = hrw_hash(nid.encode())
@@ -171,6 +170,18 @@ def hrw_owner(node_ids, bucket, key):
         if best is None or (w, nh) > best[0]:
             best = ((w, nh), nid)
     return best[1]
+
+
+def hrw_owner(node_ids, bucket, key):
+    """The member id that owns bucket/key among node_ids (all live)."""
+    return hrw_pick(hrw_hash(("%s/%s" % (bucket, key)).encode()), node_ids)
+
+
+def chunk_owner(node_ids, bucket, key, index, version=""):
+    """peers_chunk_owner (user/lotad/cluster/peers.c) in Python: HRW over the placement
+    key "bucket/key\0version\0index" (user/lib/hrw.c)."""
+    return hrw_pick(hrw_hash(b"%s/%s\0%s\0%d" % (bucket.encode(), key.encode(),
+                                                 version.encode(), index)), node_ids)
 
 
 # -- peer signatures: user/lib/peerauth.c in Python ----------------------------------------
