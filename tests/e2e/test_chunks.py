@@ -1242,45 +1242,123 @@ def test_chunk_fetches_reuse_kept_alive_connections(origin, bucket, chunk_lotad,
 def restart_with_concurrency_limit(o, n):
     """radosgw again with rgw_max_concurrent_requests = n: past n requests in progress it
     answers 503 SlowDown ("reached max requests"), as a loaded origin does."""
-    os.kill(o.pids()["radosgw"], signal.SIGKILL)
-    wait_until(lambda: not os.path.exists(f"/proc/{o.pids()['radosgw']}"), 10, "radosgw gone")
+    pid = o.pids()["radosgw"]
+    os.kill(pid, signal.SIGKILL)
+    try:
+        os.waitpid(pid, 0)  # a radosgw restart_radosgw() started is our child
+    except ChildProcessError:
+        pass
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10, "radosgw gone")
     with open(os.path.join(o.dir, "ceph.conf"), "a") as f:
         f.write(f"\n[client.rgw]\nrgw_max_concurrent_requests = {n}\n")
     o.restart_radosgw()
 
 
-def test_slow_down_on_chunk_fills_is_retried(make_lotad, tmp_path):
+@pytest.fixture(scope="module")
+def slowdown_origin(tmp_path_factory):
+    """An origin of its own that answers 503 SlowDown past one request in progress:
+    (Origin, bucket, service credentials file)."""
+    work = tmp_path_factory.mktemp("slowdown")
+    o2 = Origin(work / "o2").start()
+    try:
+        b = o2.create_bucket("slowdown")
+        restart_with_concurrency_limit(o2, 1)
+        yield o2, b, write_creds(work / "o2-creds", o2.access_key, o2.secret_key)
+    finally:
+        o2.stop()
+
+
+def test_slow_down_on_chunk_fills_is_retried(make_lotad, slowdown_origin):
     """radosgw answers 503 SlowDown to requests beyond the one in progress, so lotad's
     parallel chunk fills of one read (fill-parallelism 4) collide: each 503 is retried after
     a random back-off, the retries are counted, the client gets every byte, and each
     chunk's bytes still leave the origin once."""
-    o2 = Origin(tmp_path / "o2").start()
+    o2, b, creds = slowdown_origin
+    size = 32 * MiB
+    body = put(o2, b, "obj", rand(size))
+    d = make_lotad(origin_url=o2.url, chunk_size="4M", fill_parallelism="4",
+                   service_credentials=creds)
+    mark = o2.log_mark()
+    status, got, h = get(s3c(o2, ep(d)), b, "obj", Range=f"bytes=0-{size - 1}")
+    assert status == 206
+    assert_bytes(got, body, "a read whose fills met 503s")
+    wait_until(lambda: d.metrics()["cache_fills_committed"] >= size // (4 * MiB), 30,
+               "every chunk committed")
+    reqs = o2.log_requests(mark, "GET", f"/{b}/obj")
+    assert any(r.status == 503 for r in reqs), [(r.status, r.range) for r in reqs]
+    assert d.metrics()["cache_fill_retries"] >= 1
+    assert sum(r.bytes for r in reqs if r.status == 206) == size, \
+        [(r.status, r.range, r.bytes) for r in reqs]
+    # and the read is now whole in the cache: no body from the origin
+    mark = o2.log_mark()
+    status, got, h = get(s3c(o2, ep(d)), b, "obj", Range=f"bytes=0-{size - 1}")
+    assert_bytes(got, body, "the warm read")
+    assert not [r for r in o2.log_requests(mark, "GET", f"/{b}/obj") if r.status == 206]
+
+
+def test_resume_after_a_full_disk_retries_slow_down(make_lotad, slowdown_origin, small_disk):
+    """A chunk's fill dies of a full disk while the origin (503 SlowDown past two requests
+    in progress) still counts the dead fill's request (the network holds its connection, as
+    for a vanished host) and another client holds the other place: the reader's resume
+    from its offset, lotad's own ranged GET, meets a 503, is retried after a back-off and
+    the client gets every byte (before: cut at the first 503)."""
+    o2, b, creds = slowdown_origin
+    size = 16 * MiB  # one chunk
+    key = f"resume/{uuid.uuid4().hex[:10]}"
+    body = put(o2, b, key, rand(size))
+    put(o2, b, "holder", rand(32 * MiB))
+    st = os.statvfs(small_disk)
+    with open(small_disk / "filler", "wb") as f:  # 3 MiB left for the cache
+        f.write(bytes(st.f_bavail * st.f_frsize - 3 * MiB))
+    restart_with_concurrency_limit(o2, 2)
+    r = Relay(("127.0.0.1", 0), ("127.0.0.1", o2.port), rate=2 * MiB).start()
+    holder = None
     try:
-        b = o2.create_bucket("slowdown")
-        size = 32 * MiB
-        body = put(o2, b, "obj", rand(size))
-        restart_with_concurrency_limit(o2, 1)
-        creds = write_creds(tmp_path / "o2-creds", o2.access_key, o2.secret_key)
-        d = make_lotad(origin_url=o2.url, chunk_size="4M", fill_parallelism="4",
-                       service_credentials=creds)
-        mark = o2.log_mark()
-        status, got, h = get(s3c(o2, ep(d)), b, "obj", Range=f"bytes=0-{size - 1}")
-        assert status == 206
-        assert_bytes(got, body, "a read whose fills met 503s")
-        wait_until(lambda: d.metrics()["cache_fills_committed"] >= size // (4 * MiB), 30,
-                   "every chunk committed")
-        reqs = o2.log_requests(mark, "GET", f"/{b}/obj")
-        assert any(r.status == 503 for r in reqs), [(r.status, r.range) for r in reqs]
-        assert d.metrics()["cache_fill_retries"] >= 1
-        assert sum(r.bytes for r in reqs if r.status == 206) == size, \
-            [(r.status, r.range, r.bytes) for r in reqs]
-        # and the read is now whole in the cache: no body from the origin
-        mark = o2.log_mark()
-        status, got, h = get(s3c(o2, ep(d)), b, "obj", Range=f"bytes=0-{size - 1}")
-        assert_bytes(got, body, "the warm read")
-        assert not [r for r in o2.log_requests(mark, "GET", f"/{b}/obj") if r.status == 206]
+        d = make_lotad(origin_url=r.url, fill_parallelism="1", capacity="1G",
+                       cache_dir=str(small_disk / "cache"), service_credentials=creds)
+        r.hold()
+        result = {}
+
+        def read():
+            try:
+                result["got"] = get(s3c(o2, ep(d)), b, key, Range=f"bytes=0-{size - 1}")[1]
+            except Exception as e:  # reported below
+                result["got"] = repr(e)
+
+        th = threading.Thread(target=read)
+        th.start()
+        # once the client is authorized (304) and the fill runs, another client takes
+        # the origin's second place and does not read its answer
+        wait_until(lambda: any(x.status == 304 for x in r.exchanges()) or not th.is_alive(),
+                   30, "the client's 304")
+        holder = socket.create_connection(("127.0.0.1", o2.port), timeout=10)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        url = urllib.parse.urlsplit(o2.presign(b, "holder"))
+        holder.sendall(f"GET {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\n\r\n"
+                       .encode())
+        assert holder.recv(12) == b"HTTP/1.1 200"
+
+        def resume_slowed_down():  # a 503 to a range that does not start at the chunk
+            return [x for x in r.exchanges() if x.status == 503 and
+                    not x.req.get("range", "bytes=0-").startswith("bytes=0-")]
+
+        wait_until(lambda: resume_slowed_down() or not th.is_alive(), 60,
+                   "a 503 to lotad's resume")
+        holder.close()
+        holder = None
+        r.rate = None
+        r.release()
+        th.join(90)
+        assert isinstance(result.get("got"), bytes), result.get("got")
+        assert_bytes(result["got"], body, "a read whose resume met a 503")
+        assert resume_slowed_down(), [(x.status, x.req.get("range")) for x in r.exchanges()]
+        assert "No space left" in d.log_text(), "the disk was expected to fill up"
+        assert d.metrics()["cache_chunk_resumes"] >= 1
     finally:
-        o2.stop()
+        if holder:
+            holder.close()
+        r.stop()
+        restart_with_concurrency_limit(o2, 1)
 
 
 @pytest.mark.parametrize("parallelism", ["4", "1"])

@@ -286,6 +286,8 @@ class Relay:
         self.bytes_down = 0  # target -> client
         self.stopping = False
         self.accepting = True
+        self.holding = False
+        self._released = threading.Event()
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -319,6 +321,7 @@ class Relay:
 
     def stop(self, timeout=10):
         self.stopping = True
+        self.release()
         if self.sock:
             self.sock.close()
         with self._lock:
@@ -361,6 +364,18 @@ class Relay:
             c.reset()
         return len(conns)
 
+    def hold(self):
+        """From now on, a connection whose client goes away keeps its target side open and
+        unread until release() (or idle_timeout): the target's request stays in progress,
+        as it does for a client that vanished without a FIN (a dead host)."""
+        self._released.clear()
+        self.holding = True
+
+    def release(self):
+        """Held target sides are reset now; connections are no longer held."""
+        self.holding = False
+        self._released.set()
+
     def open_connections(self):
         with self._lock:
             return len(self._conns)
@@ -379,6 +394,11 @@ class Relay:
             self._exchanges.append(x)
 
     # -- the relay itself -------------------------------------------------------------
+
+    def _client_gone(self):
+        """The client side closed or failed: with hold(), wait for release() first."""
+        if self.holding:
+            self._released.wait(self.idle_timeout)
 
     def _accept_loop(self):
         while not self.stopping:
@@ -445,12 +465,24 @@ class Relay:
             while True:
                 rate = None if upward else self.rate  # a test may change it at any time
                 limit = BUF if not rate else max(4096, min(BUF, int(rate) // 50))
-                n = src.recv_into(buf, limit)
+                try:
+                    n = src.recv_into(buf, limit)
+                except OSError:
+                    if upward:
+                        self._client_gone()
+                    raise
                 if n == 0:
+                    if upward:
+                        self._client_gone()
                     break
                 if feed:
                     feed(mv[:n])
-                dst.sendall(mv[:n])
+                try:
+                    dst.sendall(mv[:n])
+                except OSError:
+                    if not upward:
+                        self._client_gone()
+                    raise
                 with self._lock:
                     if upward:
                         self.bytes_up += n

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -69,9 +70,15 @@ struct assembler {
 	struct cache_follower *fl;
 	struct evbuffer_file_segment *seg; /* the file of ch or fl, for sendfile */
 	uint64_t body_offset;		    /* where the chunk's body starts in that file */
-	struct bufferevent *pass;	    /* SRC_PASS */
+	struct bufferevent *pass;	    /* SRC_PASS; NULL while a retry waits */
 	bool is_pass_head_done, is_pass_ended;
 	uint64_t pass_end; /* the byte after the last the pass asks for */
+	/* A pass that met a 5xx or lost its connection goes again from pos after a back-off
+	 * (as lotad's fills do), within these bounds, reset once a chunk's part is through. */
+	struct event *pass_timer;
+	unsigned pass_attempts;
+	time_t pass_started;
+	bool is_pass_due; /* the back-off is over: open the pass again */
 	struct fills_spill *spill;
 	struct remote_src *rs; /* SRC_PEER */
 	bool is_owner; /* serving another node's chunk request: every chunk is this node's */
@@ -91,6 +98,9 @@ static void close_source(struct assembler *a)
 	if (a->pass)
 		bufferevent_free(a->pass);
 	a->pass = NULL;
+	if (a->pass_timer)
+		event_del(a->pass_timer);
+	a->is_pass_due = false;
 	remote_close(a->cp, a->rs);
 	a->rs = NULL;
 	a->src = SRC_NONE;
@@ -248,6 +258,10 @@ static int open_pass(struct assembler *a)
 
 	if (!a->cp->svc)
 		return -ENOKEY;
+	if (!a->pass_attempts) {
+		a->pass_started = time(NULL);
+		metric_add(M_cache_chunk_resumes, 1);
+	}
 	a->pass_end = part_end(a);
 	snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)a->pos,
 		 (unsigned long long)(a->pass_end - 1));
@@ -259,7 +273,6 @@ static int open_pass(struct assembler *a)
 	/* a slow client: the origin's socket waits, not lotad's memory */
 	bufferevent_setwatermark(a->pass, EV_READ, 0, PASS_BUFFER_MAX);
 	metric_add(M_origin_requests, 1);
-	metric_add(M_cache_chunk_resumes, 1);
 	a->is_pass_head_done = a->is_pass_ended = false;
 	a->src = SRC_PASS;
 	if (svccreds_request(a->cp->svc, "GET", origins_for(d, k.bucket), &k, h, 2,
@@ -282,7 +295,10 @@ static int pass_head(struct assembler *a, struct evbuffer *in)
 	if (r == 0 && (m->status != 206 || m->body != HTTP_BODY_LENGTH ||
 		       m->content_length != a->pass_end - a->pos)) {
 		svcdenied_note(a->cp->denied, a->om.meta.id.bucket, m->status);
-		r = m->status == 412 ? -ESTALE : -EPROTO;
+		r = m->status == 412 ? -ESTALE : m->status >= 500 ? -EBUSY : -EPROTO;
+		if (r == -EBUSY)
+			log_info("cache: lotad's resume of %s/%s got %d", a->om.meta.id.bucket,
+				 a->om.meta.id.key, m->status);
 	}
 	if (r == 0) {
 		evbuffer_drain(in, m->head_len);
@@ -292,17 +308,62 @@ static int pass_head(struct assembler *a, struct evbuffer *in)
 	return r;
 }
 
+static void pass_due_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct assembler *a = arg;
+
+	a->is_pass_due = true;
+	exchange_wake(a->x);
+}
+
+/* The pass met a 5xx or lost its connection (err): true if it goes again from pos after
+ * a back-off, false once the bounds are spent. */
+static bool pass_retry(struct assembler *a, int err)
+{
+	struct timeval tv;
+	uint64_t ms;
+
+	if (a->pass_attempts >= FILLS_RETRY_MAX || time(NULL) - a->pass_started > FILLS_RETRY_WINDOW_S)
+		return false;
+	if (!a->pass_timer && !(a->pass_timer = evtimer_new(exchange_base(a->x), pass_due_cb, a)))
+		return false;
+	ms = fills_backoff_ms(a->pass_attempts++);
+	tv = (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	if (evtimer_add(a->pass_timer, &tv) < 0)
+		return false;
+	bufferevent_free(a->pass);
+	a->pass = NULL;
+	metric_add(M_cache_fill_retries, 1);
+	log_info("cache: lotad's resume of %s/%s at byte %llu: %s; again in %llu ms",
+		 a->om.meta.id.bucket, a->om.meta.id.key, (unsigned long long)a->pos,
+		 err == -EBUSY ? "the origin answered 5xx" : "its connection failed",
+		 (unsigned long long)ms);
+	return true;
+}
+
 static enum mover_result pump_pass(struct assembler *a, struct evbuffer *out)
 {
-	struct evbuffer *in = bufferevent_get_input(a->pass);
+	struct evbuffer *in;
 	size_t n;
 	int r;
 
+	if (!a->pass) {
+		if (!a->is_pass_due)
+			return MOVER_WAIT; /* the back-off runs */
+		a->is_pass_due = false;
+		if (open_pass(a) < 0) {
+			a->x->cut_why = "the origin refused lotad's resume";
+			return MOVER_CUT;
+		}
+	}
+	in = bufferevent_get_input(a->pass);
 	if (!a->is_pass_head_done) {
 		r = evbuffer_get_length(in) ? pass_head(a, in) : -EAGAIN;
 		if (r == -EAGAIN && a->is_pass_ended)
 			r = -ECONNRESET;
 		if (r == -EAGAIN)
+			return MOVER_WAIT;
+		if ((r == -EBUSY || r == -ECONNRESET) && pass_retry(a, r))
 			return MOVER_WAIT;
 		if (r < 0) {
 			a->x->cut_why = r == -ESTALE ? "the object changed at the origin mid-read"
@@ -326,6 +387,8 @@ static enum mover_result pump_pass(struct assembler *a, struct evbuffer *out)
 	if (a->pos == a->pass_end)
 		return MOVER_DONE; /* this chunk's part is through */
 	if (!evbuffer_get_length(in) && a->is_pass_ended) {
+		if (pass_retry(a, -ECONNRESET))
+			return MOVER_WAIT; /* the rest, from pos */
 		a->x->cut_why = "the origin closed lotad's resume early";
 		return MOVER_CUT;
 	}
@@ -521,6 +584,7 @@ static enum mover_result assemble_pump(struct exchange *x, void *state)
 		close_source(a);
 		a->index++;
 		a->reopens = 0;
+		a->pass_attempts = 0;
 	}
 	return MOVER_DONE;
 }
@@ -532,6 +596,8 @@ static void assemble_free(void *state)
 	if (!a)
 		return;
 	close_source(a);
+	if (a->pass_timer)
+		event_free(a->pass_timer);
 	fills_spill_release(a->spill);
 	objmeta_free(&a->om);
 	free(a);

@@ -153,10 +153,18 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 	fetch_start(arg);
 }
 
-/* Again after a random delay (full jitter) up to base * 2^attempt, within bounds. */
+uint64_t fills_backoff_ms(unsigned attempt)
+{
+	uint64_t cap = (uint64_t)FILLS_RETRY_BASE_MS << (attempt < 16 ? attempt : 16);
+
+	if (cap > FILLS_RETRY_CAP_MS)
+		cap = FILLS_RETRY_CAP_MS;
+	return (uint64_t)random() % (cap + 1);
+}
+
+/* Again after a random delay (full jitter), within bounds. */
 static void fetch_retry(struct fetch *ft, int err)
 {
-	uint64_t cap = (uint64_t)FILLS_RETRY_BASE_MS << (ft->attempt < 16 ? ft->attempt : 16);
 	struct timeval tv;
 	uint64_t ms;
 
@@ -167,9 +175,7 @@ static void fetch_retry(struct fetch *ft, int err)
 		fetch_end(ft, err);
 		return;
 	}
-	if (cap > FILLS_RETRY_CAP_MS)
-		cap = FILLS_RETRY_CAP_MS;
-	ms = (uint64_t)random() % (cap + 1);
+	ms = fills_backoff_ms(ft->attempt);
 	tv = (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 	ft->attempt++;
 	metric_add(M_cache_fill_retries, 1);

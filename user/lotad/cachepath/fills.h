@@ -30,6 +30,10 @@ struct fills;
 #define FILLS_RETRY_CAP_MS 5000 /* ... and at most this */
 #define FILLS_RETRY_WINDOW_S 30 /* no retry once a fetch is older than this */
 
+/* The delay before retry number attempt + 1 of one of lotad's own requests: random in
+ * [0, min(FILLS_RETRY_CAP_MS, FILLS_RETRY_BASE_MS * 2^attempt)] ms (full jitter). */
+uint64_t fills_backoff_ms(unsigned attempt);
+
 /* Why a fill runs: the metric its origin bytes count in. */
 enum fills_reason {
 	FILLS_FOR_READ,
