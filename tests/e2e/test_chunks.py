@@ -1535,3 +1535,22 @@ def test_fill_parallelism_bounds_fills_per_object(origin, bucket, chunk_lotad, r
     assert at_once <= want, f"{at_once} fills at once, fill-parallelism {want}"
     if want > 1:
         assert at_once >= 2, "fills ran one at a time for a reader moving forward"
+
+
+def test_zero_byte_object_with_no_minimum_size(origin, bucket, chunk_lotad):
+    """min-object-size 0 and a zero-byte object: a range (416), a whole GET (200, empty)
+    and a HEAD answer as the origin does, again and again (before: after lotad's HEAD
+    learnt size 0, every whole GET got 503)."""
+    key = f"empty/{uuid.uuid4().hex[:10]}"
+    put(origin, bucket, key, b"")
+    d = chunk_lotad(min_object_size="0")
+    direct, via = s3c(origin), s3c(origin, ep(d))
+    for _ in range(3):
+        for c in (direct, via):
+            with pytest.raises(Exception) as e:
+                c.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")
+            assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 416
+        for c in (direct, via):
+            status, got, h = get(c, bucket, key)
+            assert (status, got, h["content-length"]) == (200, b"", "0")
+            assert c.head_object(Bucket=bucket, Key=key)["ContentLength"] == 0

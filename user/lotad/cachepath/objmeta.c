@@ -70,6 +70,8 @@ int objmeta_from_response(struct objmeta *om, const struct cache_key *k, uint64_
 	memset(om, 0, sizeof(*om));
 	if (is_ssec_response(m))
 		return -EPERM;
+	if (size == 0)
+		return -ENODATA; /* nothing to cache, and no chunk to serve it from */
 	om->etag = header_value(m, "etag");
 	om->last_modified = header_value(m, "last-modified");
 	om->content_type = header_value(m, "content-type");

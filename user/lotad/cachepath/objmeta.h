@@ -17,7 +17,7 @@ struct objmeta {
 };
 
 /* size: the whole object's size. -E2BIG if the replayed headers are too big, -ENODATA
- * without an ETag, -EPERM for an SSE-C object (its plaintext is never stored: the origin
+ * without an ETag or for a zero-byte object (never cached), -EPERM for an SSE-C object (its plaintext is never stored: the origin
  * answers If-None-Match before it checks the customer key, so a 304 would not prove the
  * next reader has the key), -ENOMEM. Free with objmeta_free() in every case. */
 int objmeta_from_response(struct objmeta *om, const struct cache_key *k, uint64_t size,
