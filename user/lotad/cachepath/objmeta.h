@@ -17,9 +17,10 @@ struct objmeta {
 };
 
 /* size: the whole object's size. -E2BIG if the replayed headers are too big, -ENODATA
- * without an ETag or for a zero-byte object (never cached), -EPERM for an SSE-C object (its plaintext is never stored: the origin
- * answers If-None-Match before it checks the customer key, so a 304 would not prove the
- * next reader has the key), -ENOMEM. Free with objmeta_free() in every case. */
+ * without an ETag or for a zero-byte object (never cached), -EPERM for an SSE-C object
+ * (its plaintext is never stored: the origin answers If-None-Match before it checks the
+ * customer key, so a 304 would not prove the next reader has the key), -ENOMEM. Free
+ * with objmeta_free() in every case. */
 int objmeta_from_response(struct objmeta *om, const struct cache_key *k, uint64_t size,
 			  const struct http_msg *m);
 /* A deep copy of src (identity and every string), for a fill that outlives the request
