@@ -1554,3 +1554,28 @@ def test_zero_byte_object_with_no_minimum_size(origin, bucket, chunk_lotad):
             status, got, h = get(c, bucket, key)
             assert (status, got, h["content-length"]) == (200, b"", "0")
             assert c.head_object(Bucket=bucket, Key=key)["ContentLength"] == 0
+
+
+def test_http10_keep_alive_hit_says_keep_alive(origin, bucket, chunk_lotad):
+    """An HTTP/1.0 client that asks for keep-alive keeps its connection only if the answer
+    says so: lotad's own answers (a hit) say `Connection: keep-alive`, and a second
+    request on the connection is answered (before: no header, as if it would close)."""
+    key = f"http10/{uuid.uuid4().hex[:10]}"
+    body = put(origin, bucket, key, rand(2 * MiB))
+    d = chunk_lotad(min_object_size="0")
+    url = urllib.parse.urlsplit(origin.presign(bucket, key, client=s3c(origin, ep(d))))
+    req = (f"GET {url.path}?{url.query} HTTP/1.0\r\nHost: {url.netloc}\r\n"
+           f"Connection: keep-alive\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", d.port), timeout=10) as s:
+        f = s.makefile("rb")
+        for i in range(3):  # a miss, then hits, on one connection
+            s.sendall(req)
+            status = f.readline()
+            assert status.startswith(b"HTTP/1.1 200"), status
+            hdrs = {}
+            while (line := f.readline()) not in (b"\r\n", b""):
+                k, _, v = line.decode().partition(":")
+                hdrs[k.strip().lower()] = v.strip()
+            assert hdrs.get("connection", "").lower() == "keep-alive", (i, hdrs)
+            assert_bytes(f.read(int(hdrs["content-length"])), body, f"read {i}")
+        assert hdrs.get("x-lota-cache") == "hit", hdrs

@@ -34,10 +34,11 @@ void resphead_start(struct evbuffer *out, int status)
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_reason(status), date);
 }
 
+/* Says keep-alive too: an HTTP/1.0 client keeps its connection only if told so. */
 void resphead_end(struct evbuffer *out, uint64_t content_length, bool is_close)
 {
-	evbuffer_add_printf(out, "Content-Length: %llu\r\n%s\r\n", (unsigned long long)content_length,
-			    is_close ? "Connection: close\r\n" : "");
+	evbuffer_add_printf(out, "Content-Length: %llu\r\nConnection: %s\r\n\r\n",
+			    (unsigned long long)content_length, is_close ? "close" : "keep-alive");
 }
 
 void resphead_error(struct evbuffer *out, int status, const char *code, const char *message,
