@@ -17,6 +17,7 @@ struct fills;
 struct remote_ops;
 struct ssec;
 struct svccreds;
+struct young;
 
 #define CACHEPATH_WORKERS_MAX 256
 
@@ -46,6 +47,7 @@ struct cachepath {
 	struct fills *fills[CACHEPATH_WORKERS_MAX]; /* each worker's, made on its first use */
 	struct herd *herd;
 	struct known *known; /* versions learnt for keys with no chunk here */
+	struct young *young; /* versions learnt within their Last-Modified second */
 	struct committer *committer;
 	struct ssec *ssec; /* NULL: SSE-C reads are relayed, never cached */
 	struct event *evict_ev, *tick_ev;
@@ -78,6 +80,8 @@ struct objread {
 	struct herd_waiter herd;
 	struct fills_head *head; /* lotad's HEAD in progress */
 	bool is_head_answered;
+	/* the check of a young version's headers (young.h): asked, answered, found stale */
+	bool is_young_checked, is_young_answered, is_young_stale;
 };
 
 #endif

@@ -15,6 +15,7 @@
 #include "cachepath/prestage.h"
 #include "cachepath/invalidate.h"
 #include "cachepath/known.h"
+#include "cachepath/young.h"
 #include "cachepath/upkeep.h"
 #include "cachepath/committer.h"
 #include "cachepath/fills.h"
@@ -94,9 +95,12 @@ int cachepath_new(struct lotad *d, struct cachepath **out, char *err, size_t err
 	struct cachepath *cp = calloc(1, sizeof(*cp));
 	int r;
 
-	if (!cp || !(cp->herd = herd_new()) || known_new(&cp->known) < 0) {
-		if (cp)
+	if (!cp || !(cp->herd = herd_new()) || known_new(&cp->known) < 0 ||
+	    young_new(&cp->young) < 0) {
+		if (cp) {
 			herd_free(cp->herd);
+			known_free(cp->known);
+		}
 		free(cp);
 		snprintf(err, errlen, "cache: out of memory");
 		return -ENOMEM;
@@ -155,6 +159,7 @@ void cachepath_free(struct cachepath *cp)
 	committer_free(cp->committer); /* commits what is queued */
 	herd_free(cp->herd);
 	known_free(cp->known);
+	young_free(cp->young);
 	if (cp->cache)
 		cache_close(cp->cache);
 	free(cp);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include <event2/buffer.h>
@@ -26,6 +27,7 @@
 #include "cachepath/objmeta.h"
 #include "cachepath/remote.h"
 #include "cachepath/sseccache.h"
+#include "cachepath/young.h"
 #include "chunkmap.h"
 #include "http.h"
 #include "log.h"
@@ -128,6 +130,16 @@ static void drop_version(struct objread *o)
 }
 
 static enum route_verdict ask_head(struct exchange *x, struct objread *o);
+static enum route_verdict check_young(struct exchange *x, struct objread *o);
+
+/* By this node's clock: checking a young version any sooner would prove nothing. */
+static bool is_past_lm_second(const struct cache_meta *m)
+{
+	time_t lm;
+
+	return http_parse_date(m->last_modified, strlen(m->last_modified), &lm) < 0 ||
+	       time(NULL) > lm;
+}
 
 /* What we hold decides the request we send; RT_WAIT: behind another reader of the key,
  * or for lotad's own HEAD. */
@@ -157,6 +169,9 @@ static enum route_verdict send_read(struct exchange *x, struct objread *o)
 		exchange_label(x, "miss"); /* its 200 is adopted; the chunks held are kept */
 		return RT_UPSTREAM;
 	}
+	if (m && is_range_local(x, m->size) && o->cp->svc && !o->is_young_checked &&
+	    young_is(o->cp->young, m) && is_past_lm_second(m))
+		return check_young(x, o);
 	if (m && is_range_local(x, m->size)) {
 		add_conditions(x, o, m);
 		exchange_label(x, "validate");
@@ -200,11 +215,57 @@ static void head_done(void *arg, int status, const struct http_msg *m)
 	    objmeta_from_response(&o->learned, &k, m->content_length, m) == 0) {
 		o->learned.meta.chunk_size = d->cfg.chunk_size;
 		o->has_learned = true;
+		o->is_young_checked = true; /* this HEAD is the latest word on it */
+		young_note(o->cp->young, &o->learned.meta, m);
 		known_put(o->cp->known, &o->learned.meta);
 	} else {
 		objmeta_free(&o->learned);
 	}
 	exchange_wake(x);
+}
+
+/* Do two versions' headers (a hit replays them) agree? */
+static bool is_same_headers(const struct cache_meta *a, const struct cache_meta *b)
+{
+	return !strcmp(a->etag, b->etag) && !strcmp(a->last_modified, b->last_modified) &&
+	       !strcmp(a->content_type, b->content_type) && a->extra_len == b->extra_len &&
+	       !memcmp(a->extra, b->extra, a->extra_len);
+}
+
+/* lotad's HEAD of a young version answered: its headers still are the origin's (the mark
+ * goes once the origin's clock is past that second), or they changed with the same ETag
+ * (the version goes: read_on_wake). Any other answer is left to the read's own request. */
+static void young_head_done(void *arg, int status, const struct http_msg *m)
+{
+	struct exchange *x = arg;
+	struct objread *o = priv(x);
+	const struct cache_meta *v = version(o);
+	struct cache_key k = cachepath_key(x);
+	struct objmeta now = {0};
+
+	o->head = NULL;
+	o->is_young_answered = true;
+	if (status == 200 && v && objmeta_from_response(&now, &k, m->content_length, m) == 0 &&
+	    !strcmp(now.meta.etag, v->etag)) {
+		if (is_same_headers(&now.meta, v))
+			young_checked(o->cp->young, v, m);
+		else
+			o->is_young_stale = true;
+	}
+	objmeta_free(&now);
+	exchange_wake(x);
+}
+
+static enum route_verdict check_young(struct exchange *x, struct objread *o)
+{
+	struct cache_key k = cachepath_key(x);
+	struct fills *f = fills_of(o->cp, exchange_worker(x));
+
+	o->is_young_checked = true;
+	if (!f || fills_head(f, &k, young_head_done, x, &o->head) < 0)
+		return send_read(x, o); /* unchecked, as before the mark */
+	exchange_label(x, "validate");
+	return RT_WAIT;
 }
 
 static enum route_verdict ask_head(struct exchange *x, struct objread *o)
@@ -280,6 +341,8 @@ static int version_of_200(struct exchange *x, struct objread *o, const struct ht
 	if (r == -EPERM)
 		log_info("cache: %s/%s is an SSE-C object: relayed, never stored", x->s3.bucket, x->s3.key);
 	om->meta.chunk_size = d->cfg.chunk_size;
+	if (r == 0)
+		young_note(o->cp->young, &om->meta, m);
 	return r;
 }
 
@@ -351,6 +414,7 @@ static void learn_from_206(struct exchange *x, struct objread *o, const struct h
 		return; /* the one we hold: nothing new */
 	if (objmeta_from_response(&om, &k, cr.size, m) == 0) {
 		om.meta.chunk_size = exchange_lotad(x)->cfg.chunk_size;
+		young_note(o->cp->young, &om.meta, m);
 		remote_want(o->cp, exchange_worker(x), &om.meta, cr.first / om.meta.chunk_size);
 	}
 	objmeta_free(&om);
@@ -458,6 +522,20 @@ static enum route_verdict read_on_wake(struct exchange *x)
 	if (o->is_head_answered) {
 		o->is_head_answered = false;
 		return after_head(x, o);
+	}
+	if (o->is_young_answered) {
+		o->is_young_answered = false;
+		if (o->is_young_stale) {
+			struct cache_key k = cachepath_key(x);
+
+			cachepath_invalidate(o->cp, &k);
+			metric_add(M_cache_stale_metadata, 1);
+			log_info("cache: %s/%s was written again in its Last-Modified second with the "
+				 "same bytes and other headers: fetching it again", x->s3.bucket,
+				 x->s3.key);
+			drop_version(o);
+		}
+		return send_read(x, o);
 	}
 	return RT_WAIT;
 }

@@ -14,6 +14,7 @@
 #include "cachepath/request.h"
 #include "cachepath/fills.h"
 #include "cachepath/objmeta.h"
+#include "cachepath/young.h"
 #include "chunkmap.h"
 #include "http.h"
 #include "log.h"
@@ -130,6 +131,7 @@ static enum route_verdict prestage_on_head(struct exchange *x, const struct http
 	    objmeta_from_response(&p->om, &k, size, m) < 0 || !(p->held = malloc(m->head_len)))
 		return RT_RELAY; /* nothing lotad may stage: the plain answer */
 	p->om.meta.chunk_size = exchange_lotad(x)->cfg.chunk_size;
+	young_note(p->cp->young, &p->om.meta, m);
 	p->nchunks = chunkmap_count(size, p->om.meta.chunk_size);
 	memcpy(p->held, raw, m->head_len);
 	p->held_len = m->head_len;
