@@ -49,19 +49,26 @@ bool cachepath_has_no_cache(const struct exchange *x)
 	return has_cache_control(x, "no-cache");
 }
 
+bool cachepath_has_body(const struct exchange *x)
+{
+	return x->req.body == HTTP_BODY_CHUNKED ||
+	       (x->req.body == HTTP_BODY_LENGTH && x->req.content_length > 0);
+}
+
 /* HEAD with Range: bytes=0-0 asks us to cache the object before we answer. */
 bool cachepath_is_prestage(const struct exchange *x)
 {
 	const struct http_header *h = http_find(&x->req, "range");
 
 	return x->s3.op == S3_OBJECT_READ && x->s3.is_head && h && http_str_eq(&h->value, "bytes=0-0") &&
-	       !has_cache_control(x, "no-store");
+	       !has_cache_control(x, "no-store") && !cachepath_has_body(x);
 }
 
 bool cachepath_is_cacheable_read(const struct exchange *x)
 {
 	return x->s3.op == S3_OBJECT_READ && !x->s3.is_head && !x->s3.part_number &&
-	       !has_cache_control(x, "no-store") && !has_bypass_header(&x->req);
+	       !has_cache_control(x, "no-store") && !has_bypass_header(&x->req) &&
+	       !cachepath_has_body(x);
 }
 
 bool cachepath_would_serve(const struct cachepath *cp, const struct exchange *x)

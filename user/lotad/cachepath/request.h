@@ -7,8 +7,13 @@
 #include "cachepath/cachepath-t.h"
 
 struct cache_key cachepath_key(const struct exchange *x);
-/* Is this a plain read the cache may serve and store (a GET, no SSE-C, no no-store, no
- * partNumber, no If-Range)? */
+/* Does the request carry a body? A read with one is relayed as it came: its body goes to
+ * the origin once, so the read could never be sent again (a redo after a 412 to our
+ * conditions), and an origin waiting for a body that never came would take the next
+ * request's bytes for it. */
+bool cachepath_has_body(const struct exchange *x);
+/* Is this a plain read the cache may serve and store (a GET, no body, no SSE-C, no
+ * no-store, no partNumber, no If-Range)? */
 bool cachepath_is_cacheable_read(const struct exchange *x);
 bool cachepath_is_prestage(const struct exchange *x);
 bool cachepath_has_no_cache(const struct exchange *x);

@@ -152,6 +152,7 @@ static bool ssec_claims(struct exchange *x, void *arg)
 	const struct http_header *cc = http_find(&x->req, "cache-control");
 
 	return cp->ssec && x->s3.op == S3_OBJECT_READ && !x->s3.is_head && !x->s3.part_number &&
+	       !cachepath_has_body(x) &&
 	       !(cc && (http_has_token(&cc->value, "no-store") ||
 			http_has_token(&cc->value, "no-cache"))) &&
 	       ssec_find_fields(&x->req, f) && !ssec_has_other_bypass(&x->req);

@@ -273,6 +273,18 @@ static enum xinput answer_head(struct exchange *x, const struct http_msg *m, con
 	if (x->origin)
 		origin_answered(x, m);
 	v = x->rt->on_head ? x->rt->on_head(x, m, raw) : RT_RELAY;
+	if ((v == RT_REDO || v == RT_REROUTE) && x->req.body != HTTP_BODY_NONE &&
+	    (x->req.body != HTTP_BODY_LENGTH || x->req.content_length > 0)) {
+		/* Its body went with the first request: sent again, the head would announce a
+		 * body that never comes, and the origin would take the next request's bytes for
+		 * it. The answer goes as it came. */
+		char res[512];
+
+		log_info("%s %s: not sent again (its body went with the first request): the "
+			 "origin's %d as it came", x->c->peer, resource_of(x, res, sizeof(res)),
+			 m->status);
+		v = RT_RELAY;
+	}
 	if (v == RT_REDO || v == RT_REROUTE) {
 		upstream_drop(x->c);
 		x->upstream_sent = false;
@@ -456,9 +468,10 @@ static void finish(struct exchange *x)
 	bool is_keep;
 
 	if (x->state == XS_ABORT) {
-		log_warn("%s %.*s: %s after %llu body bytes; connection closed", c->peer,
-			 (int)x->req.target.n, x->req.target.p, x->cut_why ? x->cut_why : "cut",
-			 (unsigned long long)x->bytes_out);
+		char res[512]; /* the path only: a presigned URL's query is a credential */
+
+		log_warn("%s %s: %s after %llu body bytes; connection closed", c->peer,
+			 resource_of(x, res, sizeof(res)), x->cut_why ? x->cut_why : "cut", (unsigned long long)x->bytes_out);
 		exchange_free(x);
 		conn_free(c);
 		return;
