@@ -233,8 +233,8 @@ static bool is_same_headers(const struct cache_meta *a, const struct cache_meta 
 }
 
 /* lotad's HEAD of a young version answered: its headers still are the origin's (the mark
- * goes once the origin's clock is past that second), or they changed with the same ETag
- * (the version goes: read_on_wake). Any other answer is left to the read's own request. */
+ * goes once the origin's clock is past that second), or they changed (the version goes:
+ * read_on_wake). Any other answer is left to the read's own request. */
 static void young_head_done(void *arg, int status, const struct http_msg *m)
 {
 	struct exchange *x = arg;
@@ -245,9 +245,10 @@ static void young_head_done(void *arg, int status, const struct http_msg *m)
 
 	o->head = NULL;
 	o->is_young_answered = true;
-	if (status == 200 && v && objmeta_from_response(&now, &k, m->content_length, m) == 0 &&
-	    !strcmp(now.meta.etag, v->etag)) {
-		if (is_same_headers(&now.meta, v))
+	if (status == 200 && v && objmeta_from_response(&now, &k, m->content_length, m) == 0) {
+		/* (another ETag: radosgw compares If-None-Match by the ETag's first 32 digits,
+		 * so a 304 would not tell a multipart ETag from a plain one with the same) */
+		if (is_same_headers(&now.meta, v) && now.meta.size == v->size)
 			young_checked(o->cp->young, v, m);
 		else
 			o->is_young_stale = true;
