@@ -702,3 +702,34 @@ def test_full_disk_abandons_the_fill_not_the_client(origin, make_lotad, bucket, 
     wait_metric(d, "cache_fills_committed", committed + 1)
     got, h = get(s3, bucket, f"disk/fits-{splice}")
     assert got == small_body and h["x-lota-cache"] == "hit"
+
+
+@pytest.mark.parametrize("conns", [2, 8, 13])
+def test_connections_are_spread_evenly_over_the_workers(make_lotad, conns):
+    """The kernel spreads connections over the workers' listeners by a hash of their
+    addresses, which often leaves one worker with most of a few busy connections while a
+    core idles: lotad hands each accepted connection to the worker with the fewest, so
+    the workers' counts never differ by more than one."""
+    d = make_lotad(workers="4")
+    socks = []
+    try:
+        for i in range(conns):
+            s = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+            s.request("GET", f"/no-such-bucket-{i}/k", headers={"Host": "cwlota.com"})
+            r = s.getresponse()
+            r.read()
+            assert r.status in (403, 404) and not r.will_close
+            socks.append(s)
+        m = d.metrics()
+        counts = [int(m[f'worker_connections{{worker="{w}"}}']) for w in range(4)]
+        assert sum(counts) == conns and max(counts) - min(counts) <= 1, counts
+        assert m["connections_handed_off"] >= 0
+    finally:
+        for s in socks:
+            s.close()
+    wait = time.monotonic() + 10
+    while time.monotonic() < wait and sum(
+            int(v) for k, v in d.metrics().items() if k.startswith("worker_connections")):
+        time.sleep(0.05)
+    m = d.metrics()
+    assert all(int(m[f'worker_connections{{worker="{w}"}}']) == 0 for w in range(4)), m

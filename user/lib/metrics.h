@@ -15,6 +15,7 @@
 	X(bad_requests, counter, "requests refused as malformed, oversize or ambiguous")          \
 	X(connections_accepted, counter, "client connections accepted")                            \
 	X(connections_refused, counter, "client connections refused at max-connections")          \
+	X(connections_handed_off, counter, "accepted connections handed to a less busy worker")   \
 	X(connections_open, gauge, "client connections open now")                                 \
 	X(exchanges_active, gauge, "requests in progress now")                                    \
 	X(client_timeouts, counter, "client connections closed for silence")                      \

@@ -27,6 +27,11 @@ struct worker {
 	struct event_base *base;
 	struct evconnlistener *listener;
 	struct evconnlistener *peer_listener; /* peer-listen: signed requests from peers */
+	/* Connections open on this worker, and handed to it but not taken yet (atomics):
+	 * an accepted connection goes to the worker with the fewest (server.c). */
+	unsigned long nconns, nhanded;
+	int handoff[2];		   /* a pipe of accepted connections handed to this worker */
+	struct event *handoff_ev; /* its read end */
 };
 
 struct lotad {

@@ -1,6 +1,10 @@
 /* Worker threads: each has its own event base and its own SO_REUSEPORT listener on the
- * listen address, so the kernel spreads connections and no lock sits on the accept path. */
+ * listen address, so no lock sits on the accept path. The kernel spreads connections by
+ * a hash of their addresses, which leaves one worker with most of a few busy connections
+ * (six of eight is common) while another core idles: an accepted connection goes to the
+ * worker with the fewest open, handed over a pipe when that is not the one that accepted. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -33,10 +37,70 @@ static void accept_peer_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 	accept_any(arg, fd, sa, true);
 }
 
+/* What goes down a worker's hand-off pipe: small enough for one atomic write. */
+struct handoff {
+	int fd;
+	bool is_peer_port;
+	char peer[64];
+};
+
+static unsigned long load_of(struct worker *w)
+{
+	return __atomic_load_n(&w->nconns, __ATOMIC_RELAXED) +
+	       __atomic_load_n(&w->nhanded, __ATOMIC_RELAXED);
+}
+
+/* The worker with the fewest connections; w itself unless another has fewer. */
+static struct worker *least_loaded(struct worker *w)
+{
+	struct lotad *d = w->d;
+	struct worker *best = w;
+	unsigned long least = load_of(w);
+
+	for (int i = 0; i < d->nworkers; i++) {
+		unsigned long n = load_of(&d->workers[i]);
+
+		if (n < least && d->workers[i].handoff_ev) {
+			best = &d->workers[i];
+			least = n;
+		}
+	}
+	return best;
+}
+
+static void handoff_cb(evutil_socket_t pfd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct handoff h[16];
+	ssize_t n;
+
+	while ((n = read(pfd, h, sizeof(h))) > 0) {
+		for (size_t i = 0; i < (size_t)n / sizeof(h[0]); i++) {
+			__atomic_sub_fetch(&w->nhanded, 1, __ATOMIC_RELAXED);
+			h[i].peer[sizeof(h[i].peer) - 1] = '\0';
+			conn_accept(w, h[i].fd, h[i].peer, h[i].is_peer_port);
+		}
+	}
+}
+
+/* Hands fd to worker t: false if its pipe is full (then w keeps it). */
+static bool hand_to(struct worker *t, int fd, const char *peer, bool is_peer_port)
+{
+	struct handoff h = {.fd = fd, .is_peer_port = is_peer_port};
+
+	snprintf(h.peer, sizeof(h.peer), "%s", peer);
+	__atomic_add_fetch(&t->nhanded, 1, __ATOMIC_RELAXED);
+	if (write(t->handoff[1], &h, sizeof(h)) == (ssize_t)sizeof(h))
+		return true;
+	__atomic_sub_fetch(&t->nhanded, 1, __ATOMIC_RELAXED);
+	return false;
+}
+
 static void accept_any(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, bool is_peer_port)
 {
 	char peer[64];
 	int one = 1;
+	struct worker *t;
 
 	metric_add(M_connections_accepted, 1);
 	if (metric_get(M_connections_open) >= w->d->cfg.max_connections) {
@@ -48,7 +112,13 @@ static void accept_any(struct worker *w, evutil_socket_t fd, struct sockaddr *sa
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
-	conn_accept(w, fd, addr_str(sa, peer, sizeof(peer)), is_peer_port);
+	addr_str(sa, peer, sizeof(peer));
+	t = least_loaded(w);
+	if (t != w && hand_to(t, fd, peer, is_peer_port)) {
+		metric_add(M_connections_handed_off, 1);
+		return;
+	}
+	conn_accept(w, fd, peer, is_peer_port);
 }
 
 static void *worker_main(void *arg)
@@ -69,6 +139,13 @@ static int worker_init(struct lotad *d, struct worker *w, int id)
 	w->base = event_base_new();
 	if (!w->base)
 		return -ENOMEM;
+	/* Without a hand-off pipe the worker takes only what it accepts itself. */
+	w->handoff[0] = w->handoff[1] = -1;
+	if (pipe2(w->handoff, O_NONBLOCK | O_CLOEXEC) == 0 &&
+	    !(w->handoff_ev = event_new(w->base, w->handoff[0], EV_READ | EV_PERSIST, handoff_cb, w)))
+		log_warn("worker %d: no hand-off of connections: out of memory", id);
+	if (w->handoff_ev)
+		event_add(w->handoff_ev, NULL);
 	fd = netaddr_listen(d->cfg.listen, true, err, sizeof(err));
 	if (fd < 0) {
 		log_error("listen: %s", err);

@@ -150,6 +150,11 @@ void admin_render_metrics(struct lotad *d, struct evbuffer *out)
 	for (int i = 0; i < adm->nsections; i++)
 		if (adm->sections[i].metrics)
 			adm->sections[i].metrics(adm->sections[i].arg, out);
+	evbuffer_add_printf(out, "# HELP lota_worker_connections connections open on each worker "
+				 "thread\n# TYPE lota_worker_connections gauge\n");
+	for (int i = 0; i < d->nworkers; i++)
+		evbuffer_add_printf(out, "lota_worker_connections{worker=\"%d\"} %lu\n", i,
+				    __atomic_load_n(&d->workers[i].nconns, __ATOMIC_RELAXED));
 	evbuffer_add_printf(out,
 			    "# HELP lota_admin_refused admin API calls refused on the TCP address "
 			    "(no admin-token, missing or wrong token)\n"

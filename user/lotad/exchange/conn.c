@@ -37,6 +37,7 @@ void conn_free(struct conn *c)
 	upstream_drop(c);
 	bufferevent_free(c->cbev);
 	metric_sub(M_connections_open, 1);
+	__atomic_sub_fetch(&c->w->nconns, 1, __ATOMIC_RELAXED);
 	free(c);
 }
 
@@ -217,6 +218,7 @@ struct conn *conn_new(struct worker *w, int fd, const char *peer, bool is_peer_p
 		return NULL;
 	}
 	metric_add(M_connections_open, 1);
+	__atomic_add_fetch(&w->nconns, 1, __ATOMIC_RELAXED);
 	bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
 	/* Bound what a client can make us buffer: reading stops at the high watermark. */
 	bufferevent_setwatermark(c->cbev, EV_READ, 0, CONN_READ_MAX + HTTP_HEAD_MAX);
