@@ -519,3 +519,54 @@ def test_get_with_a_body_cannot_desync_the_origin_connection(origin, make_lotad,
     assert answers and answers[0][0] == 200, answers  # mallory's own read, as it came
     if len(answers) > 1:
         assert answers[1][0] == 403 and answers[1][1] is None, answers
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_expect_continue_body_the_origin_left_unread_cannot_answer_the_next_read(
+        origin, make_lotad, method):
+    """A request with Expect: 100-continue and a body that radosgw refuses before its 100
+    (an anonymous read of a private object): radosgw leaves the body unread, as a client
+    that waits for the 100 never sends it, and parses it as its next request. lotad had
+    sent the body anyway; on the kept connection the smuggled request's 304 (the
+    attacker's own object) answered the next read, lotad's validation of another user's
+    cached object: anyone got it (before: the victim's bytes, x-lota-cache: hit; found by
+    the security review). The connection is not reused after such an answer."""
+    tag = uuid.uuid4().hex[:6]
+    vb, mb = f"victim-{tag}", f"mal-{tag}"
+    owner = origin.s3()
+    owner.create_bucket(Bucket=vb)
+    secret = data(2 * MiB)
+    owner.put_object(Bucket=vb, Key="secret", Body=secret)
+    mak, msk = origin.create_user(f"mallory-{tag}")
+    mal = origin.s3(mak)
+    mal.create_bucket(Bucket=mb)
+    own_etag = mal.put_object(Bucket=mb, Key="own", Body=b"tiny" * 25)["ETag"]
+    d = make_lotad(min_object_size="1M")
+    host = f"{HOST}:{d.port}"
+    path = f"/{vb}/secret"
+    assert one(d, "GET", path, signed(origin, "GET", path, host))[2] == secret
+    wait_committed(d, 1)
+
+    s = head_bytes("GET", f"/{mb}/own",
+                   signed(origin, "GET", f"/{mb}/own", host, {"If-None-Match": own_etag},
+                          mak, msk))
+    r1 = head_bytes(method, path if method == "GET" else f"/{vb}/evil",
+                    {"Host": host, "Expect": "100-continue",
+                     "Content-Length": str(len(s))}) + s
+    r3 = head_bytes("GET", path, {"Host": host})
+    c = Conn(d.port)
+    c.s.settimeout(15)
+    c.s.sendall(r1 + r3)
+    answers = []
+    try:
+        for _ in range(2):
+            st, h, body = c.response()
+            answers.append((st, h.get("x-lota-cache"), len(body)))
+            assert body != secret, f"the victim's object went to anyone: {answers}"
+    except (EOFError, OSError):
+        pass  # a closed connection leaks nothing
+    finally:
+        c.close()
+    assert answers and answers[0][0] == 403, answers
+    if len(answers) > 1:
+        assert answers[1][0] == 403 and answers[1][1] is None, answers

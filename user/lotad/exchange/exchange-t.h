@@ -148,6 +148,7 @@ struct exchange {
 	bool upstream_sent;
 	bool upstream_spent; /* the upstream connection may carry stray bytes: never reuse */
 	bool is_retried;
+	bool up_continued; /* the upstream sent a 100 to this request */
 
 	/* response */
 	int status;

@@ -128,6 +128,8 @@ int upstream_read_head(struct exchange *x, struct http_msg *m, const char **raw)
 			*raw = buf;
 			return 0;
 		}
+		if (m->status == 100)
+			x->up_continued = true;
 		/* An interim 1xx goes to the client as it is (101 never: no upgrades). */
 		if (m->status != 101)
 			evbuffer_add(exchange_client_out(x), buf, m->head_len);
@@ -167,6 +169,12 @@ void upstream_describe_failure(struct exchange *x, char *buf, size_t len)
  * end cleanly; after any other HEAD the connection is closed, never reused. */
 bool upstream_is_reusable_after(const struct exchange *x)
 {
+	/* A request with Expect and a body that the origin answered without its 100:
+	 * radosgw leaves that body unread (it expects a client that waits for the 100 never
+	 * to send it) and parses it as its next request, whose answer would be taken for
+	 * the next request lotad sends there. lotad sent the body anyway: never reuse. */
+	if (http_find(&x->req, "expect") && x->req.body != HTTP_BODY_NONE && !x->up_continued)
+		return false;
 	return !http_str_eq(&x->req.method, "HEAD") || x->s3.op == S3_OBJECT_READ;
 }
 
