@@ -570,3 +570,41 @@ def test_expect_continue_body_the_origin_left_unread_cannot_answer_the_next_read
     assert answers and answers[0][0] == 403, answers
     if len(answers) > 1:
         assert answers[1][0] == 403 and answers[1][1] is None, answers
+
+
+def test_expect_continue_body_waits_for_the_origins_100(origin, make_lotad):
+    """A body behind Expect: 100-continue goes to the origin only once it has sent its
+    100. One it refuses first (an anonymous PUT into someone's bucket) never reaches it: a
+    request smuggled in that body (mallory's signed PUT of an object of her own) is never
+    run, the client's connection closes after the 403, and an honest client's upload
+    through the same lotad (it waits for the 100) still goes through."""
+    tag = uuid.uuid4().hex[:6]
+    vb, mb = f"victim-{tag}", f"mal-{tag}"
+    origin.s3().create_bucket(Bucket=vb)
+    mak, msk = origin.create_user(f"mallory-{tag}")
+    mal = origin.s3(mak)
+    mal.create_bucket(Bucket=mb)
+    d = make_lotad()
+    host = f"{HOST}:{d.port}"
+    smuggled = head_bytes("PUT", f"/{mb}/smuggled",
+                          {**signed(origin, "PUT", f"/{mb}/smuggled", host,
+                                    {"Content-Length": "0"}, mak, msk)})
+    r1 = head_bytes("PUT", f"/{vb}/evil", {"Host": host, "Expect": "100-continue",
+                                            "Content-Length": str(len(smuggled))}) + smuggled
+    c = Conn(d.port)
+    c.s.settimeout(15)
+    c.s.sendall(r1)
+    st, h, _ = c.response()
+    assert st == 403 and h.get("connection") == "close", (st, h)
+    with pytest.raises((EOFError, OSError)):
+        c.response()  # closed: the unread body is no request
+    c.close()
+    time.sleep(0.5)
+    with pytest.raises(Exception) as e:
+        mal.head_object(Bucket=mb, Key="smuggled")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    # an honest upload (botocore sends Expect: 100-continue and waits) goes through
+    body = data(3 * MiB)
+    via = origin.s3(endpoint=f"http://{HOST}:{d.port}")
+    via.put_object(Bucket=vb, Key="honest", Body=body)
+    assert origin.s3().get_object(Bucket=vb, Key="honest")["Body"].read() == body

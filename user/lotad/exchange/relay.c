@@ -4,6 +4,7 @@
  * stops while CONN_PIPE_HIGH bytes wait for the slow one. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -94,6 +95,13 @@ static size_t request_read_room(const struct exchange *x, const struct evbuffer 
 	return room;
 }
 
+static bool is_expecting_continue(const struct exchange *x)
+{
+	const struct http_header *h = http_find(&x->req, "expect");
+
+	return h && http_has_token(&h->value, "100-continue");
+}
+
 enum xinput relay_request_body(struct exchange *x)
 {
 	struct conn *c = x->c;
@@ -102,6 +110,11 @@ enum xinput relay_request_body(struct exchange *x)
 	int r;
 
 	if (!c->obev)
+		return XI_WAIT;
+	/* A client that asked for 100-continue: its body goes once the origin has sent its
+	 * 100, never before. An origin that answers first leaves such a body unread and
+	 * parses it as its next request: one a client could smuggle past lotad. */
+	if (!x->up_continued && is_expecting_continue(x))
 		return XI_WAIT;
 	out = bufferevent_get_output(c->obev);
 	if (c->client_read_paused && evbuffer_get_length(out) < CONN_PIPE_HIGH) {
@@ -138,13 +151,23 @@ enum xinput relay_request_body(struct exchange *x)
 void relay_response_head(struct exchange *x, const char *raw, const struct http_msg *m)
 {
 	struct evbuffer *out = exchange_client_out(x);
+	const char *eol;
 
-	/* We must close after this response (its request body was not all read): say so. */
-	if (x->req_body_done || !x->req.keep_alive || http_find(m, "connection")) {
+	if (x->req_body_done) {
 		evbuffer_add(out, raw, m->head_len);
 		return;
 	}
-	evbuffer_add(out, raw, m->head_len - 2);
+	/* We close after this response (its request body was not all read, and what is left
+	 * of it is no request): say so, whatever the origin said of its own connection. */
+	eol = memchr(raw, '\n', m->head_len);
+	evbuffer_add(out, raw, eol ? (size_t)(eol - raw) + 1 : 0);
+	for (size_t i = 0; i < m->nheaders; i++) {
+		const struct http_header *h = &m->headers[i];
+
+		if (!http_name_eq(&h->name, "connection") && !http_name_eq(&h->name, "keep-alive"))
+			evbuffer_add_printf(out, "%.*s: %.*s\r\n", (int)h->name.n, h->name.p,
+					    (int)h->value.n, h->value.p);
+	}
 	evbuffer_add(out, "Connection: close\r\n\r\n", 21);
 	x->req.keep_alive = false;
 }
