@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 
 import clients
 from origin import Origin
+from relay import Relay
 
 HOST = "cwlota.com"
 MiB = 1024 * 1024
@@ -733,3 +734,24 @@ def test_connections_are_spread_evenly_over_the_workers(make_lotad, conns):
         time.sleep(0.05)
     m = d.metrics()
     assert all(int(m[f'worker_connections{{worker="{w}"}}']) == 0 for w in range(4)), m
+
+
+def test_a_new_client_connection_reuses_an_idle_origin_connection(origin, make_lotad):
+    """Clients that open a connection per request (curl, one aws cli process per copy) no
+    longer cost a new origin connection each: a client connection that closes leaves its
+    idle origin connection to the worker's pool, and the next client's request goes on
+    it. Five clients one after another, each with its own connection and signature, make
+    one origin connection (counted by a relay in front of the origin)."""
+    b = "pool-" + uuid.uuid4().hex[:8]
+    s3 = origin.s3()
+    s3.create_bucket(Bucket=b)
+    body = os.urandom(64 * 1024)
+    s3.put_object(Bucket=b, Key="small", Body=body)  # below min-object-size: relayed
+    with Relay(("127.0.0.1", 0), ("127.0.0.1", origin.port)) as r:
+        d = make_lotad(origin_url=r.url, workers="1")
+        for _ in range(5):
+            via = origin.s3(endpoint=f"http://cwlota.com:{d.port}")
+            assert via.get_object(Bucket=b, Key="small")["Body"].read() == body
+            via.close()
+        assert r.accepted == 1, r.accepted
+        assert d.metrics()["origin_connections_reused"] >= 4

@@ -22,7 +22,7 @@
 	X(client_aborts, counter, "client connections closed before their response ended")        \
 	X(origin_requests, counter, "requests sent to the origin")                                \
 	X(origin_connections_reused, counter,                                                      \
-	  "lotad's own requests sent on an idle kept-alive connection to the origin")              \
+	  "requests sent on an idle kept-alive connection to the origin (lotad's own, or a new client's)") \
 	X(origin_errors, counter, "origin connect, TLS or protocol failures")                     \
 	X(origin_timeouts, counter, "origin requests that timed out")                             \
 	X(origin_aborts, counter, "responses cut because the origin failed mid-body")            \

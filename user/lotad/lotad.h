@@ -32,6 +32,9 @@ struct worker {
 	unsigned long nconns, nhanded;
 	int handoff[2];		   /* a pipe of accepted connections handed to this worker */
 	struct event *handoff_ev; /* its read end */
+	/* Idle origin connections left by client connections that closed, for the next
+	 * client's request: a new client then skips the TCP (and TLS) handshake. */
+	struct originpool *pool;
 };
 
 struct lotad {

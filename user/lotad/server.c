@@ -17,6 +17,7 @@
 #include <event2/listener.h>
 
 #include "exchange/exchange.h"
+#include "exchange/originpool.h"
 #include "netaddr.h"
 #include "log.h"
 #include "lotad.h"
@@ -139,6 +140,7 @@ static int worker_init(struct lotad *d, struct worker *w, int id)
 	w->base = event_base_new();
 	if (!w->base)
 		return -ENOMEM;
+	w->pool = originpool_new(w->base); /* NULL: a new origin connection each time */
 	/* Without a hand-off pipe the worker takes only what it accepts itself. */
 	w->handoff[0] = w->handoff[1] = -1;
 	if (pipe2(w->handoff, O_NONBLOCK | O_CLOEXEC) == 0 &&

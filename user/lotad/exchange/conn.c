@@ -34,7 +34,7 @@ bool conn_client_has_room(const struct conn *c)
 
 void conn_free(struct conn *c)
 {
-	upstream_drop(c);
+	upstream_release(c);
 	bufferevent_free(c->cbev);
 	metric_sub(M_connections_open, 1);
 	__atomic_sub_fetch(&c->w->nconns, 1, __ATOMIC_RELAXED);
@@ -47,7 +47,7 @@ void conn_close_after_flush(struct conn *c)
 	struct timeval tv = {.tv_sec = (time_t)c->w->d->cfg.client_timeout};
 
 	c->closing = true;
-	upstream_drop(c);
+	upstream_release(c);
 	bufferevent_disable(c->cbev, EV_READ);
 	/* A client that never reads the rest must not keep the connection forever. */
 	bufferevent_set_timeouts(c->cbev, NULL, &tv);

@@ -36,6 +36,8 @@ int upstream_send(struct exchange *x);
 int upstream_read_head(struct exchange *x, struct http_msg *m, const char **raw);
 void upstream_drain(struct exchange *x, size_t n);
 void upstream_drop(struct conn *c);
+/* The client connection ends: an idle upstream goes to the worker's pool, else closed. */
+void upstream_release(struct conn *c);
 void upstream_set_timeout(struct conn *c, bool is_active);
 /* A reused connection closed before any answer: may the request go again? */
 bool upstream_may_retry(const struct exchange *x);

@@ -97,6 +97,7 @@ struct conn {
 	struct origin *obev_origin;    /* which origin, for "" */
 	struct exchange *x;
 	bool origin_reused;
+	bool is_upstream_idle; /* obev finished an exchange cleanly and carries none now */
 	bool closing;
 	bool client_read_paused;
 	bool origin_read_paused;

@@ -482,8 +482,10 @@ static void finish(struct exchange *x)
 	if (!x->resp_keep_alive || !x->req_body_done || x->upstream_spent ||
 	    (c->obev && evbuffer_get_length(bufferevent_get_input(c->obev))))
 		upstream_drop(c);
-	else if (c->obev)
+	else if (c->obev) {
 		upstream_set_timeout(c, false);
+		c->is_upstream_idle = true;
+	}
 	exchange_free(x);
 	if (!is_keep) {
 		conn_close_after_flush(c);

@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "exchange/exchange-int.h"
+#include "exchange/originpool.h"
 #include "http.h"
 #include "log.h"
 #include "exchange/origin.h"
@@ -42,11 +43,23 @@ void upstream_drop(struct conn *c)
 	c->obev_id[0] = '\0';
 	c->obev_origin = NULL;
 	c->origin_reused = false;
+	c->is_upstream_idle = false;
 	c->origin_read_paused = false;
+}
+
+void upstream_release(struct conn *c)
+{
+	if (c->obev && c->obev_origin && c->is_upstream_idle && c->w->pool) {
+		originpool_put(c->w->pool, c->obev_origin, c->obev);
+		c->obev = NULL;
+	}
+	upstream_drop(c);
 }
 
 static int upstream_open(struct conn *c, const struct upstream_target *t, struct origin *o)
 {
+	bool is_reused = false;
+
 	if (t->id[0]) {
 		c->obev = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
 		if (c->obev && bufferevent_socket_connect(c->obev, (const struct sockaddr *)&t->addr,
@@ -57,6 +70,8 @@ static int upstream_open(struct conn *c, const struct upstream_target *t, struct
 			c->obev = NULL;
 			errno = e;
 		}
+	} else if (c->w->pool) {
+		c->obev = originpool_get(c->w->pool, o, &is_reused);
 	} else {
 		c->obev = origin_connect(o, c->w->base);
 	}
@@ -64,8 +79,13 @@ static int upstream_open(struct conn *c, const struct upstream_target *t, struct
 		return -errno;
 	snprintf(c->obev_id, sizeof(c->obev_id), "%s", t->id);
 	c->obev_origin = t->id[0] ? NULL : o;
-	c->origin_reused = false;
+	/* (reused: the origin may have closed it meanwhile, and a failure before any answer
+	 * byte sends the request again on a new one) */
+	c->origin_reused = is_reused;
+	if (is_reused)
+		metric_add(M_origin_connections_reused, 1);
 	bufferevent_setcb(c->obev, up_read_cb, up_write_cb, up_event_cb, c);
+	bufferevent_setwatermark(c->obev, EV_READ, 0, 0);
 	bufferevent_setwatermark(c->obev, EV_WRITE, CONN_PIPE_HIGH / 2, 0);
 	bufferevent_set_max_single_read(c->obev, CONN_READ_MAX);
 	bufferevent_set_max_single_write(c->obev, CONN_READ_MAX);
@@ -89,6 +109,9 @@ int upstream_send(struct exchange *x)
 	is_new = !c->obev;
 	if (is_new && (r = upstream_open(c, &x->up, x->origin)) < 0)
 		return r;
+	c->is_upstream_idle = false;
+	if (c->origin_reused)
+		is_new = false; /* connected: its read timeout, not its connect timeout */
 	if (x->origin) {
 		metric_add(M_origin_requests, 1);
 		origin_note(x->origin, ORIGIN_SENT);
