@@ -116,6 +116,7 @@ struct health {
 struct cache {
 	char *path;
 	int dirfd, objfd, tmpfd; /* numbers never change: a recovery dup2()s onto them */
+	int lockfd;		 /* the directory, flock()ed: one store per directory */
 	pthread_mutex_t mu;
 	struct htab objs;   /* struct obj by key hash */
 	struct htab chunks; /* struct chunk by name hash */

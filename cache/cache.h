@@ -53,7 +53,7 @@
  * orders the LRU by each file's newer of atime and mtime (opening a chunk refreshes its
  * atime at most once a minute). The scan runs on 16 threads; opts->log may be called from
  * any of them. -EINVAL: a bad option (chunk_size not a multiple of 4 KiB of at least
- * 1 MiB, watermarks). */
+ * 1 MiB, watermarks). -EBUSY: another store (another lotad) has dir open. */
 int cache_open(const char *dir, const struct cache_opts *opts, struct cache **out);
 
 /* Closes the store. Every handle, fill and follower must be released first. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -70,10 +71,23 @@ static void free_store(struct cache *c)
 		close(c->objfd);
 	if (c->dirfd >= 0)
 		close(c->dirfd);
+	if (c->lockfd >= 0)
+		close(c->lockfd); /* and its lock goes */
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->ctl_mu);
 	free(c->path);
 	free(c);
+}
+
+/* A second store on the directory would take the first's fills in tmp/ for a dead run's
+ * leftovers and remove them: one store per directory, by flock(). */
+static int lock_dir(struct cache *c, const char *dir)
+{
+	c->lockfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->lockfd < 0)
+		return -errno;
+	return flock(c->lockfd, LOCK_EX | LOCK_NB) < 0 ? (errno == EWOULDBLOCK ? -EBUSY : -errno)
+							 : 0;
 }
 
 int cache_open(const char *dir, const struct cache_opts *opts, struct cache **out)
@@ -85,7 +99,7 @@ int cache_open(const char *dir, const struct cache_opts *opts, struct cache **ou
 	*out = NULL;
 	if (!c)
 		return err;
-	c->dirfd = c->objfd = c->tmpfd = c->scrub.fd = -1;
+	c->dirfd = c->objfd = c->tmpfd = c->lockfd = c->scrub.fd = -1;
 	c->scrub.pass = 1;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->ctl_mu, NULL);
@@ -103,7 +117,8 @@ int cache_open(const char *dir, const struct cache_opts *opts, struct cache **ou
 		err = -errno;
 		goto err;
 	}
-	if ((err = set_capacity(c, dir, &c->opts)) || (err = health_init(c)) ||
+	if ((err = set_capacity(c, dir, &c->opts)) || (err = lock_dir(c, dir)) ||
+	    (err = health_init(c)) ||
 	    (err = open_subdir(c->dirfd, "objects", &c->objfd)) ||
 	    (err = open_subdir(c->dirfd, "tmp", &c->tmpfd)) ||
 	    (err = store_recover(c, c->objfd, c->tmpfd)))

@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -396,3 +397,49 @@ def test_client_that_stops_reading_is_cut_not_answered(make_lotad, origin):
     assert rest == body[:len(rest)], "bytes after the cut are not the object's"
     assert d.metrics()["connections_open"] == 0
     assert d.metrics()["client_timeouts"] >= 1
+
+
+def _cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_file_descriptors_does_not_spin(make_lotad):
+    """lotad out of file descriptors (its limit lowered under it, max-connections above
+    it): accept() fails, and the pending connection stays in the backlog. The listeners
+    rest and retry instead of failing in a loop (before: a core at 98% and millions of
+    log lines a minute while other clients waited), the failure is logged a few times and
+    counted, and once connections close new clients are served again."""
+    d = make_lotad(workers="1", max_connections="10000", client_timeout="30")
+    subprocess.run(["prlimit", f"--pid={d.proc.pid}", "--nofile=64:64"], check=True)
+    idle = []
+    try:
+        for _ in range(80):  # past the limit: the last ones wait in the backlog
+            s = socket.socket()
+            s.settimeout(5)
+            s.connect(("127.0.0.1", d.port))
+            idle.append(s)
+        time.sleep(0.5)
+        cpu0, t0 = _cpu_s(d.proc.pid), time.monotonic()
+        time.sleep(2)
+        busy = (_cpu_s(d.proc.pid) - cpu0) / (time.monotonic() - t0)
+        assert busy < 0.3, f"lotad used {busy:.0%} of a core while out of descriptors"
+        lines = [l for l in d.log_text().splitlines() if "accept: Too many open files" in l]
+        assert 1 <= len(lines) <= 3, lines[:5]
+    finally:
+        for s in idle:
+            s.close()
+    end = time.monotonic() + 15  # the closed ones go, the waiting ones get in
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{d.port}/", timeout=2) as r:
+                r.read()
+            break
+        except urllib.error.HTTPError:
+            break  # an answer (the origin's 403 to an anonymous ListBuckets)
+        except OSError:
+            time.sleep(0.2)
+    else:
+        raise AssertionError("no answer after the connections closed")
+    assert d.metrics()["accept_errors"] >= 1

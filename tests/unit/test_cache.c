@@ -896,6 +896,24 @@ static void test_follow_thread(void)
 	CU_ASSERT(has("stream"));
 }
 
+/* A second store on the directory (another lotad) is refused while the first is open:
+ * its recovery would remove the first's running fills from tmp/. */
+static void test_one_store_per_dir(void)
+{
+	struct cache_opts o = opts_cap(1 << 30);
+	struct cache *second = NULL;
+	struct cache_meta m = {.id = {"b", "k", "v"}, .size = 4096, .etag = "\"e\""};
+	struct cache_fill *f;
+
+	CU_ASSERT_EQUAL(cache_chunk_begin(cache, &m, 0, &f), CACHE_BEGIN_FILL);
+	CU_ASSERT_EQUAL(cache_open(dir, &o, &second), -EBUSY);
+	CU_ASSERT_PTR_NULL(second);
+	cache_fill_abort(f, 0);
+	cache_close(cache);
+	cache = NULL;
+	CU_ASSERT_EQUAL(cache_open(dir, &o, &cache), 0); /* the lock went with the store */
+}
+
 int main(void)
 {
 	static const struct {
@@ -919,6 +937,7 @@ int main(void)
 	    {"concurrent fills of distinct keys", test_concurrent_fills},
 	    {"follower woken from the writer's thread", test_follow_thread},
 	    {"followers woken once per CACHE_WAKE_BYTES", test_wake_batching},
+	    {"one store per directory (flock)", test_one_store_per_dir},
 	};
 	bool is_ok = true;
 	unsigned failed;

@@ -16,6 +16,7 @@
 	X(connections_accepted, counter, "client connections accepted")                            \
 	X(connections_refused, counter, "client connections refused at max-connections")          \
 	X(connections_handed_off, counter, "accepted connections handed to a less busy worker")   \
+	X(accept_errors, counter, "accept() failures (out of file descriptors, memory)")          \
 	X(connections_open, gauge, "client connections open now")                                 \
 	X(exchanges_active, gauge, "requests in progress now")                                    \
 	X(client_timeouts, counter, "client connections closed for silence")                      \

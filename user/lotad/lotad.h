@@ -35,6 +35,7 @@ struct worker {
 	/* Idle origin connections left by client connections that closed, for the next
 	 * client's request: a new client then skips the TCP (and TLS) handshake. */
 	struct originpool *pool;
+	struct event *accept_resume; /* re-enables the listeners after an accept() failure */
 };
 
 struct lotad {

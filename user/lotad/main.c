@@ -5,6 +5,7 @@
  * every module. */
 #include <errno.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +192,31 @@ static void daemon_stop(struct daemon *dm)
 	free(d->origin);
 }
 
+/* Each client connection may hold a few descriptors (its origin connection, a chunk file,
+ * a fill's socket and file, a splice pipe): the soft limit goes up to the hard one, and
+ * lotad says so when even that is short of max-connections. */
+static void raise_nofile(const struct lotad *d)
+{
+	struct rlimit rl;
+	uint64_t want = d->cfg.max_connections * 4 + 256;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max && rl.rlim_cur < want) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : (rlim_t)want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			rl.rlim_cur = was;
+	}
+	if (rl.rlim_cur < want)
+		log_warn("max-connections %llu, but only %llu file descriptors (RLIMIT_NOFILE): past "
+			 "about %llu connections accept() fails and new clients wait (raise LimitNOFILE, "
+			 "or lower max-connections)",
+			 (unsigned long long)d->cfg.max_connections, (unsigned long long)rl.rlim_cur,
+			 (unsigned long long)(rl.rlim_cur > 256 ? (rl.rlim_cur - 256) / 4 : 0));
+}
+
 int main(int argc, char **argv)
 {
 	static struct daemon dm;
@@ -207,6 +233,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile(d);
 	d->is_splice = d->cfg.splice;
 	d->started = time(NULL);
 	evthread_use_pthreads();

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -122,6 +123,47 @@ static void accept_any(struct worker *w, evutil_socket_t fd, struct sockaddr *sa
 	conn_accept(w, fd, peer, is_peer_port);
 }
 
+#define ACCEPT_PAUSE_MS 100	/* listeners rest this long after accept() fails */
+#define ACCEPT_LOG_EVERY_S 10 /* and say so at most this often */
+
+static void set_listening(struct worker *w, bool on)
+{
+	if (w->listener)
+		(on ? evconnlistener_enable : evconnlistener_disable)(w->listener);
+	if (w->peer_listener)
+		(on ? evconnlistener_enable : evconnlistener_disable)(w->peer_listener);
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	set_listening(arg, true);
+}
+
+/* accept() failed (out of descriptors, most often): the pending connection stays in the
+ * backlog, so the listener would fire again at once, forever. The listeners rest a
+ * moment instead, and the failure is said once in a while, not once per try. */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	static uint64_t last_log_s; /* shared by the workers: a rough bound is enough */
+	struct worker *w = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval pause = {0, ACCEPT_PAUSE_MS * 1000};
+	uint64_t now = (uint64_t)time(NULL), last = __atomic_load_n(&last_log_s, __ATOMIC_RELAXED);
+
+	metric_add(M_accept_errors, 1);
+	if (now >= last + ACCEPT_LOG_EVERY_S &&
+	    __atomic_compare_exchange_n(&last_log_s, &last, now, false, __ATOMIC_RELAXED,
+					__ATOMIC_RELAXED))
+		log_warn("accept: %s (%llu open connections, max-connections %llu): new clients "
+			 "wait in the backlog; lota_accept_errors counts the failures",
+			 strerror(err), (unsigned long long)metric_get(M_connections_open),
+			 (unsigned long long)w->d->cfg.max_connections);
+	if (!w->accept_resume)
+		return;
+	set_listening(w, false);
+	event_add(w->accept_resume, &pause);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -158,6 +200,8 @@ static int worker_init(struct lotad *d, struct worker *w, int id)
 		close(fd);
 		return -ENOMEM;
 	}
+	w->accept_resume = evtimer_new(w->base, accept_resume_cb, w);
+	evconnlistener_set_error_cb(w->listener, accept_error_cb);
 	if (!d->has_peer_port || !d->cfg.peer_listen[0])
 		return 0;
 	fd = netaddr_listen(d->cfg.peer_listen, true, err, sizeof(err));
@@ -170,6 +214,7 @@ static int worker_init(struct lotad *d, struct worker *w, int id)
 		close(fd);
 		return -ENOMEM;
 	}
+	evconnlistener_set_error_cb(w->peer_listener, accept_error_cb);
 	return 0;
 }
 

@@ -46,6 +46,12 @@ static int open_store(struct cachepath *cp)
 		return 0;
 	}
 	r = cache_open(cp->d->cfg.cache_dir, &o, &cp->cache);
+	if (r == -EBUSY) {
+		log_error("cache: %s is in use by another lotad (it holds the directory's lock); "
+			  "relaying only", cp->d->cfg.cache_dir);
+		cp->cache = NULL;
+		return 0;
+	}
 	if (r < 0) {
 		log_error("cache: %s: %s; relaying only", cp->d->cfg.cache_dir, strerror(-r));
 		cp->cache = NULL;
