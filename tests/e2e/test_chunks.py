@@ -997,6 +997,7 @@ def test_full_disk_mid_fill_costs_no_client(origin, bucket, chunk_lotad, relay_t
         assert isinstance(results[i], bytes), f"reader {i} ({rng}): {results[i]}"
         assert_bytes(results[i], want, f"reader {i} ({rng or 'whole'})")
     assert "No space left" in d.log_text(), "the disk was expected to fill up"
+    assert "the disk fills before eviction starts" in d.log_text()  # said at start
     wait_until(lambda: not running_fills(d), 10, "no fill left in tmp/")
     status, got, _ = get(s3c(origin, ep(d)), bucket, key)
     assert_bytes(got, body, "a read after the full disk")

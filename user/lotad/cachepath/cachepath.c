@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include <event2/event.h>
 
@@ -35,6 +36,23 @@ static void cache_log(void *arg, const char *msg)
 	log_warn("%s", msg);
 }
 
+/* A capacity past the filesystem's size never makes eviction start: the disk fills
+ * first, and every fill after that is abandoned. Said at start (the operator's choice:
+ * the disk may also be shared). */
+static void warn_capacity_past_disk(const char *dir, uint64_t capacity)
+{
+	struct statvfs sv;
+	uint64_t fs;
+
+	if (!capacity || statvfs(dir, &sv) < 0 || !sv.f_frsize)
+		return;
+	fs = sv.f_blocks > UINT64_MAX / sv.f_frsize ? UINT64_MAX : (uint64_t)sv.f_blocks * sv.f_frsize;
+	if (capacity > fs / 10 * 9)
+		log_warn("cache: capacity %llu is more than 90%% of the filesystem of %s (%llu "
+			 "bytes): the disk fills before eviction starts (leave capacity unset for 90%%)",
+			 (unsigned long long)capacity, dir, (unsigned long long)fs);
+}
+
 static int open_store(struct cachepath *cp)
 {
 	struct cache_opts o = {.capacity = cp->d->cfg.capacity, .chunk_size = cp->d->cfg.chunk_size,
@@ -57,6 +75,7 @@ static int open_store(struct cachepath *cp)
 		cp->cache = NULL;
 		return 0;
 	}
+	warn_capacity_past_disk(cp->d->cfg.cache_dir, cp->d->cfg.capacity);
 	upkeep_refresh(cp);
 	log_info("cache: %s, %llu entries, %llu of %llu bytes used", cp->d->cfg.cache_dir,
 		 (unsigned long long)metric_get(M_cache_entries),
