@@ -49,12 +49,30 @@ static void test_truncation(void)
 	CU_ASSERT_EQUAL(n % 2, 0); /* never half an escape */
 }
 
+/* log_warn_every: one line per interval, the rest counted and said with the next. */
+static void test_every(void)
+{
+	struct log_every e = {0};
+	unsigned long held = 99;
+
+	CU_ASSERT(log_every_take(&e, 1000, 500, &held));
+	CU_ASSERT_EQUAL(held, 0);
+	for (int i = 0; i < 60; i++)
+		CU_ASSERT(!log_every_take(&e, 1000 + (uint64_t)i * 8, 500, &held));
+	CU_ASSERT(!log_every_take(&e, 1499, 500, &held));
+	CU_ASSERT(log_every_take(&e, 1500, 500, &held));
+	CU_ASSERT_EQUAL(held, 61);
+	CU_ASSERT(log_every_take(&e, 5000, 500, &held)); /* quiet since: nothing held */
+	CU_ASSERT_EQUAL(held, 0);
+}
+
 int main(void)
 {
 	static const struct unit_test tests[] = {
 	    {"escapes", test_escapes},
 	    {"utf-8", test_utf8},
 	    {"truncation", test_truncation},
+	    {"one line per interval", test_every},
 	};
 
 	return UNIT_RUN("log", NULL, NULL, tests);

@@ -126,3 +126,38 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	if (write(STDERR_FILENO, line, n) < 0)
 		return;
 }
+
+bool log_every_take(struct log_every *e, uint64_t now_ms, unsigned every_ms, unsigned long *held)
+{
+	uint64_t next = __atomic_load_n(&e->next_ms, __ATOMIC_RELAXED);
+
+	if (now_ms < next || !__atomic_compare_exchange_n(&e->next_ms, &next, now_ms + every_ms, false,
+							  __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+		__atomic_add_fetch(&e->held, 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	*held = __atomic_exchange_n(&e->held, 0, __ATOMIC_RELAXED);
+	return true;
+}
+
+void log_msg_every(struct log_every *e, unsigned every_ms, enum log_level level, const char *fmt, ...)
+{
+	char msg[LOG_LINE_MAX];
+	struct timespec ts;
+	unsigned long held;
+	va_list ap;
+
+	if (level > log_get_level())
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (!log_every_take(e, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000, every_ms,
+			    &held))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (held)
+		log_msg(level, "%s (and %lu more like it since the last such line)", msg, held);
+	else
+		log_msg(level, "%s", msg);
+}
