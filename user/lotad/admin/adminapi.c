@@ -75,7 +75,11 @@ static void stats_cb(struct evhttp_request *req, void *arg)
 
 		if (line[0] != '#' && sp && strncmp(line, "lota_", 5) == 0) {
 			*sp = '\0';
-			evbuffer_add_printf(b, "%s\"%s\":%s", is_first ? "" : ",", line + 5, sp + 1);
+			evbuffer_add_printf(b, "%s\"", is_first ? "" : ",");
+			/* a labelled sample's name has quotes: worker_connections{worker=\"0\"} */
+			for (const char *p = line + 5; *p; p++)
+				evbuffer_add_printf(b, "%s%c", *p == '"' || *p == '\\' ? "\\" : "", *p);
+			evbuffer_add_printf(b, "\":%s", sp + 1);
 			is_first = false;
 		}
 		free(line);
