@@ -24,6 +24,7 @@ struct s3region_tap;
 
 /* Bytes queued towards a slow side before we stop reading from the fast side. */
 #define CONN_PIPE_HIGH (1024 * 1024)
+#define EXPECT_WAIT_MS 1000 /* a body held for the origin's 100 goes after this anyway */
 #define CONN_READ_MAX (256 * 1024)
 /* Extra header lines a route adds to the request it sends upstream (If-None-Match and
  * If-Unmodified-Since, or a peer signature), CRLF-terminated. */
@@ -150,6 +151,10 @@ struct exchange {
 	bool upstream_spent; /* the upstream connection may carry stray bytes: never reuse */
 	bool is_retried;
 	bool up_continued; /* the upstream sent a 100 to this request */
+	/* A body held for the origin's 100 goes after EXPECT_WAIT_MS anyway (radosgw reads
+	 * some bodies without a 100): the timer, and whether it ran out. */
+	struct event *expect_ev;
+	bool is_expect_over;
 
 	/* response */
 	int status;

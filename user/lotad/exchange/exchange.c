@@ -455,6 +455,8 @@ void exchange_free(struct exchange *x)
 		evbuffer_free(x->req_copy);
 	if (x->wake_ev)
 		event_free(x->wake_ev);
+	if (x->expect_ev)
+		event_free(x->expect_ev);
 	metric_sub(M_exchanges_active, 1);
 	free(x->head);
 	free(x);
@@ -484,7 +486,10 @@ static void finish(struct exchange *x)
 		upstream_drop(c);
 	else if (c->obev) {
 		upstream_set_timeout(c, false);
-		c->is_upstream_idle = true;
+		/* Another client may have it next (upstream_release): only once every byte of
+		 * the answer is known read, not merely none buffered now. */
+		c->is_upstream_idle = x->resp_body == HTTP_BODY_NONE ||
+				      (x->resp_body == HTTP_BODY_LENGTH && x->resp_left == 0);
 	}
 	exchange_free(x);
 	if (!is_keep) {

@@ -194,11 +194,12 @@ void upstream_describe_failure(struct exchange *x, char *buf, size_t len)
  * end cleanly; after any other HEAD the connection is closed, never reused. */
 bool upstream_is_reusable_after(const struct exchange *x)
 {
-	/* A request with Expect and a body that the origin answered without its 100:
-	 * radosgw leaves that body unread (it expects a client that waits for the 100 never
-	 * to send it) and parses it as its next request, whose answer would be taken for
-	 * the next request lotad sends there. lotad sent the body anyway: never reuse. */
-	if (http_find(&x->req, "expect") && x->req.body != HTTP_BODY_NONE && !x->up_continued)
+	/* A request with Expect and a body: an origin that answered without its 100 may
+	 * have left that body unread (radosgw does: it expects a client that waits for the
+	 * 100 never to send it) and parse it as its next request, whose answer would be
+	 * taken for the next request lotad sends there. Never reused, 100 or not (one
+	 * handshake per upload is cheap insurance against an origin that skips the drain). */
+	if (http_find(&x->req, "expect") && x->req.body != HTTP_BODY_NONE)
 		return false;
 	return !http_str_eq(&x->req.method, "HEAD") || x->s3.op == S3_OBJECT_READ;
 }
