@@ -81,7 +81,7 @@ struct objread {
 	struct fills_head *head; /* lotad's HEAD in progress */
 	bool is_head_answered;
 	/* the check of a young version's headers (young.h): asked, answered, found stale */
-	bool is_young_checked, is_young_answered, is_young_stale;
+	bool is_young_checked, is_young_answered, is_young_stale, is_young_gone;
 };
 
 #endif

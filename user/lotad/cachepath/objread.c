@@ -252,6 +252,8 @@ static void young_head_done(void *arg, int status, const struct http_msg *m)
 			young_checked(o->cp->young, v, m);
 		else
 			o->is_young_stale = true;
+	} else if (status == 404 && v) {
+		o->is_young_gone = true; /* lotad's own HEAD is proof enough */
 	}
 	objmeta_free(&now);
 	exchange_wake(x);
@@ -526,14 +528,15 @@ static enum route_verdict read_on_wake(struct exchange *x)
 	}
 	if (o->is_young_answered) {
 		o->is_young_answered = false;
-		if (o->is_young_stale) {
+		if (o->is_young_stale || o->is_young_gone) {
 			struct cache_key k = cachepath_key(x);
 
 			cachepath_invalidate(o->cp, &k);
-			metric_add(M_cache_stale_metadata, 1);
-			log_info("cache: %s/%s was written again in its Last-Modified second with the "
-				 "same bytes and other headers: fetching it again", x->s3.bucket,
-				 x->s3.key);
+			if (o->is_young_stale)
+				metric_add(M_cache_stale_metadata, 1);
+			log_info("cache: %s/%s %s at the origin in its Last-Modified second (lotad's "
+				 "HEAD): dropped", x->s3.bucket, x->s3.key,
+				 o->is_young_stale ? "changed" : "deleted");
 			drop_version(o);
 		}
 		return send_read(x, o);

@@ -50,6 +50,8 @@ bool upstream_is_reusable_after(const struct exchange *x);
 /* Client -> upstream: moves what the framing allows. XI_WAIT, XI_DONE once the body is
  * complete, XI_FAIL on malformed chunked framing. */
 enum xinput relay_request_body(struct exchange *x);
+/* Did the client ask for 100-continue (its body then waits for the origin's 100)? */
+bool relay_is_expecting_continue(const struct exchange *x);
 /* Upstream -> client, after the head: XI_WAIT, XI_DONE, XI_SPLICE, XI_CUT. */
 enum xinput relay_response_body(struct exchange *x);
 /* The head to forward to the client (adding Connection: close when needed). */

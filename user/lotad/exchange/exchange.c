@@ -306,6 +306,7 @@ static enum xinput step_upstream(struct exchange *x)
 	struct http_msg *m;
 	const char *raw;
 	enum xinput in = wake_route(x);
+	bool was_continued = x->up_continued;
 	int r;
 
 	if (in != XI_WAIT && in != XI_HOLD)
@@ -316,6 +317,8 @@ static enum xinput step_upstream(struct exchange *x)
 		return XI_CUT;
 	}
 	r = upstream_read_head(x, m, &raw);
+	if (x->up_continued && !was_continued)
+		exchange_wake(x); /* the body held for the 100 goes on the next run */
 	if (r == 0)
 		in = answer_head(x, m, raw);
 	else if (r == -EAGAIN)
@@ -398,6 +401,26 @@ static enum xinput step_reply(struct exchange *x)
 	return XI_REPLIED;
 }
 
+static void expect_over_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exchange *x = arg;
+
+	x->is_expect_over = true;
+	exchange_wake(x);
+}
+
+/* A body held for the origin's 100 (relay.c) goes after EXPECT_WAIT_MS anyway. */
+static void arm_expect_timer(struct exchange *x)
+{
+	struct timeval tv = {0, EXPECT_WAIT_MS * 1000};
+
+	if (x->expect_ev || x->up_continued || x->is_expect_over || !relay_is_expecting_continue(x))
+		return;
+	x->expect_ev = evtimer_new(exchange_base(x), expect_over_cb, x);
+	if (!x->expect_ev || evtimer_add(x->expect_ev, &tv) < 0)
+		x->is_expect_over = true; /* no timer: the body goes at once, as before */
+}
+
 /* What every live state checks first: the client, and the request body. */
 static enum xinput step_common(struct exchange *x)
 {
@@ -421,6 +444,7 @@ static enum xinput step_common(struct exchange *x)
 	 * answers with an error of its own (the rest of the body is never read). */
 	if (!x->upstream_sent || x->req_body_done || x->state == XS_REPLY || x->state == XS_WAIT)
 		return XI_WAIT;
+	arm_expect_timer(x);
 	in = relay_request_body(x);
 	if (in == XI_FAIL) {
 		metric_add(M_bad_requests, 1);

@@ -95,15 +95,7 @@ static size_t request_read_room(const struct exchange *x, const struct evbuffer 
 	return room;
 }
 
-static void expect_over_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct exchange *x = arg;
-
-	x->is_expect_over = true;
-	exchange_wake(x);
-}
-
-static bool is_expecting_continue(const struct exchange *x)
+bool relay_is_expecting_continue(const struct exchange *x)
 {
 	const struct http_header *h = http_find(&x->req, "expect");
 
@@ -124,17 +116,8 @@ enum xinput relay_request_body(struct exchange *x)
 	 * next request: one a client could smuggle past lotad. radosgw reads some bodies
 	 * without a 100 (PUT ?tagging, POST ?delete): those go after EXPECT_WAIT_MS, as curl
 	 * sends them (and their connection is never reused: upstream_is_reusable_after). */
-	if (!x->up_continued && !x->is_expect_over && is_expecting_continue(x)) {
-		if (!x->expect_ev) {
-			struct timeval tv = {0, EXPECT_WAIT_MS * 1000};
-
-			x->expect_ev = evtimer_new(exchange_base(x), expect_over_cb, x);
-			if (!x->expect_ev || evtimer_add(x->expect_ev, &tv) < 0)
-				x->is_expect_over = true; /* no timer: as before, at once */
-		}
-		if (!x->is_expect_over)
-			return XI_WAIT;
-	}
+	if (!x->up_continued && !x->is_expect_over && relay_is_expecting_continue(x))
+		return XI_WAIT; /* exchange.c runs the timer */
 	out = bufferevent_get_output(c->obev);
 	if (c->client_read_paused && evbuffer_get_length(out) < CONN_PIPE_HIGH) {
 		c->client_read_paused = false;

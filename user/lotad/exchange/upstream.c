@@ -151,10 +151,8 @@ int upstream_read_head(struct exchange *x, struct http_msg *m, const char **raw)
 			*raw = buf;
 			return 0;
 		}
-		if (m->status == 100 && !x->up_continued) {
-			x->up_continued = true;
-			exchange_wake(x); /* the body held for it may go now (relay.c) */
-		}
+		if (m->status == 100)
+			x->up_continued = true; /* the body held for it may go (relay.c) */
 		/* An interim 1xx goes to the client as it is (101 never: no upgrades). */
 		if (m->status != 101)
 			evbuffer_add(exchange_client_out(x), buf, m->head_len);
