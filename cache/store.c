@@ -80,14 +80,21 @@ static void free_store(struct cache *c)
 }
 
 /* A second store on the directory would take the first's fills in tmp/ for a dead run's
- * leftovers and remove them: one store per directory, by flock(). */
-static int lock_dir(struct cache *c, const char *dir)
+ * leftovers and remove them: one store per directory, by flock() on dir/lock (a regular
+ * file: NFS emulates flock with a POSIX lock, which needs a writable descriptor). A
+ * filesystem without locks is used unlocked, and the log says so. */
+static int lock_dir(struct cache *c)
 {
-	c->lockfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (c->lockfd < 0)
-		return -errno;
-	return flock(c->lockfd, LOCK_EX | LOCK_NB) < 0 ? (errno == EWOULDBLOCK ? -EBUSY : -errno)
-							 : 0;
+	c->lockfd = openat(c->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (c->lockfd >= 0 && flock(c->lockfd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK)
+		return -EBUSY;
+	cache_log(c,
+		  "cache: %s: cannot lock the directory (%s): a second lotad on it would not "
+		  "be refused",
+		  c->path, strerror(errno));
+	return 0;
 }
 
 int cache_open(const char *dir, const struct cache_opts *opts, struct cache **out)
@@ -117,9 +124,8 @@ int cache_open(const char *dir, const struct cache_opts *opts, struct cache **ou
 		err = -errno;
 		goto err;
 	}
-	if ((err = set_capacity(c, dir, &c->opts)) || (err = lock_dir(c, dir)) ||
-	    (err = health_init(c)) ||
-	    (err = open_subdir(c->dirfd, "objects", &c->objfd)) ||
+	if ((err = set_capacity(c, dir, &c->opts)) || (err = lock_dir(c)) ||
+	    (err = health_init(c)) || (err = open_subdir(c->dirfd, "objects", &c->objfd)) ||
 	    (err = open_subdir(c->dirfd, "tmp", &c->tmpfd)) ||
 	    (err = store_recover(c, c->objfd, c->tmpfd)))
 		goto err;

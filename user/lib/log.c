@@ -131,8 +131,9 @@ bool log_every_take(struct log_every *e, uint64_t now_ms, unsigned every_ms, uns
 {
 	uint64_t next = __atomic_load_n(&e->next_ms, __ATOMIC_RELAXED);
 
-	if (now_ms < next || !__atomic_compare_exchange_n(&e->next_ms, &next, now_ms + every_ms, false,
-							  __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+	if (now_ms < next ||
+	    !__atomic_compare_exchange_n(&e->next_ms, &next, now_ms + every_ms, false,
+					 __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
 		__atomic_add_fetch(&e->held, 1, __ATOMIC_RELAXED);
 		return false;
 	}
@@ -140,7 +141,8 @@ bool log_every_take(struct log_every *e, uint64_t now_ms, unsigned every_ms, uns
 	return true;
 }
 
-void log_msg_every(struct log_every *e, unsigned every_ms, enum log_level level, const char *fmt, ...)
+void log_msg_every(struct log_every *e, unsigned every_ms, enum log_level level, const char *fmt,
+		   ...)
 {
 	char msg[LOG_LINE_MAX];
 	struct timespec ts;
@@ -150,8 +152,8 @@ void log_msg_every(struct log_every *e, unsigned every_ms, enum log_level level,
 	if (level > log_get_level())
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if (!log_every_take(e, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000, every_ms,
-			    &held))
+	if (!log_every_take(e, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000,
+			    every_ms, &held))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);

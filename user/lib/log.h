@@ -21,6 +21,8 @@ const char *log_level_name(enum log_level level);
 size_t log_escape(const char *in, size_t n, char *out, size_t cap);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+#define LOG_EVERY_SECOND 1000 /* log_warn_every's usual interval, ms */
+
 /* A line that can come many times a second (a fill abandoned on a full disk): at most one
  * per call site every interval; those held back are counted and said with the next. */
 struct log_every {

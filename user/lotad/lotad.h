@@ -30,7 +30,7 @@ struct worker {
 	/* Connections open on this worker, and handed to it but not taken yet (atomics):
 	 * an accepted connection goes to the worker with the fewest (server.c). */
 	unsigned long nconns, nhanded;
-	int handoff[2];		   /* a pipe of accepted connections handed to this worker */
+	int handoff[2];		  /* a pipe of accepted connections handed to this worker */
 	struct event *handoff_ev; /* its read end */
 	/* Idle origin connections left by client connections that closed, for the next
 	 * client's request: a new client then skips the TCP (and TLS) handshake. */

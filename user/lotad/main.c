@@ -195,10 +195,16 @@ static void daemon_stop(struct daemon *dm)
 /* Each client connection may hold a few descriptors (its origin connection, a chunk file,
  * a fill's socket and file, a splice pipe): the soft limit goes up to the hard one, and
  * lotad says so when even that is short of max-connections. */
+#define FDS_PER_CONNECTION 4
+#define FDS_SPARE 256 /* listeners, the cache, the admin API, the control thread */
+
 static void raise_nofile(const struct lotad *d)
 {
 	struct rlimit rl;
-	uint64_t want = d->cfg.max_connections * 4 + 256;
+	uint64_t n = d->cfg.max_connections;
+	uint64_t want = n > (UINT64_MAX - FDS_SPARE) / FDS_PER_CONNECTION
+			    ? UINT64_MAX
+			    : n * FDS_PER_CONNECTION + FDS_SPARE;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
@@ -210,11 +216,15 @@ static void raise_nofile(const struct lotad *d)
 			rl.rlim_cur = was;
 	}
 	if (rl.rlim_cur < want)
-		log_warn("max-connections %llu, but only %llu file descriptors (RLIMIT_NOFILE): past "
-			 "about %llu connections accept() fails and new clients wait (raise LimitNOFILE, "
-			 "or lower max-connections)",
-			 (unsigned long long)d->cfg.max_connections, (unsigned long long)rl.rlim_cur,
-			 (unsigned long long)(rl.rlim_cur > 256 ? (rl.rlim_cur - 256) / 4 : 0));
+		log_warn(
+		    "max-connections %llu, but only %llu file descriptors (RLIMIT_NOFILE): past "
+		    "about %llu connections accept() fails and new clients wait (raise "
+		    "LimitNOFILE, "
+		    "or lower max-connections)",
+		    (unsigned long long)d->cfg.max_connections, (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)(rl.rlim_cur > FDS_SPARE
+					     ? (rl.rlim_cur - FDS_SPARE) / FDS_PER_CONNECTION
+					     : 0));
 }
 
 int main(int argc, char **argv)

@@ -39,6 +39,8 @@ static void accept_peer_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 	accept_any(arg, fd, sa, true);
 }
 
+#define HANDOFF_BATCH 16 /* records read from the pipe at once */
+
 /* What goes down a worker's hand-off pipe: small enough for one atomic write. */
 struct handoff {
 	int fd;
@@ -73,7 +75,7 @@ static struct worker *least_loaded(struct worker *w)
 static void handoff_cb(evutil_socket_t pfd, short what, void *arg)
 {
 	struct worker *w = arg;
-	struct handoff h[16];
+	struct handoff h[HANDOFF_BATCH];
 	ssize_t n;
 
 	while ((n = read(pfd, h, sizeof(h))) > 0) {
@@ -123,7 +125,7 @@ static void accept_any(struct worker *w, evutil_socket_t fd, struct sockaddr *sa
 	conn_accept(w, fd, peer, is_peer_port);
 }
 
-#define ACCEPT_PAUSE_MS 100	/* listeners rest this long after accept() fails */
+#define ACCEPT_PAUSE_MS 100   /* listeners rest this long after accept() fails */
 #define ACCEPT_LOG_EVERY_S 10 /* and say so at most this often */
 
 static void set_listening(struct worker *w, bool on)
@@ -186,7 +188,8 @@ static int worker_init(struct lotad *d, struct worker *w, int id)
 	/* Without a hand-off pipe the worker takes only what it accepts itself. */
 	w->handoff[0] = w->handoff[1] = -1;
 	if (pipe2(w->handoff, O_NONBLOCK | O_CLOEXEC) == 0 &&
-	    !(w->handoff_ev = event_new(w->base, w->handoff[0], EV_READ | EV_PERSIST, handoff_cb, w)))
+	    !(w->handoff_ev =
+		  event_new(w->base, w->handoff[0], EV_READ | EV_PERSIST, handoff_cb, w)))
 		log_warn("worker %d: no hand-off of connections: out of memory", id);
 	if (w->handoff_ev)
 		event_add(w->handoff_ev, NULL);

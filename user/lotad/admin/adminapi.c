@@ -78,7 +78,8 @@ static void stats_cb(struct evhttp_request *req, void *arg)
 			evbuffer_add_printf(b, "%s\"", is_first ? "" : ",");
 			/* a labelled sample's name has quotes: worker_connections{worker=\"0\"} */
 			for (const char *p = line + 5; *p; p++)
-				evbuffer_add_printf(b, "%s%c", *p == '"' || *p == '\\' ? "\\" : "", *p);
+				evbuffer_add_printf(b, "%s%c", *p == '"' || *p == '\\' ? "\\" : "",
+						    *p);
 			evbuffer_add_printf(b, "\":%s", sp + 1);
 			is_first = false;
 		}

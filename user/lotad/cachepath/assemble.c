@@ -323,7 +323,8 @@ static bool pass_retry(struct assembler *a, int err)
 	struct timeval tv;
 	uint64_t ms;
 
-	if (a->pass_attempts >= FILLS_RETRY_MAX || time(NULL) - a->pass_started > FILLS_RETRY_WINDOW_S)
+	if (a->pass_attempts >= FILLS_RETRY_MAX ||
+	    time(NULL) - a->pass_started > FILLS_RETRY_WINDOW_S)
 		return false;
 	if (!a->pass_timer && !(a->pass_timer = evtimer_new(exchange_base(a->x), pass_due_cb, a)))
 		return false;

@@ -46,11 +46,13 @@ static void warn_capacity_past_disk(const char *dir, uint64_t capacity)
 
 	if (!capacity || statvfs(dir, &sv) < 0 || !sv.f_frsize)
 		return;
-	fs = sv.f_blocks > UINT64_MAX / sv.f_frsize ? UINT64_MAX : (uint64_t)sv.f_blocks * sv.f_frsize;
+	fs = sv.f_blocks > UINT64_MAX / sv.f_frsize ? UINT64_MAX
+						    : (uint64_t)sv.f_blocks * sv.f_frsize;
 	if (capacity > fs / 10 * 9)
-		log_warn("cache: capacity %llu is more than 90%% of the filesystem of %s (%llu "
-			 "bytes): the disk fills before eviction starts (leave capacity unset for 90%%)",
-			 (unsigned long long)capacity, dir, (unsigned long long)fs);
+		log_warn(
+		    "cache: capacity %llu is more than 90%% of the filesystem of %s (%llu "
+		    "bytes): the disk fills before eviction starts (leave capacity unset for 90%%)",
+		    (unsigned long long)capacity, dir, (unsigned long long)fs);
 }
 
 static int open_store(struct cachepath *cp)
@@ -66,7 +68,8 @@ static int open_store(struct cachepath *cp)
 	r = cache_open(cp->d->cfg.cache_dir, &o, &cp->cache);
 	if (r == -EBUSY) {
 		log_error("cache: %s is in use by another lotad (it holds the directory's lock); "
-			  "relaying only", cp->d->cfg.cache_dir);
+			  "relaying only",
+			  cp->d->cfg.cache_dir);
 		cp->cache = NULL;
 		return 0;
 	}

@@ -126,7 +126,8 @@ static void fetch_end(struct fetch *ft, int r)
 		cache_fill_abort(ft->fill, r);
 		metric_add(M_cache_fills_aborted, 1);
 		if (r != -ESTALE)
-			log_warn_every(1000, "cache: fill of %s abandoned: %s", label, strerror(-r));
+			log_warn_every(LOG_EVERY_SECOND, "cache: fill of %s abandoned: %s", label,
+				       strerror(-r));
 		if (r == -ENOSPC)
 			cachepath_wake_evict(f->cp);
 	}

@@ -298,9 +298,10 @@ static void stream_write(struct stream *s, struct evbuffer *in, size_t n)
 	int r = s->win[0] ? write_fill(s, in, n) : 0;
 
 	if (r < 0 && s->win[0]) {
-		log_warn_every(1000, "cache: fill of %s/%s chunk %llu abandoned: %s (its readers get the "
-			 "origin's bytes)", s->om.bucket, s->om.key, (unsigned long long)s->index,
-			 strerror(-r));
+		log_warn_every(LOG_EVERY_SECOND,
+			       "cache: fill of %s/%s chunk %llu abandoned: %s (its readers get the "
+			       "origin's bytes)",
+			       s->om.bucket, s->om.key, (unsigned long long)s->index, strerror(-r));
 		cache_fill_abort(s->win[0], r);
 		metric_add(M_cache_fills_aborted, 1);
 		s->win[0] = NULL;

@@ -27,6 +27,7 @@
 #include "cachepath/objmeta.h"
 #include "cachepath/remote.h"
 #include "cachepath/sseccache.h"
+#include "cachepath/svcdenied.h"
 #include "cachepath/young.h"
 #include "chunkmap.h"
 #include "http.h"
@@ -170,7 +171,8 @@ static enum route_verdict send_read(struct exchange *x, struct objread *o)
 		return RT_UPSTREAM;
 	}
 	if (m && is_range_local(x, m->size) && o->cp->svc && !o->is_young_checked &&
-	    young_is(o->cp->young, m) && is_past_lm_second(m))
+	    young_is(o->cp->young, m) && is_past_lm_second(m) &&
+	    !svcdenied_has(o->cp->denied, m->id.bucket))
 		return check_young(x, o);
 	if (m && is_range_local(x, m->size)) {
 		add_conditions(x, o, m);
@@ -245,15 +247,20 @@ static void young_head_done(void *arg, int status, const struct http_msg *m)
 
 	o->head = NULL;
 	o->is_young_answered = true;
-	if (status == 200 && v && objmeta_from_response(&now, &k, m->content_length, m) == 0) {
+	if (!v || !status || status >= 500) {
+		/* no word: asked again at the next read */
+	} else if (status == 200) {
 		/* (another ETag: radosgw compares If-None-Match by the ETag's first 32 digits,
 		 * so a 304 would not tell a multipart ETag from a plain one with the same) */
-		if (is_same_headers(&now.meta, v) && now.meta.size == v->size)
+		if (objmeta_from_response(&now, &k, m->content_length, m) == 0 &&
+		    is_same_headers(&now.meta, v) && now.meta.size == v->size)
 			young_checked(o->cp->young, v, m);
 		else
-			o->is_young_stale = true;
-	} else if (status == 404 && v) {
+			o->is_young_stale = true; /* not what we hold, or nothing we would hold */
+	} else if (status == 404) {
 		o->is_young_gone = true; /* lotad's own HEAD is proof enough */
+	} else {
+		young_forget(o->cp->young, v); /* refused (403): it cannot be checked */
 	}
 	objmeta_free(&now);
 	exchange_wake(x);
@@ -534,9 +541,10 @@ static enum route_verdict read_on_wake(struct exchange *x)
 			cachepath_invalidate(o->cp, &k);
 			if (o->is_young_stale)
 				metric_add(M_cache_stale_metadata, 1);
-			log_info("cache: %s/%s %s at the origin in its Last-Modified second (lotad's "
-				 "HEAD): dropped", x->s3.bucket, x->s3.key,
-				 o->is_young_stale ? "changed" : "deleted");
+			log_info(
+			    "cache: %s/%s %s at the origin in its Last-Modified second (lotad's "
+			    "HEAD): dropped",
+			    x->s3.bucket, x->s3.key, o->is_young_stale ? "changed" : "deleted");
 			drop_version(o);
 		}
 		return send_read(x, o);

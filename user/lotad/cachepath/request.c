@@ -60,8 +60,9 @@ bool cachepath_is_prestage(const struct exchange *x)
 {
 	const struct http_header *h = http_find(&x->req, "range");
 
-	return x->s3.op == S3_OBJECT_READ && x->s3.is_head && h && http_str_eq(&h->value, "bytes=0-0") &&
-	       !has_cache_control(x, "no-store") && !cachepath_has_body(x);
+	return x->s3.op == S3_OBJECT_READ && x->s3.is_head && h &&
+	       http_str_eq(&h->value, "bytes=0-0") && !has_cache_control(x, "no-store") &&
+	       !cachepath_has_body(x);
 }
 
 bool cachepath_is_cacheable_read(const struct exchange *x)

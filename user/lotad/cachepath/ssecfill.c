@@ -343,9 +343,10 @@ static void fetch_end(struct ssecfill *sf, int r)
 	if (r < 0)
 		metric_add(M_cache_fills_aborted, 1);
 	if (r < 0 && r != -ESTALE)
-		log_warn_every(1000, "cache: SSE-C fill of %s/%s chunk %llu abandoned: %s",
-			 sf->om.meta.id.bucket, sf->om.meta.id.key, (unsigned long long)sf->index,
-			 strerror(-r));
+		log_warn_every(LOG_EVERY_SECOND,
+			       "cache: SSE-C fill of %s/%s chunk %llu abandoned: %s",
+			       sf->om.meta.id.bucket, sf->om.meta.id.key,
+			       (unsigned long long)sf->index, strerror(-r));
 	fetch_release(sf);
 	publish(sf, true, r);
 	ssecfill_release(sf);

@@ -96,6 +96,12 @@ bool young_is(struct young *y, const struct cache_meta *m)
 	return is;
 }
 
+void young_forget(struct young *y, const struct cache_meta *m)
+{
+	if (y)
+		set(y, m, false);
+}
+
 void young_checked(struct young *y, const struct cache_meta *m, const struct http_msg *resp)
 {
 	if (y && !is_within_lm_second(m, resp))

@@ -26,5 +26,7 @@ bool young_is(struct young *y, const struct cache_meta *m);
 /* m's headers were checked by resp (lotad's HEAD, the same ETag and headers): the mark goes
  * unless resp's Date is still within m's Last-Modified second. */
 void young_checked(struct young *y, const struct cache_meta *m, const struct http_msg *resp);
+/* m cannot be checked (lotad's HEAD is refused): the mark goes, or every read would ask. */
+void young_forget(struct young *y, const struct cache_meta *m);
 
 #endif

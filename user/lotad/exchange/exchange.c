@@ -281,8 +281,8 @@ static enum xinput answer_head(struct exchange *x, const struct http_msg *m, con
 		char res[512];
 
 		log_info("%s %s: not sent again (its body went with the first request): the "
-			 "origin's %d as it came", x->c->peer, resource_of(x, res, sizeof(res)),
-			 m->status);
+			 "origin's %d as it came",
+			 x->c->peer, resource_of(x, res, sizeof(res)), m->status);
 		v = RT_RELAY;
 	}
 	if (v == RT_REDO || v == RT_REROUTE) {
@@ -497,7 +497,8 @@ static void finish(struct exchange *x)
 		char res[512]; /* the path only: a presigned URL's query is a credential */
 
 		log_warn("%s %s: %s after %llu body bytes; connection closed", c->peer,
-			 resource_of(x, res, sizeof(res)), x->cut_why ? x->cut_why : "cut", (unsigned long long)x->bytes_out);
+			 resource_of(x, res, sizeof(res)), x->cut_why ? x->cut_why : "cut",
+			 (unsigned long long)x->bytes_out);
 		exchange_free(x);
 		conn_free(c);
 		return;
@@ -512,8 +513,11 @@ static void finish(struct exchange *x)
 		upstream_set_timeout(c, false);
 		/* Another client may have it next (upstream_release): only once every byte of
 		 * the answer is known read, not merely none buffered now. */
-		c->is_upstream_idle = x->resp_body == HTTP_BODY_NONE ||
-				      (x->resp_body == HTTP_BODY_LENGTH && x->resp_left == 0);
+		if (x->upstream_sent)
+			c->is_upstream_idle =
+			    !evbuffer_get_length(bufferevent_get_output(c->obev)) &&
+			    (x->resp_body == HTTP_BODY_NONE ||
+			     (x->resp_body == HTTP_BODY_LENGTH && x->resp_left == 0));
 	}
 	exchange_free(x);
 	if (!is_keep) {

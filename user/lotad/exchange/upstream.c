@@ -56,7 +56,10 @@ void upstream_release(struct conn *c)
 	upstream_drop(c);
 }
 
-static int upstream_open(struct conn *c, const struct upstream_target *t, struct origin *o)
+/* may_pool: a pooled connection will do (one the origin closes just then is retried on a
+ * new one, which a request with a body cannot be: it gets a new one at once). */
+static int upstream_open(struct conn *c, const struct upstream_target *t, struct origin *o,
+			 bool may_pool)
 {
 	bool is_reused = false;
 
@@ -70,7 +73,7 @@ static int upstream_open(struct conn *c, const struct upstream_target *t, struct
 			c->obev = NULL;
 			errno = e;
 		}
-	} else if (c->w->pool) {
+	} else if (c->w->pool && may_pool) {
 		c->obev = originpool_get(c->w->pool, o, &is_reused);
 	} else {
 		c->obev = origin_connect(o, c->w->base);
@@ -107,7 +110,7 @@ int upstream_send(struct exchange *x)
 	if (c->obev && (strcmp(c->obev_id, x->up.id) != 0 || c->obev_origin != x->origin))
 		upstream_drop(c); /* a kept-alive connection to somewhere else */
 	is_new = !c->obev;
-	if (is_new && (r = upstream_open(c, &x->up, x->origin)) < 0)
+	if (is_new && (r = upstream_open(c, &x->up, x->origin, x->req.body == HTTP_BODY_NONE)) < 0)
 		return r;
 	c->is_upstream_idle = false;
 	if (c->origin_reused)
