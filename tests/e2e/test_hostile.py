@@ -452,6 +452,38 @@ def test_same_bytes_rewritten_in_the_same_second_is_seen(origin, make_lotad, tmp
     assert len(heads) == (1 if h1["date"] == h1["last-modified"] else 0), heads
 
 
+def victim_and_mallory(origin):
+    """A victim's bucket with a 2 MiB object "secret" (the origin's default user), and a
+    user mallory: (victim bucket, a bucket name for mallory, secret, access, key)."""
+    tag = uuid.uuid4().hex[:6]
+    vb = f"victim-{tag}"
+    origin.s3().create_bucket(Bucket=vb)
+    secret = data(2 * MiB)
+    origin.s3().put_object(Bucket=vb, Key="secret", Body=secret)
+    mak, msk = origin.create_user(f"mallory-{tag}")
+    return vb, f"mal-{tag}", secret, mak, msk
+
+
+def two_answers(d, raw, secret, who):
+    """Sends raw (two pipelined requests) on one connection to lotad: the two answers'
+    (status, x-lota-cache, body length), fewer if lotad closed it; fails if either body
+    is the victim's secret."""
+    c = Conn(d.port)
+    c.s.settimeout(15)
+    c.s.sendall(raw)
+    answers = []
+    try:
+        for _ in range(2):
+            st, h, body = c.response()
+            answers.append((st, h.get("x-lota-cache"), len(body)))
+            assert body != secret, f"the victim's object went to {who}: {answers}"
+    except (EOFError, OSError):
+        pass  # a closed connection leaks nothing
+    finally:
+        c.close()
+    return answers
+
+
 def head_bytes(method, path, headers):
     lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -466,14 +498,8 @@ def test_get_with_a_body_cannot_desync_the_origin_connection(origin, make_lotad,
     lotad took for the origin confirming the next read: the victim's cached object went to
     a user the origin refuses (before: the victim's bytes, x-lota-cache: hit; found by the
     security review). A read with a body is relayed as it came."""
-    tag = uuid.uuid4().hex[:6]
-    vb, mb = f"victim-{tag}", f"mal-{tag}"
-    owner = origin.s3()
-    owner.create_bucket(Bucket=vb)
-    secret = data(2 * MiB)
-    owner.put_object(Bucket=vb, Key="secret", Body=secret)
-    vmeta = owner.head_object(Bucket=vb, Key="secret")
-    mak, msk = origin.create_user(f"mallory-{tag}")
+    vb, mb, secret, mak, msk = victim_and_mallory(origin)
+    vmeta = origin.s3().head_object(Bucket=vb, Key="secret")
     mal = origin.s3(mak)
     mal.create_bucket(Bucket=mb)
     mal.put_object(Bucket=mb, Key="own", Body=data(2 * MiB))
@@ -507,19 +533,7 @@ def test_get_with_a_body_cannot_desync_the_origin_connection(origin, make_lotad,
     h2["Content-Length"] = str(n)
     r2 = head_bytes("GET", f"/{mb}/own", h2) + b"y" * n
 
-    c = Conn(d.port)
-    c.s.settimeout(15)
-    c.s.sendall(r2 + r3)
-    answers = []
-    try:
-        for _ in range(2):
-            st, h, body = c.response()
-            answers.append((st, h.get("x-lota-cache"), len(body)))
-            assert body != secret, f"the victim's object went to {who}: {answers}"
-    except (EOFError, OSError):
-        pass  # a closed connection leaks nothing
-    finally:
-        c.close()
+    answers = two_answers(d, r2 + r3, secret, who)
     assert answers and answers[0][0] == 200, answers  # mallory's own read, as it came
     if len(answers) > 1:
         assert answers[1][0] == 403 and answers[1][1] is None, answers
@@ -535,13 +549,7 @@ def test_expect_continue_body_the_origin_left_unread_cannot_answer_the_next_read
     attacker's own object) answered the next read, lotad's validation of another user's
     cached object: anyone got it (before: the victim's bytes, x-lota-cache: hit; found by
     the security review). The connection is not reused after such an answer."""
-    tag = uuid.uuid4().hex[:6]
-    vb, mb = f"victim-{tag}", f"mal-{tag}"
-    owner = origin.s3()
-    owner.create_bucket(Bucket=vb)
-    secret = data(2 * MiB)
-    owner.put_object(Bucket=vb, Key="secret", Body=secret)
-    mak, msk = origin.create_user(f"mallory-{tag}")
+    vb, mb, secret, mak, msk = victim_and_mallory(origin)
     mal = origin.s3(mak)
     mal.create_bucket(Bucket=mb)
     own_etag = mal.put_object(Bucket=mb, Key="own", Body=b"tiny" * 25)["ETag"]
@@ -558,19 +566,7 @@ def test_expect_continue_body_the_origin_left_unread_cannot_answer_the_next_read
                     {"Host": host, "Expect": "100-continue",
                      "Content-Length": str(len(s))}) + s
     r3 = head_bytes("GET", path, {"Host": host})
-    c = Conn(d.port)
-    c.s.settimeout(15)
-    c.s.sendall(r1 + r3)
-    answers = []
-    try:
-        for _ in range(2):
-            st, h, body = c.response()
-            answers.append((st, h.get("x-lota-cache"), len(body)))
-            assert body != secret, f"the victim's object went to anyone: {answers}"
-    except (EOFError, OSError):
-        pass  # a closed connection leaks nothing
-    finally:
-        c.close()
+    answers = two_answers(d, r1 + r3, secret, "anyone")
     assert answers and answers[0][0] == 403, answers
     if len(answers) > 1:
         assert answers[1][0] == 403 and answers[1][1] is None, answers
