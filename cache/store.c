@@ -80,12 +80,13 @@ static void free_store(struct cache *c)
 }
 
 /* A second store on the directory would take the first's fills in tmp/ for a dead run's
- * leftovers and remove them: one store per directory, by flock() on dir/lock (a regular
- * file: NFS emulates flock with a POSIX lock, which needs a writable descriptor). A
- * filesystem without locks is used unlocked, and the log says so. */
+ * leftovers and remove them: one store per directory, by flock() on dir/lock. Opened
+ * read-only: a file open for writing would keep the filesystem from being remounted
+ * read-only. A filesystem that cannot lock it so (NFS wants a writable descriptor) is
+ * used unlocked, and the log says so. */
 static int lock_dir(struct cache *c)
 {
-	c->lockfd = openat(c->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	c->lockfd = openat(c->dirfd, "lock", O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (c->lockfd >= 0 && flock(c->lockfd, LOCK_EX | LOCK_NB) == 0)
 		return 0;
 	if (errno == EWOULDBLOCK)
