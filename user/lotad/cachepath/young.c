@@ -7,7 +7,6 @@
 #include <time.h>
 
 #include "cache.h"
-#include "cachepath/keyid.h"
 #include "cachepath/young.h"
 #include "http.h"
 
@@ -35,17 +34,26 @@ void young_free(struct young *y)
 	free(y);
 }
 
-/* The version's identity and ETag, hashed; never 0. */
+/* FNV-1a of s and its terminating NUL, continuing from h. */
+static uint64_t hash_on(uint64_t h, const char *s)
+{
+	do {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	} while (*s++);
+	return h;
+}
+
+/* The version's identity and ETag, hashed (every validated read asks: no allocation);
+ * never 0. */
 static uint64_t version_hash(const struct cache_meta *m)
 {
-	char *id = NULL;
-	size_t n = keyid_make(&m->id, &id);
-	uint64_t h;
+	uint64_t h = 1469598103934665603ULL;
 
-	if (!n)
-		return 0;
-	h = keyid_hash(id, n) ^ keyid_hash(m->etag, strlen(m->etag)) * 0x100000001b3ULL;
-	free(id);
+	h = hash_on(h, m->id.bucket ? m->id.bucket : "");
+	h = hash_on(h, m->id.key ? m->id.key : "");
+	h = hash_on(h, m->id.version ? m->id.version : "");
+	h = hash_on(h, m->etag ? m->etag : "");
 	return h ? h : 1;
 }
 
