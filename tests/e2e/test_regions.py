@@ -217,8 +217,11 @@ def test_remote_object_is_cached_and_hit(regions, buckets, lotad):
     assert r["Body"].read() == body
     assert r["ResponseMetadata"]["HTTPHeaders"]["x-lota-cache"] == "hit"
     # The hit was authorized by B (a 304) and took no body from it; A saw nothing of it.
+    # (A version learnt within its Last-Modified second may also get lotad's one HEAD,
+    # cachepath/young.h.)
     second = b.log_requests(mb2, path=f"/{bb}/hit/obj")
-    assert [(q.status, q.bytes) for q in second] == [(304, 0)]
+    assert [(q.status, q.bytes) for q in second if q.method == "GET"] == [(304, 0)]
+    assert not [q for q in second if q.bytes], [(q.method, q.status, q.bytes) for q in second]
     assert b.body_bytes("GET", f"/{bb}/hit/obj", since=mb) == len(body)
     assert bb not in buckets_in(a, ma)
 
