@@ -13,6 +13,7 @@ size is read from lotad's config (`chunk-size`, default 16M), never assumed."""
 
 import hashlib
 import http.client
+import json
 import os
 import random
 import re
@@ -464,6 +465,47 @@ def test_4k_range_of_cold_big_object_costs_one_chunk(origin, bucket, chunk_lotad
         assert sent(reqs) <= cs + 4096, [(r.method, r.status, r.bytes, r.range) for r in reqs]
     finally:
         s3c(origin).delete_object(Bucket=bucket, Key=key)
+
+
+def test_evicted_one_chunk_object_refills_in_one_round_trip(origin, bucket, chunk_lotad, svc):
+    """A one-chunk object whose version lotad learnt with its own HEAD (a ranged first
+    read), then evicted by LRU (lotad still knows its version): a full GET goes to the
+    origin as the client sent it, and its 200 is the client's answer and the chunk's fill
+    (no 304 first, no GET of lotad's own); the next GET is a hit."""
+    d = chunk_lotad(capacity=32 * MiB)
+    size = 6 * MiB + 5
+    keys = [f"evicted/one-chunk-{i}" for i in range(6)]
+    bodies = {k: rand(size) for k in keys}
+    for k in keys:
+        s3c(origin).put_object(Bucket=bucket, Key=k, Body=bodies[k])
+    first = keys[0]
+    try:
+        s3 = s3c(origin, ep(d))
+        status, got, _ = get(s3, bucket, first, Range="bytes=100-4195")
+        assert status == 206
+        assert_bytes(got, bodies[first][100:4196], "the first 4 KiB range")
+        wait_until(lambda: not running_fills(d), 60, "the chunk's fill ends")
+        held = len(chunk_files(d))
+        for k in keys[1:]:  # 30 MiB more through a 32 MiB cache: the first goes (LRU)
+            assert_bytes(get(s3, bucket, k)[1], bodies[k], k)
+            wait_until(lambda: not running_fills(d), 60, "the fill ends")
+        assert held == 1 and d.metrics()["cache_evictions"] >= 1
+        mark = origin.log_mark()
+        status, got, h = get(s3, bucket, first)
+        assert_bytes(got, bodies[first], "the full GET after the eviction")
+        reqs = origin.log_requests(mark, path=f"/{bucket}/{first}")
+        assert [(r.method, r.status, r.bytes) for r in reqs] == [("GET", 200, size)], \
+            [r.line for r in reqs]
+        assert reqs[0].user != svc[2], "the client's own GET, not lotad's"
+        wait_until(lambda: not running_fills(d), 60, "the adopted fill ends")
+        mark = origin.log_mark()
+        status, got, h = get(s3, bucket, first)
+        assert_bytes(got, bodies[first], "the GET after it")
+        assert h.get("x-lota-cache") == "hit", h
+        assert_warm(origin, bucket, first, mark)
+    finally:
+        for k in keys:
+            s3c(origin).delete_object(Bucket=bucket, Key=k)
 
 
 # -- real clients, cold and warm --------------------------------------------------------------

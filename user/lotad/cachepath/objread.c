@@ -111,6 +111,18 @@ static bool is_servable_when_confirmed(struct exchange *x, struct objread *o,
 	return assemble_can_serve(o->cp, m, rg.first, rg.last);
 }
 
+/* A full GET of a version known here (known.h) but none of whose bytes are (evicted,
+ * or never kept): a validation would cost a round trip before the fill's own. An object
+ * of one chunk goes as the client sent it and its 200 is adopted, like a first contact's
+ * (one round trip, the origin's bytes once, behind the herd); a bigger one is validated
+ * so that its chunks fill in parallel. In a cluster the chunks are their owners'. */
+static bool is_cold_whole_read(const struct exchange *x, const struct objread *o,
+			       const struct cache_meta *m)
+{
+	return o->cp->svc && !o->held && !o->redone && !http_find(&x->req, "range") &&
+	       m->size <= m->chunk_size && !remote_is_spread(o->cp);
+}
+
 static void release_herd(struct objread *o, const struct exchange *x)
 {
 	struct cache_key k = cachepath_key(x);
@@ -166,6 +178,10 @@ static enum route_verdict send_read(struct exchange *x, struct objread *o)
 		return RT_UPSTREAM;
 	}
 	m = version(o);
+	if (m && is_cold_whole_read(x, o, m)) {
+		drop_version(o); /* as on first contact: the client's own GET fills it */
+		m = NULL;
+	}
 	if (m && is_range_local(x, m->size) && !is_servable_when_confirmed(x, o, m)) {
 		exchange_label(x, "miss"); /* its 200 is adopted; the chunks held are kept */
 		return RT_UPSTREAM;
