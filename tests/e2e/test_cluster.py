@@ -561,6 +561,9 @@ def test_big_object_spreads_over_three_nodes(cl):
     served = sum(after[n]["peer_chunk_bytes_served"] - before[n].get("peer_chunk_bytes_served", 0)
                  for n in ("n2", "n3"))
     assert served == d1["peer_chunk_bytes"], (served, d1)
+    # one connection per owner carries its chunks one after another (a few more where a
+    # kept one closed as it was taken)
+    assert d1["peer_chunk_requests_kept_alive"] >= d1["peer_chunk_requests_sent"] - 4, d1
 
     mark = cl.origin.log_mark()
     warm = {}
@@ -577,6 +580,9 @@ def test_big_object_spreads_over_three_nodes(cl):
         m = cl.nodes[n].metrics()
         assert m["cache_peer_hits"] - before[n].get("cache_peer_hits", 0) == 1, (n, m)
         assert m["cache_misses"] == before[n]["cache_misses"], (n, m)
+        sent, kept = (m[k] - before[n].get(k, 0) for k in
+                      ("peer_chunk_requests_sent", "peer_chunk_requests_kept_alive"))
+        assert sent == len(owners) - share[n] and kept >= sent - 4, (n, sent, kept)
     print("\n512 MiB: chunks %s; cold through n1 %.1fs, warm %s" % (
         held, cold, {n: round(t, 1) for n, t in warm.items()}))
 

@@ -46,11 +46,12 @@ static int teardown(void)
 	return 0;
 }
 
-/* Builds the request and parses it into msg, as the gate of the receiving node would. */
-static void build(const char *method, const char *p, const struct cache_key *k,
-		  const struct cache_meta *m, const struct chunkwire_span *span)
+/* Builds the request (kept alive: Connection: close left out) and parses it into msg, as
+ * the gate of the receiving node would. */
+static void build_as(const char *method, const char *p, const struct cache_key *k,
+		     const struct cache_meta *m, const struct chunkwire_span *span, bool is_keep_alive)
 {
-	struct chunkwire_from from = {pa, "198.18.0.1:8081"};
+	struct chunkwire_from from = {pa, "198.18.0.1:8081", is_keep_alive};
 	struct evbuffer *b = evbuffer_new();
 	size_t n;
 
@@ -63,6 +64,12 @@ static void build(const char *method, const char *p, const struct cache_key *k,
 	head[n] = '\0';
 	evbuffer_free(b);
 	CU_ASSERT_EQUAL_FATAL(http_parse_request(head, n, &msg), 0);
+}
+
+static void build(const char *method, const char *p, const struct cache_key *k,
+		  const struct cache_meta *m, const struct chunkwire_span *span)
+{
+	build_as(method, p, k, m, span, false);
 }
 
 static const char extra[] = "x-amz-meta-owner: alice\r\nContent-Encoding: gzip\r\n";
@@ -129,6 +136,27 @@ static void test_no_version_and_no_span(void)
 	CU_ASSERT_EQUAL(chunkwire_meta(&msg, &got, &om), -EINVAL);
 	objmeta_free(&om);
 	free(buf);
+}
+
+/* A chunk request kept alive says nothing of Connection (HTTP/1.1: kept); a notice says
+ * close; both verify. */
+static void test_keep_alive_or_close(void)
+{
+	struct cache_key k = {"bkt", "key", ""};
+	struct cache_meta m = sample(&k);
+	struct chunkwire_span span = {0, 0, 99};
+	struct peerauth_req r;
+	const struct http_str *v;
+	char node[PEERAUTH_NODE_MAX];
+
+	for (int keep = 0; keep < 2; keep++) {
+		build_as("GET", CHUNKWIRE_CHUNK, &k, &m, &span, keep);
+		CU_ASSERT_EQUAL(msg.keep_alive, keep);
+		CU_ASSERT_EQUAL(http_find(&msg, "connection") != NULL, !keep);
+		CU_ASSERT_EQUAL(peerauth_req_of(&msg, &r, &v), 0);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+		CU_ASSERT_EQUAL(peerauth_verify(pa, &r, v, time(NULL), node, sizeof(node)), 0);
+	}
 }
 
 static int span_of(const char *target)
@@ -202,6 +230,7 @@ int main(void)
 	static const struct unit_test tests[] = {
 	    {"round trip: signed, names and version exact", test_round_trip_is_signed_and_exact},
 	    {"no version, no span", test_no_version_and_no_span},
+	    {"kept alive or closed", test_keep_alive_or_close},
 	    {"malformed spans", test_malformed_spans},
 	    {"malformed keys", test_malformed_keys},
 	    {"a version needs its size and chunk size", test_meta_needs_size_and_chunk_size},

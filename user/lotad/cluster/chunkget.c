@@ -2,7 +2,9 @@
  * node owns is asked of it on its peer port, signed, naming the exact version, and its
  * bytes go on to the client as they come: once the head is read and nothing is queued for
  * the client, owner socket -> pipe -> client socket by splice(2), never through user
- * space. An owner that refuses, dies or freezes is given
+ * space. A connection whose chunk came whole is kept for the next chunk asked of that
+ * owner (the worker's pool, originpool.h): no handshake and no slow start per chunk.
+ * An owner that refuses, dies or freezes is given
  * up at once: the assembler takes the rest of the chunk from the origin at the byte the
  * client gets next, and the owner is marked down, so that the next chunks go to the next
  * HRW owner. A prefetch only asks the owner to begin its fill. */
@@ -22,6 +24,7 @@
 #include "chunkmap.h"
 #include "cluster/chunkwire.h"
 #include "cluster/cluster-int.h"
+#include "exchange/originpool.h"
 #include "http.h"
 #include "log.h"
 #include "lotad.h"
@@ -45,6 +48,12 @@ struct remote_src {
 	struct cluster *cl;
 	struct exchange *x;
 	struct peer_target owner;
+	const struct cache_meta *m; /* the version asked for (the assembler's, outlives us) */
+	struct chunkwire_span span;
+	struct originpool *pool;    /* the worker's: where a clean connection goes back */
+	bool is_reused;		    /* the connection came from the pool ... */
+	bool is_fresh_only;	    /* ... and was closed unanswered: the next one is new */
+	bool is_keep_alive;	    /* the owner's head did not say Connection: close */
 	struct bufferevent *bev;
 	struct event *rd, *timer;
 	struct evbuffer *in;
@@ -160,6 +169,13 @@ static void src_check(evutil_socket_t fd, short what, void *arg)
 	src_end(s);
 }
 
+/* The chunk came whole, nothing after it, and the owner keeps the connection. */
+static bool is_reusable(const struct remote_src *s)
+{
+	return s->pool && s->is_head_done && s->is_keep_alive && s->moved == s->want &&
+	       !s->in_pipe && !s->is_ended && !s->is_given_up && !evbuffer_get_length(s->in);
+}
+
 static void get_close(struct remote_src *s)
 {
 	if (!s)
@@ -178,42 +194,62 @@ static void get_close(struct remote_src *s)
 		close(s->pr);
 	if (s->pw >= 0)
 		close(s->pw);
-	if (s->bev)
+	if (s->bev && is_reusable(s))
+		originpool_keep(s->pool, &s->owner.addr, s->owner.addrlen, s->bev);
+	else if (s->bev)
 		bufferevent_free(s->bev);
 	if (s->in)
 		evbuffer_free(s->in);
 	free(s);
 }
 
-static int connect_src(struct remote_src *s, const struct cache_meta *m,
-		       const struct chunkwire_span *span)
+/* The request on a connection to the owner: one from the pool if it has one, else new. */
+static int connect_src(struct remote_src *s)
 {
 	struct event_base *base = exchange_base(s->x);
-	struct timeval every = {OWNER_CHECK_S, 0};
+	struct bufferevent *bev = s->is_fresh_only ? NULL : originpool_take(s->pool, &s->owner.addr,
+									  s->owner.addrlen);
 	int r;
 
-	s->idle = (struct timeval){.tv_sec = (time_t)exchange_lotad(s->x)->cfg.origin_timeout};
-	s->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	s->timer = event_new(base, -1, EV_PERSIST, src_check, s);
-	s->in = evbuffer_new();
-	if (!s->bev || !s->timer || !s->in)
+	s->is_reused = bev != NULL;
+	if (bev) {
+		bufferevent_disable(bev, EV_READ); /* the answer is read by rd, not the bufferevent */
+		peers_count(s->cl->peers, PEERS_CHUNKS_SENT_KEPT, 1);
+	}
+	else
+		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	s->bev = bev;
+	if (!s->bev)
 		return -ENOMEM;
-	r = peernote_head(s->cl, "GET", CHUNKWIRE_CHUNK, &s->owner, &m->id, m, span,
+	r = peernote_head(s->cl, "GET", CHUNKWIRE_CHUNK, &s->owner, &s->m->id, s->m, &s->span, true,
 			  bufferevent_get_output(s->bev));
 	if (r < 0)
 		return r;
 	bufferevent_setcb(s->bev, NULL, src_written, src_event, s);
 	bufferevent_set_timeouts(s->bev, NULL, &s->idle);
-	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&s->owner.addr,
-				       (int)s->owner.addrlen) < 0) {
+	if (!s->is_reused && bufferevent_socket_connect(s->bev, (struct sockaddr *)&s->owner.addr,
+							(int)s->owner.addrlen) < 0) {
 		peers_report_unreachable(s->cl->peers, &s->owner);
 		return -ECONNREFUSED;
 	}
 	s->rd = event_new(base, bufferevent_getfd(s->bev), EV_READ | EV_PERSIST, src_readable, s);
 	if (!s->rd)
 		return -ENOMEM;
-	event_add(s->timer, &every);
 	return bufferevent_enable(s->bev, EV_WRITE) < 0 ? -ENOMEM : 0;
+}
+
+/* A kept connection the owner closed before answering (it restarted, or its idle time
+ * ran out as we took it): the request goes again on a new one, which is the real test of
+ * the owner. */
+static int reconnect_src(struct remote_src *s)
+{
+	event_free(s->rd);
+	s->rd = NULL;
+	bufferevent_free(s->bev);
+	s->bev = NULL;
+	s->is_ended = s->is_reading = false;
+	s->is_fresh_only = true;
+	return connect_src(s);
 }
 
 static int get_open(void *arg, struct exchange *x, const struct cache_meta *m, uint64_t index,
@@ -221,6 +257,7 @@ static int get_open(void *arg, struct exchange *x, const struct cache_meta *m, u
 {
 	struct cluster *cl = arg;
 	struct chunkwire_span span = {index, pos, end - 1};
+	struct timeval every = {OWNER_CHECK_S, 0};
 	struct remote_src *s;
 	int r;
 
@@ -230,13 +267,21 @@ static int get_open(void *arg, struct exchange *x, const struct cache_meta *m, u
 		return -ENOMEM;
 	s->cl = cl;
 	s->x = x;
+	s->m = m;
+	s->span = span;
+	s->pool = exchange_worker(x)->pool;
 	s->want = end - pos;
 	s->pr = s->pw = -1;
 	if (pos >= end || owner_of(cl, m, index, &s->owner) != 1) {
 		free(s);
 		return REMOTE_HERE;
 	}
-	r = connect_src(s, m, &span);
+	s->idle = (struct timeval){.tv_sec = (time_t)exchange_lotad(x)->cfg.origin_timeout};
+	s->timer = event_new(exchange_base(x), -1, EV_PERSIST, src_check, s);
+	s->in = evbuffer_new();
+	r = s->timer && s->in ? connect_src(s) : -ENOMEM;
+	if (r == 0)
+		event_add(s->timer, &every);
 	if (r < 0) {
 		get_close(s);
 		return r;
@@ -269,6 +314,7 @@ static int src_head(struct remote_src *s, struct evbuffer *in)
 	if (r == 0) {
 		evbuffer_drain(in, m->head_len);
 		s->is_head_done = true;
+		s->is_keep_alive = m->keep_alive;
 	} else if (r != -EAGAIN) {
 		log_warn("owner %s answered %d to a chunk of %s/%s: the chunk from the origin",
 			 s->owner.id, status, s->x->s3.bucket, s->x->s3.key);
@@ -399,6 +445,11 @@ static enum remote_result get_pump(struct remote_src *s, struct evbuffer *out, u
 		r = evbuffer_get_length(in) ? src_head(s, in) : -EAGAIN;
 		if (r == -EAGAIN && !s->is_ended)
 			return REMOTE_WAIT;
+		if (r == -EAGAIN && s->is_reused && !evbuffer_get_length(in) && !s->is_given_up) {
+			if (reconnect_src(s) < 0)
+				return src_failed(s, false);
+			return REMOTE_WAIT;
+		}
 		if (r < 0)
 			return src_failed(s, r == -EPROTO);
 		if (exchange_lotad(s->x)->is_splice && s->want - evbuffer_get_length(in) >= PEER_SPLICE_MIN)

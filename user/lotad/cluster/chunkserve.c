@@ -115,10 +115,12 @@ static enum route_verdict serve(struct exchange *x, struct cluster *cl, const st
 		exchange_fail(x, 503, "SlowDown", "out of memory");
 		return RT_FAIL;
 	}
-	exchange_close_after(x);
+	/* Kept alive unless asked otherwise: the asking node sends its next chunk request of
+	 * this node on the same connection. */
 	resphead_start(out, 200);
-	resphead_end(out, s->last - s->first + 1, true);
+	resphead_end(out, s->last - s->first + 1, !x->req.keep_alive);
 	x->status = 200;
+	x->resp_keep_alive = true;
 	x->resp_head_sent = true;
 	peers_count(cl->peers, PEERS_CHUNKS_SERVED, 1);
 	peers_count(cl->peers, PEERS_CHUNK_BYTES_SERVED, s->last - s->first + 1);

@@ -96,7 +96,8 @@ int chunkwire_request(const struct chunkwire_from *from, const char *method, con
 		evbuffer_add_printf(b, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, target, host);
 		if (m)
 			chunkwire_meta_lines(b, m);
-		evbuffer_add_printf(b, "Content-Length: 0\r\nConnection: close\r\n\r\n");
+		evbuffer_add_printf(b, "Content-Length: 0\r\n%s\r\n",
+				    from->is_keep_alive ? "" : "Connection: close\r\n");
 		r = sign_into(from->auth, from->self, b, out);
 	}
 	if (b)

@@ -6,6 +6,7 @@
 #ifndef LOTA_CHUNKWIRE_H
 #define LOTA_CHUNKWIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,7 @@ struct chunkwire_span {
 struct chunkwire_from {
 	struct peerauth *auth;
 	const char *self;
+	bool is_keep_alive; /* the sender may ask more on the connection: no Connection: close */
 };
 
 /* Appends the head of `method path?bucket=&key=[&version=][&index=&first=&last=]` for

@@ -2,6 +2,7 @@
 #ifndef LOTA_CLUSTER_INT_H
 #define LOTA_CLUSTER_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -35,11 +36,12 @@ enum route_verdict chunkserve_chunk(struct exchange *x, struct cluster *cl);
 /* peerinval.c: fire-and-forget: tell every live peer to drop k. */
 void peerinval_send(void *cluster, struct worker *w, const struct cache_key *k);
 /* The request head chunkwire_request makes for t, signed as this node (its id as the
- * membership knows it, else its peer-listen address). */
+ * membership knows it, else its peer-listen address); is_keep_alive: the connection may
+ * carry more requests after this one's answer. */
 int peernote_head(struct cluster *cl, const char *method, const char *path,
 		  const struct peer_target *t, const struct cache_key *k,
 		  const struct cache_meta *m, const struct chunkwire_span *span,
-		  struct evbuffer *out);
+		  bool is_keep_alive, struct evbuffer *out);
 /* A signed notice (peernote_head) to t, whose answer is not awaited: 0 once it is under
  * way, or -errno. */
 int peernote_send(struct cluster *cl, struct event_base *base, const struct peer_target *t,

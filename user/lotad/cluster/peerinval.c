@@ -51,10 +51,10 @@ static void note_event(struct bufferevent *bev, short what, void *arg)
 int peernote_head(struct cluster *cl, const char *method, const char *path,
 		  const struct peer_target *t, const struct cache_key *k,
 		  const struct cache_meta *m, const struct chunkwire_span *span,
-		  struct evbuffer *out)
+		  bool is_keep_alive, struct evbuffer *out)
 {
 	char self[PEERAUTH_NODE_MAX];
-	struct chunkwire_from from = {cl->peerauth, self};
+	struct chunkwire_from from = {cl->peerauth, self, is_keep_alive};
 
 	peers_self(cl->peers, self, sizeof(self));
 	if (!self[0])
@@ -79,7 +79,7 @@ int peernote_send(struct cluster *cl, struct event_base *base, const struct peer
 	snprintf(nt->what, sizeof(nt->what), "%s", path);
 	bufferevent_setcb(nt->bev, note_done, NULL, note_event, nt);
 	bufferevent_set_timeouts(nt->bev, &tv, &tv);
-	r = peernote_head(cl, method, path, t, k, m, span, bufferevent_get_output(nt->bev));
+	r = peernote_head(cl, method, path, t, k, m, span, false, bufferevent_get_output(nt->bev));
 	if (r == 0 &&
 	    bufferevent_socket_connect(nt->bev, (struct sockaddr *)&t->addr, (int)t->addrlen) < 0)
 		r = -ECONNREFUSED;

@@ -574,6 +574,8 @@ void peers_render_metrics(struct peers *p, struct evbuffer *out)
 	  "served another way", get(&p->fallbacks));
 	M(peer_chunk_requests_sent, counter, "chunks asked of their owner node",
 	  get(&p->counters[PEERS_CHUNKS_SENT]));
+	M(peer_chunk_requests_kept_alive, counter, "chunk requests sent on a connection an "
+	  "earlier chunk of the same owner came by", get(&p->counters[PEERS_CHUNKS_SENT_KEPT]));
 	M(peer_chunk_requests_served, counter, "chunks served to other nodes",
 	  get(&p->counters[PEERS_CHUNKS_SERVED]));
 	M(peer_chunk_failovers, counter, "chunks whose owner failed mid-transfer: the rest came "

@@ -118,6 +118,7 @@ void peers_count_fallback(struct peers *p, const struct peer_target *t);
 
 enum peers_counter {
 	PEERS_CHUNKS_SENT,	  /* chunk requests sent */
+	PEERS_CHUNKS_SENT_KEPT,	  /* ... of them on a kept connection (originpool.h) */
 	PEERS_CHUNKS_SERVED,	  /* chunk requests served for other nodes */
 	PEERS_CHUNK_FAILOVERS,	  /* chunks whose owner failed mid-transfer */
 	PEERS_CHUNK_BYTES,	  /* chunk bytes received from owners */

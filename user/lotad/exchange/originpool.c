@@ -2,6 +2,7 @@
  * for bytes, a close or its idle time running out, any of which closes it. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -13,7 +14,8 @@
 
 struct idle {
 	struct originpool *p;
-	struct origin *o;
+	unsigned char key[ORIGINPOOL_KEY_MAX];
+	size_t keylen;
 	struct bufferevent *bev;
 	struct idle *next;
 };
@@ -72,39 +74,57 @@ void originpool_free(struct originpool *p)
 	free(p);
 }
 
-struct bufferevent *originpool_get(struct originpool *p, struct origin *o, bool *is_reused)
+struct bufferevent *originpool_take(struct originpool *p, const void *key, size_t keylen)
 {
-	*is_reused = false;
+	if (!p)
+		return NULL;
 	for (struct idle *it = p->head; it; it = it->next) {
-		if (it->o == o) {
+		if (it->keylen == keylen && memcmp(it->key, key, keylen) == 0) {
 			struct bufferevent *bev = take(it);
 
 			bufferevent_set_timeouts(bev, NULL, NULL);
-			*is_reused = true;
 			return bev;
 		}
 	}
-	return origin_connect(o, p->base);
+	return NULL;
 }
 
-void originpool_put(struct originpool *p, struct origin *o, struct bufferevent *bev)
+struct bufferevent *originpool_get(struct originpool *p, struct origin *o, bool *is_reused)
+{
+	struct bufferevent *bev = originpool_take(p, &o, sizeof(o));
+
+	*is_reused = bev != NULL;
+	return bev ? bev : origin_connect(o, p->base);
+}
+
+void originpool_keep(struct originpool *p, const void *key, size_t keylen,
+		     struct bufferevent *bev)
 {
 	struct timeval tv = {.tv_sec = ORIGINPOOL_IDLE_S};
 	struct idle *it;
 	int one = 1;
 
-	if (p->n >= ORIGINPOOL_MAX || evbuffer_get_length(bufferevent_get_input(bev)) ||
-	    !(it = calloc(1, sizeof(*it)))) {
+	if (!p || keylen > ORIGINPOOL_KEY_MAX || p->n >= ORIGINPOOL_MAX ||
+	    evbuffer_get_length(bufferevent_get_input(bev)) || !(it = calloc(1, sizeof(*it)))) {
 		bufferevent_free(bev);
 		return;
 	}
 	setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
-	*it = (struct idle){p, o, bev, p->head};
+	it->p = p;
+	memcpy(it->key, key, keylen);
+	it->keylen = keylen;
+	it->bev = bev;
+	it->next = p->head;
 	p->head = it;
 	p->n++;
 	bufferevent_setcb(bev, idle_read_cb, NULL, idle_event_cb, it);
 	bufferevent_set_timeouts(bev, &tv, NULL);
 	bufferevent_enable(bev, EV_READ);
+}
+
+void originpool_put(struct originpool *p, struct origin *o, struct bufferevent *bev)
+{
+	originpool_keep(p, &o, sizeof(o), bev);
 }
 
 unsigned originpool_idle(const struct originpool *p)
