@@ -258,10 +258,8 @@ static int open_pass(struct assembler *a)
 
 	if (!a->cp->svc)
 		return -ENOKEY;
-	if (!a->pass_attempts) {
-		a->pass_started = time(NULL);
+	if (!a->pass_attempts)
 		metric_add(M_cache_chunk_resumes, 1);
-	}
 	a->pass_end = part_end(a);
 	snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)a->pos,
 		 (unsigned long long)(a->pass_end - 1));
@@ -281,31 +279,50 @@ static int open_pass(struct assembler *a)
 	return bufferevent_enable(a->pass, EV_READ | EV_WRITE) < 0 ? -ENOMEM : 0;
 }
 
+/* What a pass's answer says, once its head is in (or its connection gone). */
+enum pass_answer {
+	PASS_BODY,     /* a 206 of exactly our range, of our version: the body follows */
+	PASS_PARTIAL,  /* not the whole head yet */
+	PASS_CHANGED,  /* 412: the version changed at the origin */
+	PASS_BUSY,     /* a 5xx: worth another try */
+	PASS_LOST,     /* the connection ended first: worth another try */
+	PASS_REFUSED,  /* anything else (a 403, a malformed head, no memory) */
+};
+
 /* The pass's head: only a 206 of exactly our range, of our version, will do. */
-static int pass_head(struct assembler *a, struct evbuffer *in)
+static enum pass_answer pass_head(struct assembler *a, struct evbuffer *in)
 {
 	static const struct http_str get = {"GET", 3};
 	size_t len = evbuffer_get_length(in), want = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
-	struct http_msg *m = malloc(sizeof(*m));
+	struct http_msg *m;
+	enum pass_answer v = PASS_BODY;
 	int r;
 
-	if (!m)
-		return -ENOMEM;
+	if (!len)
+		return a->is_pass_ended ? PASS_LOST : PASS_PARTIAL;
+	if (!(m = malloc(sizeof(*m))))
+		return PASS_REFUSED;
 	r = http_parse_response((const char *)evbuffer_pullup(in, (ssize_t)want), want, &get, m);
-	if (r == 0 && (m->status != 206 || m->body != HTTP_BODY_LENGTH ||
-		       m->content_length != a->pass_end - a->pos)) {
+	if (r == -EAGAIN && len >= HTTP_HEAD_MAX)
+		v = PASS_REFUSED; /* no head in the bytes a head may take */
+	else if (r == -EAGAIN)
+		v = a->is_pass_ended ? PASS_LOST : PASS_PARTIAL;
+	else if (r < 0)
+		v = PASS_REFUSED;
+	else if (m->status != 206 || m->body != HTTP_BODY_LENGTH ||
+		 m->content_length != a->pass_end - a->pos) {
 		svcdenied_note(a->cp->denied, a->om.meta.id.bucket, m->status);
-		r = m->status == 412 ? -ESTALE : m->status >= 500 ? -EBUSY : -EPROTO;
-		if (r == -EBUSY)
+		v = m->status == 412 ? PASS_CHANGED : m->status >= 500 ? PASS_BUSY : PASS_REFUSED;
+		if (v == PASS_BUSY)
 			log_info("cache: lotad's resume of %s/%s got %d", a->om.meta.id.bucket,
 				 a->om.meta.id.key, m->status);
 	}
-	if (r == 0) {
+	if (v == PASS_BODY) {
 		evbuffer_drain(in, m->head_len);
 		a->is_pass_head_done = true;
 	}
 	free(m);
-	return r;
+	return v;
 }
 
 static void pass_due_cb(evutil_socket_t fd, short what, void *arg)
@@ -316,13 +333,17 @@ static void pass_due_cb(evutil_socket_t fd, short what, void *arg)
 	exchange_wake(a->x);
 }
 
-/* The pass met a 5xx or lost its connection (err): true if it goes again from pos after
- * a back-off, false once the bounds are spent. */
-static bool pass_retry(struct assembler *a, int err)
+/* The pass met a 5xx or lost its connection (why): true if it goes again from pos after
+ * a back-off, false once the bounds are spent. The window counts from the first failure
+ * since the last chunk part that came through, not from the pass's start: a slow client
+ * may take longer than the window over one chunk. */
+static bool pass_retry(struct assembler *a, enum pass_answer why)
 {
 	struct timeval tv;
 	uint64_t ms;
 
+	if (!a->pass_attempts)
+		a->pass_started = time(NULL);
 	if (a->pass_attempts >= FILLS_RETRY_MAX ||
 	    time(NULL) - a->pass_started > FILLS_RETRY_WINDOW_S)
 		return false;
@@ -337,7 +358,7 @@ static bool pass_retry(struct assembler *a, int err)
 	metric_add(M_cache_fill_retries, 1);
 	log_info("cache: lotad's resume of %s/%s at byte %llu: %s; again in %llu ms",
 		 a->om.meta.id.bucket, a->om.meta.id.key, (unsigned long long)a->pos,
-		 err == -EBUSY ? "the origin answered 5xx" : "its connection failed",
+		 why == PASS_BUSY ? "the origin answered 5xx" : "its connection failed",
 		 (unsigned long long)ms);
 	return true;
 }
@@ -346,7 +367,6 @@ static enum mover_result pump_pass(struct assembler *a, struct evbuffer *out)
 {
 	struct evbuffer *in;
 	size_t n;
-	int r;
 
 	if (!a->pass) {
 		if (!a->is_pass_due)
@@ -359,16 +379,15 @@ static enum mover_result pump_pass(struct assembler *a, struct evbuffer *out)
 	}
 	in = bufferevent_get_input(a->pass);
 	if (!a->is_pass_head_done) {
-		r = evbuffer_get_length(in) ? pass_head(a, in) : -EAGAIN;
-		if (r == -EAGAIN && a->is_pass_ended)
-			r = -ECONNRESET;
-		if (r == -EAGAIN)
+		enum pass_answer v = pass_head(a, in);
+
+		if (v == PASS_PARTIAL)
 			return MOVER_WAIT;
-		if ((r == -EBUSY || r == -ECONNRESET) && pass_retry(a, r))
+		if ((v == PASS_BUSY || v == PASS_LOST) && pass_retry(a, v))
 			return MOVER_WAIT;
-		if (r < 0) {
-			a->x->cut_why = r == -ESTALE ? "the object changed at the origin mid-read"
-						     : "the origin refused lotad's resume";
+		if (v != PASS_BODY) {
+			a->x->cut_why = v == PASS_CHANGED ? "the object changed at the origin mid-read"
+							  : "the origin refused lotad's resume";
 			return MOVER_CUT;
 		}
 	}
@@ -388,7 +407,7 @@ static enum mover_result pump_pass(struct assembler *a, struct evbuffer *out)
 	if (a->pos == a->pass_end)
 		return MOVER_DONE; /* this chunk's part is through */
 	if (!evbuffer_get_length(in) && a->is_pass_ended) {
-		if (pass_retry(a, -ECONNRESET))
+		if (pass_retry(a, PASS_LOST))
 			return MOVER_WAIT; /* the rest, from pos */
 		a->x->cut_why = "the origin closed lotad's resume early";
 		return MOVER_CUT;
