@@ -273,6 +273,26 @@ void server_stop_accepting(struct lotad *d)
 		event_base_once(d->workers[i].base, -1, EV_TIMEOUT, close_listeners, &d->workers[i], NULL);
 }
 
+/* After its thread ended: connections handed to w that it never took are closed (their
+ * clients see the close at once, not at our exit), and the pipe goes. */
+static void close_handoff(struct worker *w)
+{
+	struct handoff h[HANDOFF_BATCH];
+	ssize_t n;
+
+	if (w->handoff_ev)
+		event_free(w->handoff_ev);
+	w->handoff_ev = NULL;
+	if (w->handoff[0] >= 0)
+		while ((n = read(w->handoff[0], h, sizeof(h))) > 0)
+			for (size_t i = 0; i < (size_t)n / sizeof(h[0]); i++)
+				close(h[i].fd);
+	for (int i = 0; i < 2; i++)
+		if (w->handoff[i] >= 0)
+			close(w->handoff[i]);
+	w->handoff[0] = w->handoff[1] = -1;
+}
+
 void server_stop(struct lotad *d)
 {
 	for (int i = 0; i < d->nworkers; i++)
@@ -281,4 +301,7 @@ void server_stop(struct lotad *d)
 	for (int i = 0; i < d->nworkers; i++)
 		if (d->workers[i].thread)
 			pthread_join(d->workers[i].thread, NULL);
+	for (int i = 0; i < d->nworkers; i++)
+		if (d->workers[i].base) /* worker_init got far enough to set the pipe */
+			close_handoff(&d->workers[i]);
 }
