@@ -150,7 +150,7 @@ struct exchange {
 	bool upstream_sent;
 	bool upstream_spent; /* the upstream connection may carry stray bytes: never reuse */
 	bool is_retried;
-	bool up_continued; /* the upstream sent a 100 to this request */
+	bool has_upstream_continued; /* the upstream sent a 100 to this request */
 	/* A body held for the origin's 100 goes after EXPECT_WAIT_MS anyway (radosgw reads
 	 * some bodies without a 100): the timer, and whether it ran out. */
 	struct event *expect_ev;

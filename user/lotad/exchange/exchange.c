@@ -306,7 +306,7 @@ static enum xinput step_upstream(struct exchange *x)
 	struct http_msg *m;
 	const char *raw;
 	enum xinput in = wake_route(x);
-	bool was_continued = x->up_continued;
+	bool was_continued = x->has_upstream_continued;
 	int r;
 
 	if (in != XI_WAIT && in != XI_HOLD)
@@ -317,7 +317,7 @@ static enum xinput step_upstream(struct exchange *x)
 		return XI_CUT;
 	}
 	r = upstream_read_head(x, m, &raw);
-	if (x->up_continued && !was_continued)
+	if (x->has_upstream_continued && !was_continued)
 		exchange_wake(x); /* the body held for the 100 goes on the next run */
 	if (r == 0)
 		in = answer_head(x, m, raw);
@@ -414,7 +414,7 @@ static void arm_expect_timer(struct exchange *x)
 {
 	struct timeval tv = {0, EXPECT_WAIT_MS * 1000};
 
-	if (x->expect_ev || x->up_continued || x->is_expect_over || !relay_is_expecting_continue(x))
+	if (x->expect_ev || x->has_upstream_continued || x->is_expect_over || !relay_is_expecting_continue(x))
 		return;
 	x->expect_ev = evtimer_new(exchange_base(x), expect_over_cb, x);
 	if (!x->expect_ev || evtimer_add(x->expect_ev, &tv) < 0)
