@@ -414,7 +414,8 @@ static void arm_expect_timer(struct exchange *x)
 {
 	struct timeval tv = {0, EXPECT_WAIT_MS * 1000};
 
-	if (x->expect_ev || x->has_upstream_continued || x->is_expect_over || !relay_is_expecting_continue(x))
+	if (x->expect_ev || x->has_upstream_continued || x->is_expect_over ||
+	    !relay_is_expecting_continue(x))
 		return;
 	x->expect_ev = evtimer_new(exchange_base(x), expect_over_cb, x);
 	if (!x->expect_ev || evtimer_add(x->expect_ev, &tv) < 0)

@@ -116,7 +116,8 @@ enum xinput relay_request_body(struct exchange *x)
 	 * next request: one a client could smuggle past lotad. radosgw reads some bodies
 	 * without a 100 (PUT ?tagging, POST ?delete): those go after EXPECT_WAIT_MS, as curl
 	 * sends them (and their connection is never reused: upstream_is_reusable_after). */
-	if (!x->has_upstream_continued && relay_is_expecting_continue(x) && (!x->is_expect_over || x->status))
+	if (!x->has_upstream_continued && relay_is_expecting_continue(x) &&
+	    (!x->is_expect_over || x->status))
 		return XI_WAIT; /* exchange.c runs the timer; never once a final answer came */
 	out = bufferevent_get_output(c->obev);
 	if (c->client_read_paused && evbuffer_get_length(out) < CONN_PIPE_HIGH) {
