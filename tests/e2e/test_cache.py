@@ -345,9 +345,13 @@ def test_prestage_during_a_client_fill_answers_once_committed(origin, make_lotad
     assert r["ResponseMetadata"]["HTTPHeaders"]["x-lota-prestage"] == "cached"
     assert d.metrics()["cache_fills_committed"] == chunks(2 * BIG)
     # once: the client's 200 for the first chunk, lotad's fills for the rest (the 200
-    # hands off to them: what the origin had in flight when it was closed is extra)
+    # hands off to them: what the origin had in flight when it was closed is extra: at
+    # most lotad's receive buffer, 4 MiB once it hands off (fillstream.c), radosgw's send
+    # buffer, 4 MiB (tcp_wmem), and radosgw counts a 4 MiB stripe it began whole; with an
+    # autotuned receive buffer it was 28 MiB here)
     sent = bodies_sent(origin, bucket, key, mark)
-    assert 2 * BIG <= sent <= 2 * BIG + 8 * MiB, sent
+    assert 2 * BIG <= sent <= 2 * BIG + 12 * MiB, \
+        (sent, gets(origin, bucket, key, mark))
     rest = resp.read()
     conn.close()
     assert body[:MiB] + rest == body

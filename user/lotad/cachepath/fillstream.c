@@ -35,6 +35,11 @@
 #include "range.h"
 
 #define SPILL_MAX (4 * 1024 * 1024) /* spilled bytes buffered for the reader at most */
+/* The receive buffer of a stream that hands off (the kernel doubles it). Autotuned, it
+ * grows to tcp_rmem's maximum (32 MiB on some hosts), and whatever the origin has in it
+ * when the stream ends at the cut is sent for nothing; this is still a window of some
+ * MiB, what one stream from a remote origin needs. */
+#define STREAM_HANDOFF_RCVBUF (2 * 1024 * 1024)
 
 /* What the adopting reader gets of a stream that could not store everything. */
 struct fills_spill {
@@ -442,6 +447,11 @@ int fills_adopt(struct fills *f, struct bufferevent *bev, const struct cache_met
 			    chunkmap_count(m->size, m->chunk_size) >= FILLS_HANDOFF_MIN_CHUNKS &&
 			    !svcdenied_has(f->cp->denied, m->id.bucket);
 	s->window = s->is_handing_off ? 1 : FILLS_STREAM_WINDOW;
+	if (s->is_handing_off) {
+		int sz = STREAM_HANDOFF_RCVBUF;
+
+		setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	}
 	s->is_theirs = is_theirs;
 	s->next = f->streams;
 	f->streams = s;
