@@ -400,6 +400,7 @@ static enum route_verdict adopt_200(struct exchange *x, struct objread *o, const
 	}
 	/* The head first: raw points into the connection's input, which the fill drains. */
 	evbuffer_add(exchange_client_out(x), raw, m->head_len);
+	exchange_flush_client(x); /* the first byte goes before the store's first writes */
 	x->resp_head_sent = true; /* from here on a failure cuts the answer */
 	bev = exchange_take_upstream(x, m->head_len);
 	if (!bev || fills_adopt(f, bev, &om.meta, remote_is_remote, wake_exchange, x, &spill) < 0) {

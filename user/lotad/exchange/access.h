@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
 #include "exchange/exchange-t.h"
@@ -38,6 +39,15 @@ static inline struct evbuffer *exchange_client_out(const struct exchange *x)
 static inline int exchange_client_fd(const struct exchange *x)
 {
 	return (int)bufferevent_getfd(x->c->cbev);
+}
+
+/* Writes what is queued for the client now, as far as its socket takes it, rather than at
+ * the worker's next turn, where other callbacks may come first: for a head that should
+ * not wait behind them (an adopted 200's, behind the first MiB of its own body going into
+ * the store). The rest goes as usual. */
+static inline void exchange_flush_client(struct exchange *x)
+{
+	evbuffer_write(exchange_client_out(x), exchange_client_fd(x));
 }
 
 static inline bool exchange_is_peer_port(const struct exchange *x)
