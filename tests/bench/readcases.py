@@ -73,6 +73,7 @@ class ReadCases:
         self.origin.s3().put_object(Bucket=BUCKET, Key="big512", Body=body)
         del body
         self._copies("big512", "cp-lotad")
+        self._copies("big512", "cp-origin")  # the origin's first read of a copy, too
         out = f"/dev/shm/lota-bench-aws-{os.getpid()}"
         lotad_ep = f"http://{HOST}:{self.b.lotad.port}"
         origin_ep = f"http://127.0.0.1:{self.origin.port}"
@@ -83,7 +84,7 @@ class ReadCases:
                 for kind in ORDERS[r % len(ORDERS)]:
                     mark = self.origin.log_mark()
                     if kind == "origin":
-                        secs = self._aws_cp(origin_ep, "big512", out)
+                        secs = self._aws_cp(origin_ep, f"cp-origin-{r}", out)
                         self.res.add(AWS_CASE, "copy time", "origin", "s", secs)
                         continue
                     secs = self._aws_cp(lotad_ep, key, out)
@@ -102,7 +103,8 @@ class ReadCases:
         self.res.notes.append(
             "Case 10: /usr/bin/aws s3 cp --quiet (defaults: 8 MiB parts, 10 threads) to "
             "/dev/shm, process start included for both; 'lotad' is a copy lotad never saw "
-            "(a fresh server-side copy per round), 'lotad warm' the same copy again; every "
+            "(a fresh server-side copy per round), 'lotad warm' the same copy again, "
+            "'origin' another fresh copy per round (radosgw's first read of it); every "
             "lotad copy was compared byte for byte (sha256) with the object. Origin bytes per "
             "byte: 2xx GET body bytes the origin logged for the key / 512 MiB.")
 
@@ -113,13 +115,14 @@ class ReadCases:
         size = 8 * MiB
         self.origin.s3().put_object(Bucket=BUCKET, Key="kv8m", Body=self.b.hot[:size])
         self._copies("kv8m", "kv-lotad")
+        self._copies("kv8m", "kv-origin")
         for r in range(self.rounds):
             key = f"kv-lotad-{r}"
             for kind in ORDERS[r % len(ORDERS)]:
                 ep = self.b.ep["origin" if kind == "origin" else "lotad"]
                 who = {"cold": "lotad", "warm": "lotad warm", "origin": "origin"}[kind]
                 mark = self.origin.log_mark()
-                d = self.b.load(ep, "kv8m" if kind == "origin" else key, 1, 1)
+                d = self.b.load(ep, f"kv-origin-{r}" if kind == "origin" else key, 1, 1)
                 self.res.add(KV_CASE, "TTFB", who, "ms", 1000 * d["ttfb"][0])
                 self.res.add(KV_CASE, "total", who, "ms", 1000 * d["lat"][0])
                 if kind != "origin":
@@ -128,4 +131,6 @@ class ReadCases:
                     self.b._settled(self.b.lotad)
         self.res.notes.append(
             "Case 11: getload, one connection, one GET of a presigned URL; total = first "
-            "byte of the request to last byte of the body, connect excluded.")
+            "byte of the request to last byte of the body, connect excluded; 'lotad' reads a "
+            "fresh server-side copy per round, 'origin' another (radosgw's first read of "
+            "each, as lotad's cold read is).")
