@@ -1,5 +1,7 @@
-/* lotad's own HEADs of a key (fills.h), signed with the service credentials, on pooled
- * connections; and the HEAD that confirms a key is gone before its chunks are dropped. */
+/* lotad's own HEADs of a key (fills.h), signed with the service credentials (or by
+ * ssecfill.c, with a reader's SSE-C key besides), on pooled connections, following a
+ * bucket to its region's origin; and the HEAD that confirms a key is gone before its
+ * chunks are dropped. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,8 @@ struct fills_head {
 	struct location_wait *moved; /* as for a fetch */
 	bool is_moved;
 	char *bucket, *key, *version;
+	fills_sign_fn sign; /* NULL: the service credentials' */
+	void *sign_arg;
 	fills_head_fn done;
 	void *arg;
 	struct fills_head *next;
@@ -71,7 +75,8 @@ static void head_done(struct fills_head *h, int status, const struct http_msg *m
 	bool is_reusable = h->bev && m && status == 200 && m->keep_alive &&
 			   evbuffer_get_length(bufferevent_get_input(h->bev)) == m->head_len;
 
-	svcdenied_note(h->f->cp->denied, h->bucket, status);
+	if (!h->sign)
+		svcdenied_note(h->f->cp->denied, h->bucket, status);
 	if (h->done)
 		h->done(h->arg, status, m);
 	if (is_reusable) {
@@ -170,15 +175,16 @@ static int head_send(struct fills_head *h)
 	bufferevent_setcb(h->bev, head_read_cb, NULL, head_event_cb, h);
 	origin_set_timeouts(o, h->bev);
 	metric_add(M_origin_requests, 1);
-	if (svccreds_request(h->f->cp->svc, "HEAD", o, &k, NULL, 0,
-			     bufferevent_get_output(h->bev)) < 0 ||
+	if ((h->sign ? h->sign(h->sign_arg, bufferevent_get_output(h->bev), "HEAD", o, &k)
+		     : svccreds_request(h->f->cp->svc, "HEAD", o, &k, NULL, 0,
+					bufferevent_get_output(h->bev))) < 0 ||
 	    bufferevent_enable(h->bev, EV_READ | EV_WRITE) < 0)
 		return -EINVAL;
 	return 0;
 }
 
-int fills_head(struct fills *f, const struct cache_key *k, fills_head_fn done, void *arg,
-	       struct fills_head **out)
+int fills_head_signed(struct fills *f, const struct cache_key *k, fills_sign_fn sign,
+		      void *sign_arg, fills_head_fn done, void *arg, struct fills_head **out)
 {
 	struct fills_head *h;
 	int r;
@@ -189,6 +195,8 @@ int fills_head(struct fills *f, const struct cache_key *k, fills_head_fn done, v
 	if (!h)
 		return -ENOMEM;
 	h->f = f;
+	h->sign = sign;
+	h->sign_arg = sign_arg;
 	h->done = done;
 	h->arg = arg;
 	h->next = f->heads;
@@ -208,6 +216,12 @@ int fills_head(struct fills *f, const struct cache_key *k, fills_head_fn done, v
 	if (out)
 		*out = h;
 	return 0;
+}
+
+int fills_head(struct fills *f, const struct cache_key *k, fills_head_fn done, void *arg,
+	       struct fills_head **out)
+{
+	return fills_head_signed(f, k, NULL, NULL, done, arg, out);
 }
 
 void fills_head_cancel(struct fills_head *h)

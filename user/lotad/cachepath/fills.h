@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 struct bufferevent;
+struct evbuffer;
+struct origin;
 struct cache_key;
 struct cache_meta;
 struct http_msg;
@@ -91,6 +93,14 @@ struct fills_head;
 typedef void (*fills_head_fn)(void *arg, int status, const struct http_msg *m);
 int fills_head(struct fills *f, const struct cache_key *k, fills_head_fn done, void *arg,
 	       struct fills_head **out);
+/* Signs lotad's request of method for k to o on out; 0 or -errno. */
+typedef int (*fills_sign_fn)(void *arg, struct evbuffer *out, const char *method,
+			     const struct origin *o, const struct cache_key *k);
+/* As fills_head, but signed by sign(sign_arg, ...) (ssecfill.c's adds a reader's SSE-C
+ * key; sign_arg outlives the HEAD, until done or cancel). Its answer is about what the
+ * signer adds, so a refusal does not count against the service credentials. */
+int fills_head_signed(struct fills *f, const struct cache_key *k, fills_sign_fn sign,
+		      void *sign_arg, fills_head_fn done, void *arg, struct fills_head **out);
 void fills_head_cancel(struct fills_head *h);
 /* A client's read of cached k got 404: k's chunks go only if lotad's own HEAD says 404
  * too (a 404 to someone else's request proves nothing about the object). */

@@ -35,11 +35,10 @@
 /* Body bytes read from a fill's socket per wake at most (beyond libevent's own). */
 #define READ_MORE (1024 * 1024)
 
-/* A worker's part: its idle origin connections and its HEADs in progress. */
+/* A worker's part: its idle origin connections. */
 struct ssecfill_worker {
 	struct event_base *base;
 	struct originpool *pool;
-	struct ssecfill_head *heads;
 	uint8_t *sealed; /* where its fills seal a chunk to store it, kept for the next */
 	size_t sealed_len;
 };
@@ -73,16 +72,13 @@ struct ssecfill {
 	enum fills_reason why;
 };
 
+/* lotad's HEAD with a reader's key: fillhead.c's, signed here. */
 struct ssecfill_head {
 	struct cachepath *cp;
-	struct ssecfill_worker *fw;
-	struct bufferevent *bev;
-	bool is_reused;
-	char *bucket, *key, *version;
+	struct fills_head *fh;
 	uint8_t ckey[SSEC_KEY_LEN];
 	fills_head_fn done;
 	void *arg;
-	struct ssecfill_head *next;
 };
 
 static struct ssecfill_worker *worker_of(struct ssec *s, struct worker *w)
@@ -134,8 +130,8 @@ static int move_wiped(struct evbuffer *tmp, struct evbuffer *out)
 }
 
 /* method on k, signed with the service credentials, with more headers and the key's
- * three SSE-C fields, onto bev. */
-static int send_with_key(struct cachepath *cp, struct bufferevent *bev, const char *method,
+ * three SSE-C fields, onto out. */
+static int send_with_key(struct cachepath *cp, struct evbuffer *out, const char *method,
 			 const struct origin *o, const struct cache_key *k,
 			 const uint8_t key[SSEC_KEY_LEN], const struct svccreds_header *more,
 			 size_t nmore)
@@ -154,7 +150,7 @@ static int send_with_key(struct cachepath *cp, struct bufferevent *bev, const ch
 	if (r == 0)
 		r = svccreds_request(cp->svc, method, o, k, h, n, tmp);
 	if (r == 0)
-		r = move_wiped(tmp, bufferevent_get_output(bev));
+		r = move_wiped(tmp, out);
 	ssec_wipe(kb, sizeof(kb));
 	if (tmp) {
 		size_t left = evbuffer_get_length(tmp);
@@ -521,7 +517,7 @@ static int fetch_send(struct ssecfill *sf)
 	bufferevent_setcb(sf->bev, fetch_read_cb, NULL, fetch_event_cb, sf);
 	bufferevent_set_timeouts(sf->bev, &tv, &tv);
 	metric_add(M_origin_requests, 1);
-	if (send_with_key(sf->cp, sf->bev, "GET", o, &k, sf->key, h, 2) < 0)
+	if (send_with_key(sf->cp, bufferevent_get_output(sf->bev), "GET", o, &k, sf->key, h, 2) < 0)
 		return -EINVAL;
 	return bufferevent_enable(sf->bev, EV_READ | EV_WRITE) < 0 ? -ENOMEM : 0;
 }
@@ -609,122 +605,44 @@ int ssecfill_want(struct cachepath *cp, struct worker *w, const struct cache_met
 
 static void head_free(struct ssecfill_head *h)
 {
-	for (struct ssecfill_head **pp = &h->fw->heads; *pp; pp = &(*pp)->next) {
-		if (*pp == h) {
-			*pp = h->next;
-			break;
-		}
-	}
-	if (h->bev)
-		bufferevent_free(h->bev);
 	ssec_wipe(h->ckey, sizeof(h->ckey));
-	free(h->bucket);
-	free(h->key);
-	free(h->version);
 	free(h);
 }
 
-/* Told; a connection that ended with a bodiless 200 and holds nothing more goes back to
- * the pool (after the call: m points into its input). */
-static void head_done(struct ssecfill_head *h, int status, const struct http_msg *m)
+static int sign_with_key(void *arg, struct evbuffer *out, const char *method,
+			 const struct origin *o, const struct cache_key *k)
 {
-	bool is_reusable = h->bev && m && status == 200 && m->keep_alive &&
-			   evbuffer_get_length(bufferevent_get_input(h->bev)) == m->head_len;
+	struct ssecfill_head *h = arg;
 
+	return send_with_key(h->cp, out, method, o, k, h->ckey, NULL, 0);
+}
+
+static void head_done(void *arg, int status, const struct http_msg *m)
+{
+	struct ssecfill_head *h = arg;
+
+	h->fh = NULL; /* fillhead.c frees its own */
 	h->done(h->arg, status, m);
-	if (is_reusable) {
-		evbuffer_drain(bufferevent_get_input(h->bev), m->head_len);
-		originpool_put(h->fw->pool, origins_for(h->cp->d, h->bucket), h->bev);
-		h->bev = NULL;
-	}
 	head_free(h);
-}
-
-static int head_send(struct ssecfill_head *h);
-
-static void head_read_cb(struct bufferevent *bev, void *arg)
-{
-	static const struct http_str head = {"HEAD", 4};
-	struct ssecfill_head *h = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t len = evbuffer_get_length(in), want = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
-	struct http_msg *m = malloc(sizeof(*m));
-	int r;
-
-	if (!m) {
-		head_done(h, 0, NULL);
-		return;
-	}
-	r = http_parse_response((const char *)evbuffer_pullup(in, (ssize_t)want), want, &head, m);
-	if (r == 0 && m->status >= 200)
-		head_done(h, m->status, m);
-	else if (r == 0)
-		evbuffer_drain(in, m->head_len); /* an interim 1xx */
-	else if (r != -EAGAIN)
-		head_done(h, 0, NULL);
-	free(m);
-}
-
-static void head_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct ssecfill_head *h = arg;
-
-	if (what & BEV_EVENT_CONNECTED)
-		return;
-	if (h->is_reused && !evbuffer_get_length(bufferevent_get_input(bev))) {
-		metric_add(M_origin_retries, 1);
-		bufferevent_free(h->bev);
-		h->bev = NULL;
-		if (head_send(h) == 0)
-			return;
-	}
-	head_done(h, 0, NULL);
-}
-
-static int head_send(struct ssecfill_head *h)
-{
-	struct lotad *d = h->cp->d;
-	struct timeval tv = {.tv_sec = (time_t)d->cfg.origin_timeout};
-	struct cache_key k = {h->bucket, h->key, h->version[0] ? h->version : NULL};
-	struct origin *o = origins_for(d, h->bucket);
-
-	h->bev = originpool_get(h->fw->pool, o, &h->is_reused);
-	if (!h->bev)
-		return -ENOMEM;
-	if (h->is_reused)
-		metric_add(M_origin_connections_reused, 1);
-	bufferevent_setcb(h->bev, head_read_cb, NULL, head_event_cb, h);
-	bufferevent_set_timeouts(h->bev, &tv, &tv);
-	metric_add(M_origin_requests, 1);
-	if (send_with_key(h->cp, h->bev, "HEAD", o, &k, h->ckey, NULL, 0) < 0 ||
-	    bufferevent_enable(h->bev, EV_READ | EV_WRITE) < 0)
-		return -EINVAL;
-	return 0;
 }
 
 int ssecfill_head(struct cachepath *cp, struct worker *w, const struct cache_key *k,
 		  const uint8_t key[SSEC_KEY_LEN], fills_head_fn done, void *arg,
 		  struct ssecfill_head **out)
 {
-	struct ssecfill_worker *fw;
+	struct fills *f = fills_of(cp, w);
 	struct ssecfill_head *h;
 	int r;
 
 	if (!cp->svc)
 		return -ENOKEY;
-	if (!(fw = worker_of(cp->ssec, w)) || !(h = calloc(1, sizeof(*h))))
+	if (!f || !(h = calloc(1, sizeof(*h))))
 		return -ENOMEM;
 	h->cp = cp;
-	h->fw = fw;
 	h->done = done;
 	h->arg = arg;
-	h->next = fw->heads;
-	fw->heads = h;
 	memcpy(h->ckey, key, SSEC_KEY_LEN);
-	h->bucket = strdup(k->bucket);
-	h->key = strdup(k->key);
-	h->version = strdup(k->version ? k->version : "");
-	r = !h->bucket || !h->key || !h->version ? -ENOMEM : head_send(h);
+	r = fills_head_signed(f, k, sign_with_key, h, head_done, h, &h->fh);
 	if (r < 0) {
 		head_free(h);
 		return r;
@@ -735,8 +653,10 @@ int ssecfill_head(struct cachepath *cp, struct worker *w, const struct cache_key
 
 void ssecfill_head_cancel(struct ssecfill_head *h)
 {
-	if (h)
-		head_free(h);
+	if (!h)
+		return;
+	fills_head_cancel(h->fh);
+	head_free(h);
 }
 
 void ssecfill_free_all(struct ssec *s)
@@ -752,8 +672,6 @@ void ssecfill_free_all(struct ssec *s)
 
 		if (!fw)
 			continue;
-		while (fw->heads)
-			head_free(fw->heads);
 		originpool_free(fw->pool);
 		free(fw->sealed);
 		free(fw);
