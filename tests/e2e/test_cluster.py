@@ -651,10 +651,6 @@ def test_node_killed_mid_read_costs_no_request(cl):
     j = next(i for i in range(2, len(owners)) if owners[i] == victim)
     assert_bytes(cl, key, cl.read("n2", key))  # every chunk on its owner (warm if it was)
     pause_at = j * CHUNK + 512 * 1024  # the client is in the victim's chunk
-    log = cl.nodes[reader].log_path
-    log_from = os.path.getsize(log)
-    before = cl.nodes[reader].metrics()
-    mark = cl.origin.log_mark()
 
     def kill():
         time.sleep(0.5)  # the reader's node is now held up by the victim's socket
@@ -663,6 +659,15 @@ def test_node_killed_mid_read_costs_no_request(cl):
     url, hdrs = cl.signed("GET", key, cl.nodes[reader].url)
     old = {n: ns_sysctls(cl, n, SMALL_BUFFERS) for n in (reader, victim)}
     try:
+        # The reader's node keeps its peer connections (originpool.h), made with the
+        # buffers of before: a new process has none, so its connections get the small ones.
+        cl.nodes[reader].stop()
+        cl.nodes[reader].start()
+        wait_for("all three nodes see each other up", cl.converged, timeout=30)
+        log = cl.nodes[reader].log_path
+        log_from = os.path.getsize(log)
+        before = cl.nodes[reader].metrics()
+        mark = cl.origin.log_mark()
         got = run_in_ns(cl.ns(reader), paced_read, url, hdrs, pause_at, kill)
         assert got == (200,) + cl.objects[key], (got, cl.objects[key])
         after = cl.nodes[reader].metrics()
