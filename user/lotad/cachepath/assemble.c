@@ -82,12 +82,16 @@ struct assembler {
 	struct fills_spill *spill;
 	struct remote_src *rs; /* SRC_PEER */
 	bool is_owner; /* serving another node's chunk request: every chunk is this node's */
+	struct worker *w; /* whose nbodies counts us */
 };
 
 static void spill_skip(struct assembler *a);
 
 static void close_source(struct assembler *a)
 {
+	/* What the next source is, and when its bytes come, is not known yet: no segment
+	 * waits behind the cork meanwhile (pump_chunk corks a committed file again). */
+	exchange_cork_client(a->x, false);
 	if (a->seg)
 		evbuffer_file_segment_free(a->seg);
 	a->seg = NULL;
@@ -539,6 +543,9 @@ static enum mover_result pump_chunk(struct assembler *a, struct evbuffer *out)
 	uint64_t upto;
 	int r;
 
+	/* Corked while one committed file goes out and this is the worker's only body: on
+	 * loopback one corked sendfile stream ran 1.4x faster, eight of them 0.88x. */
+	exchange_cork_client(a->x, a->src == SRC_FILE && a->w->nbodies == 1);
 	if (a->src == SRC_PASS)
 		return pump_pass(a, out);
 	if (a->src == SRC_SPILL)
@@ -620,6 +627,7 @@ static void assemble_free(void *state)
 		event_free(a->pass_timer);
 	fills_spill_release(a->spill);
 	objmeta_free(&a->om);
+	a->w->nbodies--;
 	free(a);
 }
 
@@ -644,6 +652,8 @@ static int start(struct exchange *x, struct cachepath *cp, const struct cache_me
 	a->pos = first;
 	a->last = last;
 	a->is_owner = is_owner;
+	a->w = exchange_worker(x);
+	a->w->nbodies++;
 	chunkmap_span(m->size, m->chunk_size, first, last, &from, &to);
 	a->index = from;
 	exchange_serve(x, &assemble_ops, a);

@@ -103,6 +103,7 @@ struct conn {
 	bool client_read_paused;
 	bool origin_read_paused;
 	bool is_peer_port; /* accepted on peer-listen: only signed peer requests */
+	bool is_corked;	   /* TCP_CORK on cbev's socket (exchange_cork_client) */
 	uint64_t head_started; /* ms (monotonic) the pending request head began arriving, or 0 */
 	char peer[64];
 };

@@ -505,6 +505,7 @@ static void finish(struct exchange *x)
 		return;
 	}
 	log_exchange(x);
+	exchange_cork_client(x, false); /* the answer's last partial segment goes now */
 	is_keep = x->req.keep_alive && x->resp_keep_alive && x->req_body_done;
 	/* Bytes already waiting on the upstream connection belong to no request. */
 	if (!x->resp_keep_alive || !x->req_body_done || x->upstream_spent ||
