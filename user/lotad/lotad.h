@@ -35,9 +35,6 @@ struct worker {
 	/* Idle origin connections left by client connections that closed, for the next
 	 * client's request: a new client then skips the TCP (and TLS) handshake. */
 	struct originpool *pool;
-	/* Cached bodies this worker is sending (assemble.c, its thread only): one alone is
-	 * corked (exchange_cork_client); with more at once corking cost throughput here. */
-	unsigned nbodies;
 	struct event *accept_resume; /* re-enables the listeners after an accept() failure */
 };
 

@@ -82,7 +82,7 @@ struct assembler {
 	struct fills_spill *spill;
 	struct remote_src *rs; /* SRC_PEER */
 	bool is_owner; /* serving another node's chunk request: every chunk is this node's */
-	struct worker *w; /* whose nbodies counts us */
+	unsigned *sending; /* the worker's count of bodies sent (cachepath-t.h), or NULL */
 };
 
 static void spill_skip(struct assembler *a);
@@ -544,7 +544,7 @@ static enum mover_result pump_chunk(struct assembler *a, struct evbuffer *out)
 	 * loopback one corked sendfile stream ran 1.4x faster, eight of them 0.88x. From one
 	 * committed chunk to the next it stays on (uncorking at each chunk's end cost 15%):
 	 * the next one's bytes are there at once; any other source, or a wait, uncorks. */
-	exchange_cork_client(a->x, a->src == SRC_FILE && a->w->nbodies == 1);
+	exchange_cork_client(a->x, a->src == SRC_FILE && a->sending && *a->sending == 1);
 	if (a->src == SRC_PASS)
 		return pump_pass(a, out);
 	if (a->src == SRC_SPILL)
@@ -629,7 +629,8 @@ static void assemble_free(void *state)
 		event_free(a->pass_timer);
 	fills_spill_release(a->spill);
 	objmeta_free(&a->om);
-	a->w->nbodies--;
+	if (a->sending)
+		(*a->sending)--;
 	free(a);
 }
 
@@ -640,6 +641,7 @@ static int start(struct exchange *x, struct cachepath *cp, const struct cache_me
 {
 	struct assembler *a = calloc(1, sizeof(*a));
 	uint64_t from, to;
+	int id;
 
 	if (!a || objmeta_copy(&a->om, m) < 0) {
 		if (a)
@@ -654,8 +656,11 @@ static int start(struct exchange *x, struct cachepath *cp, const struct cache_me
 	a->pos = first;
 	a->last = last;
 	a->is_owner = is_owner;
-	a->w = exchange_worker(x);
-	a->w->nbodies++;
+	id = exchange_worker(x)->id;
+	if (id >= 0 && id < CACHEPATH_WORKERS_MAX) {
+		a->sending = &cp->sending[id];
+		(*a->sending)++;
+	}
 	chunkmap_span(m->size, m->chunk_size, first, last, &from, &to);
 	a->index = from;
 	exchange_serve(x, &assemble_ops, a);

@@ -45,6 +45,9 @@ struct cachepath {
 	struct svccreds *svc;  /* NULL: no service credentials: lotad fills no chunk itself */
 	struct svcdenied *denied; /* buckets svc was refused on, for a while */
 	struct fills *fills[CACHEPATH_WORKERS_MAX]; /* each worker's, made on its first use */
+	/* Bodies from the cache each worker is sending now (assemble.c, on that worker's
+	 * thread): one alone goes corked (exchange_cork_client). */
+	unsigned sending[CACHEPATH_WORKERS_MAX];
 	struct herd *herd;
 	struct known *known; /* versions learnt for keys with no chunk here */
 	struct young *young; /* versions learnt within their Last-Modified second */
