@@ -485,11 +485,11 @@ def test_evicted_one_chunk_object_refills_in_one_round_trip(origin, bucket, chun
         assert status == 206
         assert_bytes(got, bodies[first][100:4196], "the first 4 KiB range")
         wait_until(lambda: not running_fills(d), 60, "the chunk's fill ends")
-        held = len(chunk_files(d))
+        assert len(chunk_files(d)) == 1
         for k in keys[1:]:  # 30 MiB more through a 32 MiB cache: the first goes (LRU)
             assert_bytes(get(s3, bucket, k)[1], bodies[k], k)
             wait_until(lambda: not running_fills(d), 60, "the fill ends")
-        assert held == 1 and d.metrics()["cache_evictions"] >= 1
+        assert d.metrics()["cache_evictions"] >= 1
         mark = origin.log_mark()
         status, got, h = get(s3, bucket, first)
         assert_bytes(got, bodies[first], "the full GET after the eviction")

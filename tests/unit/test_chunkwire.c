@@ -46,8 +46,8 @@ static int teardown(void)
 	return 0;
 }
 
-/* Builds the request (kept alive: Connection: close left out) and parses it into msg, as
- * the gate of the receiving node would. */
+/* Builds the request (is_keep_alive: without Connection: close) and parses it into msg,
+ * as the gate of the receiving node would. */
 static void build_as(const char *method, const char *p, const struct cache_key *k,
 		     const struct cache_meta *m, const struct chunkwire_span *span, bool is_keep_alive)
 {

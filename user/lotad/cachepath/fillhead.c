@@ -166,6 +166,8 @@ static int head_send(struct fills_head *h)
 	struct lotad *d = h->f->cp->d;
 	struct cache_key k = {h->bucket, h->key, h->version[0] ? h->version : NULL};
 	struct origin *o = h->o = origins_for(d, h->bucket);
+	struct evbuffer *out;
+	int r;
 
 	h->bev = originpool_get(h->f->pool, o, &h->is_reused);
 	if (!h->bev)
@@ -175,10 +177,10 @@ static int head_send(struct fills_head *h)
 	bufferevent_setcb(h->bev, head_read_cb, NULL, head_event_cb, h);
 	origin_set_timeouts(o, h->bev);
 	metric_add(M_origin_requests, 1);
-	if ((h->sign ? h->sign(h->sign_arg, bufferevent_get_output(h->bev), "HEAD", o, &k)
-		     : svccreds_request(h->f->cp->svc, "HEAD", o, &k, NULL, 0,
-					bufferevent_get_output(h->bev))) < 0 ||
-	    bufferevent_enable(h->bev, EV_READ | EV_WRITE) < 0)
+	out = bufferevent_get_output(h->bev);
+	r = h->sign ? h->sign(h->sign_arg, out, "HEAD", o, &k)
+		    : svccreds_request(h->f->cp->svc, "HEAD", o, &k, NULL, 0, out);
+	if (r < 0 || bufferevent_enable(h->bev, EV_READ | EV_WRITE) < 0)
 		return -EINVAL;
 	return 0;
 }

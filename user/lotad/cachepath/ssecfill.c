@@ -634,8 +634,6 @@ int ssecfill_head(struct cachepath *cp, struct worker *w, const struct cache_key
 	struct ssecfill_head *h;
 	int r;
 
-	if (!cp->svc)
-		return -ENOKEY;
 	if (!f || !(h = calloc(1, sizeof(*h))))
 		return -ENOMEM;
 	h->cp = cp;

@@ -215,9 +215,9 @@ static int connect_src(struct remote_src *s)
 	if (bev) {
 		bufferevent_disable(bev, EV_READ); /* the answer is read by rd, not the bufferevent */
 		peers_count(s->cl->peers, PEERS_CHUNKS_SENT_KEPT, 1);
-	}
-	else
+	} else {
 		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
 	s->bev = bev;
 	if (!s->bev)
 		return -ENOMEM;

@@ -154,9 +154,9 @@ int upstream_read_head(struct exchange *x, struct http_msg *m, const char **raw)
 			*raw = buf;
 			return 0;
 		}
+		/* A 100: the body held for it may go (relay.c). */
 		if (m->status == 100)
-			x->has_upstream_continued =
-			    true; /* the body held for it may go (relay.c) */
+			x->has_upstream_continued = true;
 		/* An interim 1xx goes to the client as it is (101 never: no upgrades). */
 		if (m->status != 101)
 			evbuffer_add(exchange_client_out(x), buf, m->head_len);
