@@ -86,11 +86,20 @@ kill_daemons() {
 # spawn NAME CMD...: start CMD in its own session (so a terminal's ^C or the caller's
 # exit does not reach it), record its PID.
 spawn() {
-	local name=$1
+	local name=$1 pid i
 	shift
 	setsid "$@" -c "$conf" -f </dev/null >>"$dir/log/$name.out" 2>&1 &
-	echo $! >"$dir/run/$name.pid"
-	disown $!
+	pid=$!
+	echo $pid >"$dir/run/$name.pid"
+	disown $pid
+	# Until the child has exec'd, its command line is this script's, and is_ours would
+	# call it gone (a CI run's radosgw "exited" so, on a loaded machine): wait for the
+	# exec, or the exit.
+	for ((i = 0; i < 250; i++)); do
+		is_ours "$name" && return 0
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.02
+	done
 }
 
 # wait_for WHAT LOG CMD...: retry CMD until it succeeds or START_TIMEOUT runs out.
