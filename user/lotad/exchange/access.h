@@ -13,6 +13,7 @@
 #include <event2/bufferevent.h>
 
 #include "exchange/exchange-t.h"
+#include "exchange/writenow.h"
 #include "lotad.h"
 #include "metrics.h"
 
@@ -50,7 +51,7 @@ static inline int exchange_client_fd(const struct exchange *x)
  * the store). The rest goes as usual. */
 static inline void exchange_flush_client(struct exchange *x)
 {
-	evbuffer_write(exchange_client_out(x), exchange_client_fd(x));
+	writenow(x->c->cbev);
 }
 
 /* TCP_CORK on the client's socket while a body goes out of committed files (sendfile): the
