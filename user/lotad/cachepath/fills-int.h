@@ -23,7 +23,10 @@ struct fills {
 	unsigned nrunning;
 	struct stream *streams;
 	struct fills_head *heads;
-	struct originpool *pool; /* idle connections for the next fetches */
+	/* idle connections for the next fetches: the worker's own, shared with its client
+	 * exchanges (a connection a fill leaves idle serves the next client request too) */
+	struct originpool *pool;
+	bool owns_pool; /* the worker has none: this one is the fills' */
 };
 
 /* Bytes the socket of a fill's origin connection gathers before it wakes us. The origin

@@ -65,7 +65,11 @@ int fills_new(struct cachepath *cp, struct worker *w, struct fills **out)
 {
 	struct fills *f = calloc(1, sizeof(*f));
 
-	if (!f || !(f->pool = originpool_new(w->base))) {
+	if (f) {
+		f->owns_pool = !w->pool;
+		f->pool = w->pool ? w->pool : originpool_new(w->base);
+	}
+	if (!f || !f->pool) {
 		free(f);
 		return -ENOMEM;
 	}
@@ -479,6 +483,7 @@ void fills_free(struct fills *f)
 		cache_fill_abort(ft->fill, -ECANCELED);
 		fetch_free(ft);
 	}
-	originpool_free(f->pool);
+	if (f->owns_pool)
+		originpool_free(f->pool);
 	free(f);
 }

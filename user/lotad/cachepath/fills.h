@@ -68,8 +68,10 @@ typedef bool (*fills_theirs_fn)(const struct cachepath *cp, const struct cache_m
 /* With service credentials the stream stores only until it reaches a chunk that is
  * another fill's, or a peer's (is_theirs, may be NULL), and the reader takes no byte from
  * the spill: there it ends, and the reader's parallel fetches take the rest. */
-int fills_adopt(struct fills *f, struct bufferevent *bev, const struct cache_meta *m,
-		fills_theirs_fn is_theirs, void (*wake)(void *arg), void *arg,
+/* is_keep_alive: the 200 let the connection carry another request; once its whole body
+ * is read, it goes idle to the worker's pool. */
+int fills_adopt(struct fills *f, struct bufferevent *bev, bool is_keep_alive,
+		const struct cache_meta *m, fills_theirs_fn is_theirs, void (*wake)(void *arg), void *arg,
 		struct fills_spill **spill);
 /* The reader side of a spill: from which object offset it carries bytes (UINT64_MAX: it
  * does not, the stream stores everything), its buffer (bytes from *from on), and whether

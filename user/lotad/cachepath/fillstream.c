@@ -73,6 +73,7 @@ struct stream {
 	struct fills_spill *spill;
 	bool is_paused; /* the spill is full: the reader drains it first */
 	int lowat;	/* SO_RCVLOWAT set on bev's socket */
+	bool is_keep_alive; /* the 200 let bev carry another request after its body */
 	struct stream *next;
 };
 
@@ -358,6 +359,18 @@ static bool stream_wait(struct stream *s)
 	return evtimer_add(s->recheck, &tv) == 0;
 }
 
+/* The whole body is read: a kept-alive connection with nothing more in it goes idle
+ * to the pool (the next request to the origin skips the handshake) instead of closing. */
+static void keep_idle(struct stream *s)
+{
+	struct origin *o = origins_for(s->f->cp->d, s->om.meta.id.bucket);
+
+	if (!s->is_keep_alive || evbuffer_get_length(bufferevent_get_input(s->bev)))
+		return;
+	originpool_put(s->f->pool, o, s->bev);
+	s->bev = NULL;
+}
+
 static void stream_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct stream *s = arg;
@@ -393,9 +406,10 @@ static void stream_read_cb(struct bufferevent *bev, void *arg)
 		if (s->pos == end)
 			stream_next_chunk(s);
 	}
-	if (s->pos == size)
+	if (s->pos == size) {
+		keep_idle(s);
 		stream_free(s);
-	else
+	} else
 		fills_pace_reads(bev, fills_still_to_come(s->pos, size, in), &s->lowat);
 }
 
@@ -412,8 +426,8 @@ static void stream_event_cb(struct bufferevent *bev, short what, void *arg)
 	stream_free(s);
 }
 
-int fills_adopt(struct fills *f, struct bufferevent *bev, const struct cache_meta *m,
-		fills_theirs_fn is_theirs, void (*wake)(void *arg), void *arg,
+int fills_adopt(struct fills *f, struct bufferevent *bev, bool is_keep_alive,
+		const struct cache_meta *m, fills_theirs_fn is_theirs, void (*wake)(void *arg), void *arg,
 		struct fills_spill **spill)
 {
 	struct lotad *d = f->cp->d;
@@ -453,6 +467,7 @@ int fills_adopt(struct fills *f, struct bufferevent *bev, const struct cache_met
 		setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	}
 	s->is_theirs = is_theirs;
+	s->is_keep_alive = is_keep_alive;
 	s->next = f->streams;
 	f->streams = s;
 	stream_begin_window(s);

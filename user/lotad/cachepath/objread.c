@@ -403,7 +403,8 @@ static enum route_verdict adopt_200(struct exchange *x, struct objread *o, const
 	exchange_flush_client(x); /* the first byte goes before the store's first writes */
 	x->resp_head_sent = true; /* from here on a failure cuts the answer */
 	bev = exchange_take_upstream(x, m->head_len);
-	if (!bev || fills_adopt(f, bev, &om.meta, remote_is_remote, wake_exchange, x, &spill) < 0) {
+	if (!bev || fills_adopt(f, bev, m->keep_alive, &om.meta, remote_is_remote, wake_exchange, x,
+				&spill) < 0) {
 		if (bev)
 			bufferevent_free(bev);
 		objmeta_free(&om);
