@@ -134,6 +134,21 @@ static void count_read(const char *label)
 		metric_add(M_cache_misses, 1);
 }
 
+void hit_prepare(struct exchange *x, struct cachepath *cp, const struct cache_meta *m)
+{
+	const struct http_header *rh = last_range(&x->req);
+	struct range rg = {0, m->size ? m->size - 1 : 0};
+	struct cache_chunk *ch = NULL;
+
+	if (!m->size || !m->chunk_size)
+		return;
+	if (rh && range_parse(rh->value.p, rh->value.n, m->size, &rg) == RANGE_UNSATISFIABLE)
+		return;
+	if (cache_chunk_open(cp->cache, m, (uint32_t)(rg.first / m->chunk_size), &ch) == 0)
+		cache_chunk_verify(ch); /* a corrupt one is dropped: the 304's read refetches it */
+	cache_chunk_close(ch);
+}
+
 enum route_verdict hit_serve(struct exchange *x, struct cachepath *cp, const struct cache_meta *m,
 			     const struct http_msg *m304, bool is_held)
 {

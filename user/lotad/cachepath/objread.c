@@ -570,6 +570,15 @@ static enum route_verdict read_on_wake(struct exchange *x)
 	return RT_WAIT;
 }
 
+/* Our validation went out: what its 304 would serve is made ready meanwhile. */
+static void read_on_sent(struct exchange *x)
+{
+	struct objread *o = priv(x);
+
+	if (o && o->cond.is_ours_inm && o->held)
+		hit_prepare(x, o->cp, &o->held->meta);
+}
+
 static void read_end(struct exchange *x)
 {
 	struct objread *o = priv(x);
@@ -592,6 +601,7 @@ void objread_route(struct cachepath *cp, struct route *rt)
 		.arg = cp,
 		.claims = read_claims,
 		.start = read_start,
+		.on_sent = read_on_sent,
 		.on_head = read_on_head,
 		.on_wake = read_on_wake,
 		.end = read_end,

@@ -31,6 +31,8 @@ int conn_read_head(struct conn *c, const char **buf, size_t *head_len);
 /* Sends x's head (with x->extra) to x->up, connecting or reusing c->obev: 0, or a
  * negative errno if the connection cannot be made. */
 int upstream_send(struct exchange *x);
+/* Has x's request (head, and body if any) left for the upstream socket? */
+bool upstream_is_flushed(const struct exchange *x);
 /* Parses what arrived: -EAGAIN until a final head; 0 with *m filled (1xx were relayed);
  * a negative errno if malformed. The caller drains m->head_len after use. */
 int upstream_read_head(struct exchange *x, struct http_msg *m, const char **raw);

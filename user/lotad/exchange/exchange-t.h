@@ -47,6 +47,9 @@ struct route {
 	/* Is this request ours? (after classification: x->s3 is set) */
 	bool (*claims)(struct exchange *x, void *arg);
 	enum route_verdict (*start)(struct exchange *x, void *arg);
+	/* The request left lotad (its socket took every byte) and its answer's head is not
+	 * here yet: the route may do work of its own while the origin answers. */
+	void (*on_sent)(struct exchange *x);
 	/* The final response head from upstream (x->status and framing are set). */
 	enum route_verdict (*on_head)(struct exchange *x, const struct http_msg *m, const char *raw);
 	/* Response body bytes about to be relayed: the first n bytes of src. */
@@ -149,6 +152,7 @@ struct exchange {
 	struct origin *origin;	   /* the bucket's origin, once the request went to it */
 	char extra[EXCHANGE_EXTRA_MAX]; /* lines added to the head sent upstream */
 	bool upstream_sent;
+	bool is_sent_noted; /* the route's on_sent ran for the request sent last */
 	bool upstream_spent; /* the upstream connection may carry stray bytes: never reuse */
 	bool is_retried;
 	bool has_upstream_continued; /* the upstream sent a 100 to this request */

@@ -301,6 +301,16 @@ static enum xinput answer_head(struct exchange *x, const struct http_msg *m, con
 	return route_input(x, v);
 }
 
+/* The request's head (and body) left lotad and its answer's head is not here yet: the route's
+ * on_sent work overlaps the origin's answer. Once per request sent. */
+static void note_sent(struct exchange *x)
+{
+	if (x->is_sent_noted || !x->rt->on_sent || !upstream_is_flushed(x))
+		return;
+	x->is_sent_noted = true;
+	x->rt->on_sent(x);
+}
+
 static enum xinput step_upstream(struct exchange *x)
 {
 	struct http_msg *m;
@@ -323,6 +333,8 @@ static enum xinput step_upstream(struct exchange *x)
 		in = answer_head(x, m, raw);
 	else if (r == -EAGAIN)
 		in = (x->events & (XE_UP_EOF | XE_UP_ERROR | XE_UP_TIMEOUT)) ? upstream_failed(x) : XI_WAIT;
+	if (in == XI_WAIT && r == -EAGAIN)
+		note_sent(x);
 	free(m);
 	if (r < 0 && r != -EAGAIN) {
 		metric_add(M_origin_errors, 1);
